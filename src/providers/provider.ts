@@ -1,0 +1,124 @@
+/**
+ * The provider contract: the public extension point of Capstan.
+ *
+ * A provider owns one resource kind (`File`, `Package`, `AlertRules`, ...). The
+ * engine never branches on who a provider is; it only calls the methods below:
+ *
+ *   resolve   (optional) turn the user's spec into a self-contained one, e.g. read
+ *             a `source:` file from the repository into `content`. Runs once per
+ *             document at load time; its result is what the spec hash covers.
+ *   validate  (optional) semantic checks the schema cannot express.
+ *   read      batch-read the live state of many resources on one target. One call
+ *             per target and provider per plan: a provider that talks to a remote
+ *             host should make one round trip for the whole batch.
+ *   diff      pure: compare desired with live (and the last applied spec) and say
+ *             which action is needed and which fields change.
+ *   apply     carry out one planned action and return the live state after it.
+ *
+ * Errors: `read` and `apply` throw on failure (a transport error, a refused
+ * write); the engine records the failure against the resource address, skips its
+ * dependents and goes on with the rest. Throw `ProviderError` for an expected
+ * failure whose message is already user-facing; anything else is reported with
+ * its message and the provider's kind. A provider must never leave a half-written
+ * object behind: write to a temporary name and rename, or use the backend's
+ * transaction.
+ *
+ * Live values must be plain JSON (the plan stores them and hashes them to detect
+ * that the live state moved between plan and apply), deterministic for the same
+ * live object, and must not hold secrets in clear.
+ */
+import type { z } from 'zod';
+import type { Diagnostic } from '../diag/diagnostic.js';
+import type { Address, Resource } from '../spec/resource.js';
+
+export interface ProviderContext {
+  /** Aborted when the user interrupts: finish or stop the current operation promptly. */
+  readonly signal: AbortSignal;
+}
+
+/** What `resolve` may read: files of the user's repository, confined to it. */
+export interface ResolveContext {
+  /** Absolute path of the repository directory the spec was loaded from. */
+  readonly repoDir: string;
+  /** Reads a file by a path relative to the document that names it; refuses paths outside the repository. */
+  readFile(relativePath: string, fromFile: string): Promise<Buffer>;
+}
+
+/** A live connection to a target (a host, a database server, an HTTP endpoint), shared by all its resources in one run. */
+export interface TargetHandle {
+  readonly address: Address;
+  close(): Promise<void>;
+}
+
+/** Providers for kinds that other resources live on (`Host`, later `PostgresServer`, `Prometheus`...). */
+export interface TargetProvider<Spec = unknown, Handle extends TargetHandle = TargetHandle> {
+  readonly role: 'target';
+  readonly kind: string;
+  readonly description: string;
+  readonly schema: z.ZodType<Spec>;
+  /** Group names this target belongs to, for `target: group:NAME`. */
+  groupsOf(spec: Spec): readonly string[];
+  validate?(resource: Resource<Spec>): Diagnostic[];
+  /** Opens the connection. Throw with a message naming the target when it cannot be reached. */
+  connect(resource: Resource<Spec>, ctx: ProviderContext): Promise<Handle>;
+}
+
+export type ChangeAction = 'create' | 'update' | 'replace' | 'delete';
+export type DiffAction = Exclude<ChangeAction, 'delete'> | 'noop';
+
+/** One field that differs between live and desired. `format: 'text'` asks renderers for a line diff. */
+export interface FieldChange {
+  readonly path: string;
+  readonly before: unknown;
+  readonly after: unknown;
+  readonly format?: 'text' | undefined;
+  /** Values are secrets: renderers show `(sensitive)` instead. */
+  readonly sensitive?: boolean | undefined;
+}
+
+export interface ResourceDiff {
+  readonly action: DiffAction;
+  readonly fields: readonly FieldChange[];
+  /** Why, in a few words, when the action is not obvious from the fields (e.g. "path changed: replace"). */
+  readonly reason?: string | undefined;
+}
+
+export interface ApplyRequest<Spec, Live> {
+  readonly action: ChangeAction;
+  readonly address: Address;
+  /** The spec to converge to; null for delete. */
+  readonly desired: Spec | null;
+  /** The last applied spec (from the inventory); null when Capstan never applied this resource. */
+  readonly prior: Spec | null;
+  /** The live state read at plan time. */
+  readonly live: Live | null;
+}
+
+export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends TargetHandle = TargetHandle> {
+  readonly role: 'resource';
+  readonly kind: string;
+  readonly description: string;
+  readonly schema: z.ZodType<Spec>;
+  /** The kind of target this resource lives on, e.g. `Host`. */
+  readonly targetKind: string;
+  resolve?(spec: Spec, from: { file: string }, ctx: ResolveContext): Promise<Spec>;
+  /** Checks one resource against the others on the same target (conflicting paths, ...). */
+  validate?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Diagnostic[];
+  /** Edges the user need not write, e.g. a File under a managed Directory on the same host. */
+  implicitDependencies?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Address[];
+  read(target: Handle, specs: readonly Spec[], ctx: ProviderContext): Promise<(Live | null)[]>;
+  diff(desired: Spec, live: Live | null, prior: Spec | null): ResourceDiff;
+  apply(target: Handle, request: ApplyRequest<Spec, Live>, ctx: ProviderContext): Promise<Live | null>;
+}
+
+export type AnyResourceProvider = ResourceProvider<any, any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type AnyTargetProvider = TargetProvider<any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type AnyProvider = AnyResourceProvider | AnyTargetProvider;
+
+/** An expected failure with a user-facing message (e.g. "directory not empty"). */
+export class ProviderError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ProviderError';
+  }
+}
