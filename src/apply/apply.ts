@@ -1,0 +1,177 @@
+/**
+ * apply(plan) -> run: carries out exactly the plan's changes along the
+ * dependency graph. Deletes go first, dependents before what they depended on;
+ * then creates, updates and replaces, dependencies first. Each result is
+ * recorded durably as it finishes. A failed change skips its dependents; the
+ * rest goes on.
+ */
+import { hasErrors } from '../diag/diagnostic.js';
+import { fingerprint } from '../plan/canonical.js';
+import { isChange, type Plan, type PlannedChange } from '../plan/plan.js';
+import { messageOf } from '../plan/read-live.js';
+import type { AnyResourceProvider } from '../providers/provider.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { storedTarget, type TargetPool } from '../providers/target-pool.js';
+import type { Actor, InventoryEntry, ResourceResult, RunCounts, RunRecord, RunStatus, Store } from '../state/store.js';
+import { ResultRecorder } from './recorder.js';
+import { silentReporter, type ApplyReporter } from './reporter.js';
+import { walk, type NodeOutcome } from './walk.js';
+
+export const DEFAULT_PARALLELISM = 10;
+
+export interface ApplyOptions {
+  readonly plan: Plan;
+  readonly registry: ProviderRegistry;
+  readonly store: Store;
+  readonly targets: TargetPool;
+  readonly actor: Actor;
+  readonly parallelism?: number;
+  /** Abort to stop taking new work; in-flight changes finish and are recorded. */
+  readonly signal?: AbortSignal;
+  readonly reporter?: ApplyReporter;
+  /** Called once the run exists, e.g. to name it in the stack lock. */
+  readonly onRunStarted?: (run: RunRecord) => void;
+}
+
+export interface ApplyResult {
+  readonly run: RunRecord;
+  readonly status: Exclude<RunStatus, 'running'>;
+  readonly counts: RunCounts;
+  readonly failures: readonly { address: string; error: string }[];
+}
+
+export class PlanNotApplicableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanNotApplicableError';
+  }
+}
+
+interface Node {
+  readonly key: string;
+  readonly waitsFor: readonly string[];
+  readonly change: PlannedChange;
+}
+
+export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
+  const { plan, registry, store, targets } = options;
+  if (hasErrors(plan.diagnostics)) throw new PlanNotApplicableError('the plan has errors and cannot be applied');
+  const signal = options.signal ?? new AbortController().signal;
+  const reporter = options.reporter ?? silentReporter;
+
+  const run = await store.startRun({
+    stack: plan.stack,
+    kind: 'apply',
+    actor: options.actor,
+    commit: plan.source.commit,
+    author: plan.source.author,
+    message: plan.source.message,
+    specHash: plan.specHash,
+  });
+  options.onRunStarted?.(run);
+  const recorder = new ResultRecorder(store, run.id);
+  const failures: { address: string; error: string }[] = [];
+  const work = plan.changes.filter((c) => isChange(c.action) || c.recordOnly);
+  reporter.started(work.filter((c) => isChange(c.action)).length, run.id);
+
+  const finish = async (change: PlannedChange, result: Omit<ResourceResult, 'address' | 'action'>): Promise<void> => {
+    if (result.status === 'failed' && result.error) failures.push({ address: change.address, error: result.error });
+    const record = { address: change.address, action: change.action, ...result };
+    await recorder.record(record);
+    if (isChange(change.action) || result.status !== 'succeeded') {
+      reporter.finished({ change, status: result.status, error: result.error, durationMs: result.durationMs });
+    }
+  };
+
+  const runChange = async (change: PlannedChange): Promise<NodeOutcome> => {
+    const started = performance.now();
+    if (!isChange(change.action)) {
+      // Unchanged but not yet in the inventory: adopt it, without touching the live object.
+      await finish(change, { status: 'succeeded', error: null, durationMs: 0, inventory: inventoryEntry(plan, change, change.origin ?? 'adopted') });
+      return 'succeeded';
+    }
+    reporter.began(change);
+    try {
+      const provider = registry.resource(change.kind);
+      if (!provider) throw new Error(`no provider for kind ${change.kind}`);
+      const target = plan.targets[change.target];
+      if (!target) throw new Error(`the plan has no target ${change.target}`);
+      const handle = await targets.connect(storedTarget(change.target, target.kind, target.spec));
+      const live = await provider.apply(
+        handle,
+        { action: change.action as Exclude<PlannedChange['action'], 'noop'>, address: change.address, desired: change.after, prior: change.prior, live: change.before },
+        { signal },
+      );
+      checkPromise(provider, change, live);
+      const entry =
+        change.action === 'delete'
+          ? null
+          : { ...inventoryEntry(plan, change, change.origin ?? (change.action === 'create' ? 'created' : 'adopted')), liveFingerprint: fingerprint(live) };
+      await finish(change, { status: 'succeeded', error: null, durationMs: performance.now() - started, inventory: entry });
+      return 'succeeded';
+    } catch (err) {
+      await finish(change, { status: 'failed', error: messageOf(err), durationMs: performance.now() - started });
+      return 'failed';
+    }
+  };
+
+  const callbacks = {
+    run: (n: Node) => runChange(n.change),
+    skip: (n: Node, because: string) =>
+      finish(n.change, { status: 'skipped', error: `skipped: ${because} did not succeed`, durationMs: 0 }),
+    interrupted: (n: Node) =>
+      isChange(n.change.action) ? finish(n.change, { status: 'skipped', error: 'interrupted before it started', durationMs: 0 }) : Promise.resolve(),
+  };
+  const concurrency = Math.max(1, options.parallelism ?? DEFAULT_PARALLELISM);
+  const toNode = (c: PlannedChange): Node => ({ key: c.address, waitsFor: c.waitsFor, change: c });
+  const deletes = work.filter((c) => c.action === 'delete').map(toNode);
+  const others = work.filter((c) => c.action !== 'delete').map(toNode);
+  try {
+    await walk(deletes, callbacks, { concurrency, signal });
+    await walk(others, callbacks, { concurrency, signal });
+    await recorder.drain();
+  } finally {
+    reporter.ended();
+  }
+
+  const status = signal.aborted ? 'interrupted' : failures.length > 0 ? 'failed' : 'succeeded';
+  const finished = await store.finishRun(
+    run.id,
+    status,
+    signal.aborted ? 'interrupted by a signal' : failures.length > 0 ? `${failures.length} resource(s) failed` : null,
+  );
+  return { run: finished, status, counts: finished.counts, failures };
+}
+
+function inventoryEntry(
+  plan: Plan,
+  change: PlannedChange,
+  origin: InventoryEntry['origin'],
+): Omit<InventoryEntry, 'updatedAt' | 'lastRunId'> {
+  const target = plan.targets[change.target];
+  return {
+    address: change.address,
+    kind: change.kind,
+    target: change.target,
+    targetKind: target?.kind ?? null,
+    targetSpec: target?.spec ?? null,
+    spec: change.after,
+    specHash: change.specHash ?? '',
+    liveFingerprint: change.liveFingerprint,
+    dependsOn: change.dependsOn,
+    origin,
+  };
+}
+
+/** The provider promised, through its diff, that applying converges: hold it to that. */
+function checkPromise(provider: AnyResourceProvider, change: PlannedChange, live: unknown): void {
+  if (change.action === 'delete') {
+    if (live !== null && live !== undefined) throw new Error(`provider ${provider.kind} reported the resource still present after delete`);
+    return;
+  }
+  const after = provider.diff(change.after, live ?? null, change.after);
+  if (after.action !== 'noop') {
+    const fields = after.fields.map((f) => f.path).join(', ') || after.action;
+    throw new Error(`provider ${provider.kind} broke its promise: after apply, ${fields} still differ from the spec`);
+  }
+}

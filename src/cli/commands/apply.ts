@@ -1,0 +1,125 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { hasErrors } from '../../diag/diagnostic.js';
+import { applyPlan, DEFAULT_PARALLELISM } from '../../apply/apply.js';
+import { findStaleness } from '../../apply/staleness.js';
+import { hasChanges, PLAN_FORMAT_VERSION, type Plan } from '../../plan/plan.js';
+import { planChanges } from '../../plan/planner.js';
+import { renderPlanText } from '../../plan/render-text.js';
+import { TargetPool } from '../../providers/target-pool.js';
+import { confirm } from '../confirm.js';
+import {
+  addSourceOptions,
+  currentActor,
+  loadSpec,
+  openStateStore,
+  parsePositiveInt,
+  reportDiagnostics,
+  UsageError,
+  useColor,
+  type SourceOptions,
+} from '../context.js';
+import { progressReporter } from '../progress.js';
+import { trapInterrupts } from '../signals.js';
+
+interface ApplyCommandOptions extends SourceOptions {
+  plan?: string;
+  yes?: boolean;
+  parallelism: number;
+  allowMassDelete?: boolean;
+}
+
+export function registerApplyCommand(program: Command): void {
+  addSourceOptions(program.command('apply [dir]'))
+    .description('converge the live state on the spec (asks first unless --yes or --plan)')
+    .option('--plan <file>', 'apply exactly this saved plan; refused if the spec, state or live objects moved since')
+    .option('--yes', 'do not ask for confirmation')
+    .option('--parallelism <n>', 'changes applied at once', parsePositiveInt, DEFAULT_PARALLELISM)
+    .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
+    .action(async (dir: string | undefined, options: ApplyCommandOptions) => {
+      const saved = options.plan ? await readSavedPlan(options.plan) : undefined;
+      const specDir = dir ?? (saved && !options.repo ? saved.source.dir : undefined);
+      const stackName = saved?.stack ?? options.stack;
+      const { source, stack, registry } = await loadSpec(specDir, options);
+      if (reportDiagnostics(stack.diagnostics)) {
+        process.exitCode = 1;
+        return;
+      }
+      const store = await openStateStore(specDir, options);
+      const interrupts = trapInterrupts((name) => process.stderr.write(`\n${name}: finishing the changes in flight, starting no new ones (again to exit now)\n`));
+      const targets = new TargetPool(registry, { signal: interrupts.signal });
+      const actor = currentActor();
+      let lock;
+      try {
+        lock = await store.lock(stackName, actor);
+        let plan: Plan;
+        if (saved) {
+          const reasons = await findStaleness({ plan: saved, currentSpecHash: stack.specHash, store, registry, targets });
+          if (reasons.length > 0) {
+            throw new UsageError(`the saved plan ${options.plan} is stale and was not applied:\n  - ${reasons.join('\n  - ')}\nMake a new plan.`);
+          }
+          plan = saved;
+        } else {
+          plan = await planChanges({ stack: stackName, desired: stack, source, registry, store, targets, allowMassDelete: options.allowMassDelete ?? false });
+          const text = renderPlanText(plan, { color: useColor(process.stdout) });
+          if (hasErrors(plan.diagnostics)) {
+            process.stderr.write(text);
+            process.exitCode = 1;
+            return;
+          }
+          process.stdout.write(text);
+          if (hasChanges(plan) && !options.yes) {
+            if (!process.stdin.isTTY) throw new UsageError('refusing to apply without confirmation: pass --yes, or apply a saved plan with --plan');
+            if (!(await confirm('\nDo you want to perform these actions?'))) {
+              process.stdout.write('Apply cancelled.\n');
+              process.exitCode = 1;
+              return;
+            }
+          }
+        }
+        if (!hasChanges(plan) && !plan.changes.some((c) => c.recordOnly)) {
+          process.exitCode = 0;
+          return;
+        }
+        const result = await applyPlan({
+          plan,
+          registry,
+          store,
+          targets,
+          actor,
+          parallelism: options.parallelism,
+          signal: interrupts.signal,
+          reporter: progressReporter(process.stdout),
+          onRunStarted: (run) => void lock?.setRunId?.(run.id).catch(() => undefined),
+        });
+        const c = result.counts;
+        const line = `${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted, ${c.failed} failed, ${c.skipped} skipped`;
+        if (result.status === 'succeeded') process.stdout.write(`\nApply complete (run ${result.run.id}): ${line}.\n`);
+        else {
+          process.stderr.write(`\nApply ${result.status} (run ${result.run.id}): ${line}.\n`);
+          for (const f of result.failures) process.stderr.write(`  ${f.address}: ${f.error}\n`);
+        }
+        process.exitCode = result.status === 'succeeded' ? 0 : (interrupts.exitCode() ?? 1);
+      } finally {
+        interrupts.dispose();
+        await targets.close();
+        await lock?.release();
+        await store.close();
+      }
+    });
+}
+
+async function readSavedPlan(file: string): Promise<Plan> {
+  let plan: Plan;
+  try {
+    plan = JSON.parse(await readFile(file, 'utf8')) as Plan;
+  } catch (err) {
+    throw new UsageError(`cannot read the saved plan ${file}: ${(err as Error).message}`);
+  }
+  if (plan?.formatVersion !== PLAN_FORMAT_VERSION || !Array.isArray(plan.changes) || typeof plan.specHash !== 'string') {
+    throw new UsageError(`${file} is not a Capstan plan (format ${PLAN_FORMAT_VERSION})`);
+  }
+  if (hasErrors(plan.diagnostics ?? [])) throw new UsageError(`the saved plan ${file} has errors and cannot be applied`);
+  return { ...plan, source: { ...plan.source, dir: path.resolve(plan.source.dir) } };
+}

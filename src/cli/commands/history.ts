@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+import type { RunRecord } from '../../state/store.js';
+import { addStateOptions, openStateStore, parsePositiveInt } from '../context.js';
+
+export function registerHistoryCommand(program: Command): void {
+  addStateOptions(program.command('history [dir]'))
+    .description('past runs: when, which commit, who, what changed, result')
+    .option('--json', 'print runs as JSON')
+    .option('--limit <n>', 'how many runs', parsePositiveInt, 20)
+    .option('--all-stacks', 'runs of every stack in the store')
+    .action(async (dir: string | undefined, options: { state?: string; stack: string; json?: boolean; limit: number; allStacks?: boolean }) => {
+      const store = await openStateStore(dir, options);
+      try {
+        const runs = await store.listRuns({ ...(options.allStacks ? {} : { stack: options.stack }), limit: options.limit });
+        if (options.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
+        else if (runs.length === 0) process.stdout.write('No runs yet.\n');
+        else for (const run of runs) process.stdout.write(formatRun(run) + '\n');
+        process.exitCode = 0;
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+function formatRun(run: RunRecord): string {
+  const c = run.counts;
+  const commit = run.commit ? run.commit.slice(0, 12) : 'no commit';
+  const what = `+${c.create} ~${c.update} -/+${c.replace} -${c.delete}${c.failed ? ` failed ${c.failed}` : ''}${c.skipped ? ` skipped ${c.skipped}` : ''}`;
+  const subject = run.message ? `  "${run.message}"` : '';
+  return `#${run.id}  ${run.startedAt}  ${run.status.padEnd(11)} ${run.stack}  ${commit}  ${run.actor.user}@${run.actor.host}  ${what}${subject}`;
+}

@@ -1,0 +1,96 @@
+/** What every command shares: where the spec comes from, where state lives, who is running. */
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { formatDiagnostic, hasErrors, sortDiagnostics, type Diagnostic } from '../diag/diagnostic.js';
+import type { PlanSource } from '../plan/plan.js';
+import { defaultRegistry } from '../providers/index.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { resolveSource } from '../source/source.js';
+import { loadStack, type LoadedStack } from '../spec/load.js';
+import { defaultStateUrl, openStore } from '../state/open.js';
+import type { Actor, Store } from '../state/store.js';
+
+export interface SourceOptions {
+  repo?: string;
+  ref?: string;
+  path?: string;
+  state?: string;
+  stack: string;
+}
+
+export function addSourceOptions(cmd: Command): Command {
+  return cmd
+    .option('--repo <url>', 'a git repository (path or URL) to read the spec from, instead of DIR')
+    .option('--ref <ref>', 'branch, tag or commit of --repo', 'HEAD')
+    .option('--path <dir>', 'directory inside --repo that holds the spec', '.')
+    .option('--state <url>', 'state store: sqlite:PATH (default DIR/.capstan/state.db)')
+    .option('--stack <name>', 'stack name in the state store', 'default');
+}
+
+export function addStateOptions(cmd: Command): Command {
+  return cmd
+    .option('--state <url>', 'state store: sqlite:PATH (default DIR/.capstan/state.db)')
+    .option('--stack <name>', 'stack name in the state store', 'default');
+}
+
+export interface LoadedSpec {
+  readonly source: PlanSource;
+  readonly stack: LoadedStack;
+  readonly registry: ProviderRegistry;
+}
+
+export async function loadSpec(dir: string | undefined, options: SourceOptions): Promise<LoadedSpec> {
+  const info = options.repo
+    ? await resolveSource({ repo: options.repo, ref: options.ref ?? 'HEAD', path: options.path ?? '.' })
+    : await resolveSource({ dir: path.resolve(dir ?? '.') });
+  const registry = defaultRegistry();
+  const stack = await loadStack(info.dir, registry);
+  return { source: info, stack, registry };
+}
+
+export function stateUrl(dir: string | undefined, options: { state?: string; repo?: string }): string {
+  if (options.state) return options.state;
+  if (options.repo) return `sqlite:${path.resolve('.capstan/state.db')}`;
+  return defaultStateUrl(path.resolve(dir ?? '.'));
+}
+
+export async function openStateStore(dir: string | undefined, options: { state?: string; repo?: string }): Promise<Store> {
+  return openStore(stateUrl(dir, options));
+}
+
+export function currentActor(): Actor {
+  let user = process.env.CAPSTAN_ACTOR ?? '';
+  if (!user) {
+    try {
+      user = os.userInfo().username;
+    } catch {
+      user = String(process.getuid?.() ?? 'unknown');
+    }
+  }
+  return { user, host: os.hostname(), pid: process.pid };
+}
+
+/** Prints diagnostics to stderr; returns true when any is an error. */
+export function reportDiagnostics(diagnostics: readonly Diagnostic[]): boolean {
+  for (const d of sortDiagnostics(diagnostics)) process.stderr.write(formatDiagnostic(d) + '\n');
+  return hasErrors(diagnostics);
+}
+
+export function useColor(stream: NodeJS.WriteStream): boolean {
+  return stream.isTTY === true && !process.env.NO_COLOR;
+}
+
+/** An error the user caused and can fix: printed without a stack trace, exit 1. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`expected a positive whole number, got "${value}"`);
+  return n;
+}

@@ -1,0 +1,101 @@
+/**
+ * The Plan is a value: pure JSON, written to disk by `plan --out`, read back by
+ * `apply --plan`. Apply carries out exactly the changes listed here and never
+ * decides anything the plan did not say.
+ */
+import type { Diagnostic } from '../diag/diagnostic.js';
+import type { FieldChange } from '../providers/provider.js';
+import type { Address } from '../spec/resource.js';
+
+export const PLAN_FORMAT_VERSION = 1;
+
+export type Action = 'create' | 'update' | 'replace' | 'delete' | 'noop';
+
+export const ACTIONS: readonly Action[] = ['create', 'update', 'replace', 'delete', 'noop'];
+
+/** The symbol a plan shows in front of a change, as Terraform does. */
+export const ACTION_SYMBOL: Record<Action, string> = {
+  create: '+',
+  update: '~',
+  replace: '-/+',
+  delete: '-',
+  noop: ' ',
+};
+
+export function isChange(action: Action): boolean {
+  return action !== 'noop';
+}
+
+export function isDelete(action: Action): boolean {
+  return action === 'delete';
+}
+
+/** Where the desired state came from; recorded with every run. */
+export interface PlanSource {
+  readonly dir: string;
+  readonly repo: string | null;
+  readonly ref: string | null;
+  readonly commit: string | null;
+  readonly author: string | null;
+  readonly message: string | null;
+  readonly dirty: boolean | null;
+}
+
+export interface PlannedTarget {
+  readonly kind: string;
+  readonly spec: unknown;
+}
+
+export interface PlannedChange {
+  readonly address: Address;
+  readonly kind: string;
+  /** Target address, e.g. `Host/web-1`. */
+  readonly target: Address;
+  readonly action: Action;
+  readonly reason?: string | undefined;
+  /** Live state read at plan time (null when absent). */
+  readonly before: unknown;
+  /** Desired spec (null for delete). */
+  readonly after: unknown;
+  /** Last applied spec from the inventory (null when not managed yet). */
+  readonly prior: unknown;
+  readonly fields: readonly FieldChange[];
+  /** Addresses this change must wait for (for deletes: the resources that depended on it). */
+  readonly waitsFor: readonly Address[];
+  /** Addresses it depends on, as recorded in the inventory after apply. */
+  readonly dependsOn: readonly Address[];
+  readonly specHash: string | null;
+  readonly liveFingerprint: string | null;
+  /** Already in the inventory (created or adopted by Capstan). */
+  readonly managed: boolean;
+  /** How Capstan came to manage it: kept across applies; null when not managed yet. */
+  readonly origin: 'created' | 'adopted' | null;
+  /** A noop whose inventory entry is missing or out of date: apply records it without touching the live object. */
+  readonly recordOnly: boolean;
+}
+
+export interface Plan {
+  readonly formatVersion: typeof PLAN_FORMAT_VERSION;
+  readonly stack: string;
+  readonly createdAt: string;
+  readonly source: PlanSource;
+  /** Hash of the whole resolved spec: a saved plan refuses to apply when it moved. */
+  readonly specHash: string;
+  /** The stack's state serial the plan was made against. */
+  readonly priorSerial: number;
+  readonly targets: Readonly<Record<Address, PlannedTarget>>;
+  readonly changes: readonly PlannedChange[];
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export type ActionCounts = Record<Action, number>;
+
+export function countActions(changes: readonly PlannedChange[]): ActionCounts {
+  const counts: ActionCounts = { create: 0, update: 0, replace: 0, delete: 0, noop: 0 };
+  for (const c of changes) counts[c.action] += 1;
+  return counts;
+}
+
+export function hasChanges(plan: Plan): boolean {
+  return plan.changes.some((c) => isChange(c.action));
+}

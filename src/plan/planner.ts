@@ -1,0 +1,206 @@
+/**
+ * planChanges(desired, prior) -> Plan: reads live state through the providers,
+ * one batch per target and kind, and diffs it against the desired spec and the
+ * inventory. It changes nothing.
+ */
+import { error, hasErrors, type Diagnostic } from '../diag/diagnostic.js';
+import { buildResourceGraph } from '../graph/resource-graph.js';
+import type { AnyResourceProvider } from '../providers/provider.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { storedTarget, type TargetPool } from '../providers/target-pool.js';
+import type { Address, Resource } from '../spec/resource.js';
+import type { InventoryEntry, Store } from '../state/store.js';
+import { canonicalJson, fingerprint, sha256 } from './canonical.js';
+import { readLiveState } from './read-live.js';
+import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
+
+/** The validated desired state (a LoadedStack satisfies it). */
+export interface DesiredState {
+  readonly targets: readonly Resource[];
+  readonly resources: readonly Resource[];
+  readonly specHash: string;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export interface PlanOptions {
+  readonly stack: string;
+  readonly desired: DesiredState;
+  readonly source: PlanSource;
+  readonly registry: ProviderRegistry;
+  readonly store: Store;
+  readonly targets: TargetPool;
+  /** Deleting more than this share of managed resources needs allowMassDelete. */
+  readonly massDeleteThreshold?: number;
+  readonly allowMassDelete?: boolean;
+  /** How many target batches are read at once. */
+  readonly readConcurrency?: number;
+  readonly signal?: AbortSignal;
+}
+
+export const DEFAULT_MASS_DELETE_THRESHOLD = 0.5;
+
+/** One resource to read: desired (from the spec) or orphaned (only in the inventory). */
+interface Subject {
+  readonly address: Address;
+  readonly kind: string;
+  readonly provider: AnyResourceProvider;
+  readonly target: Resource;
+  readonly desired: Resource | undefined;
+  readonly managed: InventoryEntry | undefined;
+}
+
+export function resourceSpecHash(resource: Pick<Resource, 'target' | 'spec'>): string {
+  return sha256(canonicalJson({ target: resource.target, spec: resource.spec }));
+}
+
+export async function planChanges(options: PlanOptions): Promise<Plan> {
+  const { desired, registry, store, stack } = options;
+  const diagnostics: Diagnostic[] = [...desired.diagnostics];
+  const [inventory, priorSerial] = await Promise.all([store.inventory(stack), store.serial(stack)]);
+  const base = {
+    formatVersion: PLAN_FORMAT_VERSION,
+    stack,
+    createdAt: new Date().toISOString(),
+    source: options.source,
+    specHash: desired.specHash,
+    priorSerial,
+  } as const;
+  // A spec with errors never becomes "nothing desired": no changes at all, deletes included.
+  if (hasErrors(diagnostics)) return { ...base, targets: {}, changes: [], diagnostics };
+
+  const subjects = collectSubjects(desired, inventory, registry, diagnostics);
+  const targets: Record<Address, PlannedTarget> = {};
+  for (const s of subjects) targets[s.target.address] = { kind: s.target.kind, spec: s.target.spec };
+
+  const live = await readLiveState(
+    subjects.map((s) => ({ ...s, spec: s.desired ? s.desired.spec : s.managed?.spec })),
+    options.targets,
+    { concurrency: options.readConcurrency ?? 16, signal: options.signal ?? new AbortController().signal },
+  );
+  const graph = buildResourceGraph(desired.resources, registry);
+  const dependents = new Map<Address, Address[]>();
+  for (const entry of inventory) {
+    for (const dep of entry.dependsOn) {
+      const list = dependents.get(dep) ?? [];
+      list.push(entry.address);
+      dependents.set(dep, list);
+    }
+  }
+
+  const desiredAddresses = new Set(desired.resources.map((r) => r.address));
+  const changes: PlannedChange[] = [];
+  for (const s of subjects) {
+    const read = live.get(s.address);
+    if (!read || 'error' in read) {
+      diagnostics.push(error(read?.error ?? 'live state was not read', { address: s.address, source: s.desired?.source }));
+      continue;
+    }
+    const prior = s.managed ? s.managed.spec : null;
+    if (s.desired) {
+      const diff = s.provider.diff(s.desired.spec, read.live, prior);
+      const dependsOn = graph.has(s.address) ? [...graph.dependenciesOf(s.address)].sort() : [];
+      const specHash = resourceSpecHash(s.desired);
+      changes.push({
+        address: s.address,
+        kind: s.kind,
+        target: s.target.address,
+        action: diff.action,
+        reason: diff.reason,
+        before: read.live,
+        after: s.desired.spec,
+        prior,
+        fields: diff.fields,
+        waitsFor: dependsOn,
+        dependsOn,
+        specHash,
+        liveFingerprint: fingerprint(read.live),
+        managed: s.managed !== undefined,
+        origin: s.managed?.origin ?? null,
+        recordOnly:
+          diff.action === 'noop' &&
+          (s.managed === undefined || s.managed.specHash !== specHash || canonicalJson(s.managed.dependsOn) !== canonicalJson(dependsOn)),
+      });
+    } else {
+      changes.push({
+        address: s.address,
+        kind: s.kind,
+        target: s.target.address,
+        action: 'delete',
+        reason: read.live === null ? 'removed from the spec (already absent)' : 'removed from the spec',
+        before: read.live,
+        after: null,
+        prior,
+        fields: [],
+        // Deletes run in reverse: wait for the managed resources that depended on this one.
+        waitsFor: (dependents.get(s.address) ?? []).filter((a) => !desiredAddresses.has(a)),
+        dependsOn: [],
+        specHash: null,
+        liveFingerprint: fingerprint(read.live),
+        managed: true,
+        origin: s.managed?.origin ?? null,
+        recordOnly: false,
+      });
+    }
+  }
+  changes.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+
+  checkMassDelete(changes, inventory.length, options, diagnostics);
+  return { ...base, targets, changes, diagnostics };
+}
+
+function collectSubjects(
+  desired: DesiredState,
+  inventory: readonly InventoryEntry[],
+  registry: ProviderRegistry,
+  diagnostics: Diagnostic[],
+): Subject[] {
+  const targetsByAddress = new Map(desired.targets.map((t) => [t.address, t]));
+  const managed = new Map(inventory.map((e) => [e.address, e]));
+  const subjects: Subject[] = [];
+  for (const r of desired.resources) {
+    const provider = registry.resource(r.kind);
+    const target = r.target ? targetsByAddress.get(r.target) : undefined;
+    if (!provider || !target) {
+      diagnostics.push(error(`no provider or target for ${r.kind}`, { address: r.address, source: r.source }));
+      continue;
+    }
+    subjects.push({ address: r.address, kind: r.kind, provider, target, desired: r, managed: managed.get(r.address) });
+  }
+  const desiredAddresses = new Set(desired.resources.map((r) => r.address));
+  for (const entry of inventory) {
+    if (desiredAddresses.has(entry.address)) continue;
+    const provider = registry.resource(entry.kind);
+    if (!provider || !entry.target || !entry.targetKind) {
+      diagnostics.push(
+        error(`the state holds ${entry.address} of kind ${entry.kind}, which no provider handles; it cannot be deleted`, {
+          address: entry.address,
+        }),
+      );
+      continue;
+    }
+    const target = targetsByAddress.get(entry.target) ?? storedTarget(entry.target, entry.targetKind, entry.targetSpec);
+    subjects.push({ address: entry.address, kind: entry.kind, provider, target, desired: undefined, managed: entry });
+  }
+  return subjects;
+}
+
+function checkMassDelete(
+  changes: readonly PlannedChange[],
+  managedCount: number,
+  options: PlanOptions,
+  diagnostics: Diagnostic[],
+): void {
+  if (options.allowMassDelete) return;
+  const deletes = changes.filter((c) => c.action === 'delete').length;
+  if (deletes === 0) return;
+  const threshold = options.massDeleteThreshold ?? DEFAULT_MASS_DELETE_THRESHOLD;
+  if (deletes === managedCount || deletes > managedCount * threshold) {
+    diagnostics.push(
+      error(
+        `the plan deletes ${deletes} of ${managedCount} managed resources (more than ${Math.round(threshold * 100)}%); ` +
+          'if that is intended, run again with --allow-mass-delete',
+      ),
+    );
+  }
+}
+

@@ -1,0 +1,70 @@
+import type { AnyResourceProvider, TargetHandle } from '../providers/provider.js';
+import type { TargetPool } from '../providers/target-pool.js';
+import type { Address, Resource } from '../spec/resource.js';
+
+export interface LiveSubject {
+  readonly address: Address;
+  readonly kind: string;
+  readonly provider: AnyResourceProvider;
+  readonly target: Resource;
+  /** The spec that names the live object (the desired one, or the last applied one for orphans). */
+  readonly spec: unknown;
+}
+
+export type LiveRead = { readonly live: unknown } | { readonly error: string };
+
+/**
+ * Reads live state with one provider.read per (target, kind) batch, batches
+ * running concurrently up to a limit. A target that cannot be reached, or a
+ * batch that fails, gives an error for each of its resources.
+ */
+export async function readLiveState(
+  subjects: readonly LiveSubject[],
+  pool: TargetPool,
+  options: { concurrency: number; signal: AbortSignal },
+): Promise<Map<Address, LiveRead>> {
+  const batches = new Map<string, LiveSubject[]>();
+  for (const s of subjects) {
+    const key = `${s.target.address}\u0000${s.kind}`;
+    const batch = batches.get(key);
+    if (batch) batch.push(s);
+    else batches.set(key, [s]);
+  }
+  const results = new Map<Address, LiveRead>();
+  const fail = (batch: readonly LiveSubject[], message: string): void => {
+    for (const s of batch) results.set(s.address, { error: message });
+  };
+  const readBatch = async (batch: LiveSubject[]): Promise<void> => {
+    const first = batch[0]!;
+    let handle: TargetHandle;
+    try {
+      handle = await pool.connect(first.target);
+    } catch (err) {
+      fail(batch, `cannot reach ${first.target.address}: ${messageOf(err)}`);
+      return;
+    }
+    try {
+      const lives = await first.provider.read(
+        handle,
+        batch.map((s) => s.spec),
+        { signal: options.signal },
+      );
+      if (lives.length !== batch.length) {
+        throw new Error(`provider ${first.kind} returned ${lives.length} live states for ${batch.length} resources`);
+      }
+      batch.forEach((s, i) => results.set(s.address, { live: lives[i] ?? null }));
+    } catch (err) {
+      fail(batch, `reading live state failed: ${messageOf(err)}`);
+    }
+  };
+  const queue = [...batches.values()];
+  const workers = Array.from({ length: Math.min(options.concurrency, queue.length) }, async () => {
+    for (let batch = queue.shift(); batch; batch = queue.shift()) await readBatch(batch);
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

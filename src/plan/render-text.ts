@@ -1,0 +1,110 @@
+/** The human plan, in the shape Terraform users read every day. */
+import { structuredPatch } from 'diff';
+import { formatDiagnostic, sortDiagnostics } from '../diag/diagnostic.js';
+import type { FieldChange } from '../providers/provider.js';
+import { ACTION_SYMBOL, countActions, isChange, type Action, type Plan, type PlannedChange } from './plan.js';
+
+export interface Style {
+  readonly color: boolean;
+}
+
+const ANSI = { green: '\u001b[32m', yellow: '\u001b[33m', red: '\u001b[31m', cyan: '\u001b[36m', bold: '\u001b[1m', dim: '\u001b[2m', reset: '\u001b[0m' };
+
+const ACTION_COLOR: Record<Action, string> = { create: ANSI.green, update: ANSI.yellow, replace: ANSI.yellow, delete: ANSI.red, noop: '' };
+
+const ACTION_PHRASE: Record<Action, string> = {
+  create: 'will be created',
+  update: 'will be updated in place',
+  replace: 'must be replaced',
+  delete: 'will be deleted',
+  noop: 'is unchanged',
+};
+
+const MAX_CONTENT_LINES = 80;
+
+export const SENSITIVE_TEXT = '(sensitive)';
+
+export function renderPlanText(plan: Plan, style: Style = { color: false }): string {
+  const paint = (code: string, text: string): string => (style.color && code ? `${code}${text}${ANSI.reset}` : text);
+  const out: string[] = [];
+  const diagnostics = sortDiagnostics(plan.diagnostics);
+  for (const d of diagnostics) out.push(paint(d.severity === 'error' ? ANSI.red : ANSI.yellow, formatDiagnostic(d)));
+  if (diagnostics.some((d) => d.severity === 'error')) {
+    out.push('', 'The plan has errors: nothing can be applied until they are fixed.');
+    return out.join('\n') + '\n';
+  }
+  const changes = plan.changes.filter((c) => isChange(c.action));
+  if (diagnostics.length > 0) out.push('');
+  if (changes.length === 0) {
+    out.push('No changes. The live state matches the spec.');
+    return out.join('\n') + '\n';
+  }
+  out.push('Capstan will perform the following actions:', '');
+  for (const c of changes) {
+    out.push(...renderChange(c, paint));
+    out.push('');
+  }
+  out.push(paint(ANSI.bold, summaryLine(plan)));
+  return out.join('\n') + '\n';
+}
+
+export function summaryLine(plan: Plan): string {
+  const n = countActions(plan.changes);
+  return `Plan: ${n.create} to create, ${n.update} to update, ${n.replace} to replace, ${n.delete} to delete.`;
+}
+
+type Paint = (code: string, text: string) => string;
+
+function renderChange(c: PlannedChange, paint: Paint): string[] {
+  const color = ACTION_COLOR[c.action];
+  const lines = [
+    paint(ANSI.dim, `  # ${c.address} ${ACTION_PHRASE[c.action]}${c.reason ? ` (${c.reason})` : ''}`),
+    `  ${paint(color, ACTION_SYMBOL[c.action])} ${paint(ANSI.bold, c.address)} ${paint(ANSI.dim, `on ${c.target}`)}`,
+  ];
+  for (const f of c.fields) lines.push(...renderField(f, c.action, paint));
+  return lines;
+}
+
+function renderField(f: FieldChange, action: Action, paint: Paint): string[] {
+  const indent = '      ';
+  if (f.sensitive) return [`${indent}${paint(ANSI.yellow, '~')} ${f.path}: ${SENSITIVE_TEXT}`];
+  if (f.format === 'text' && (typeof f.before === 'string' || typeof f.after === 'string')) {
+    const header = `${indent}${paint(ACTION_COLOR[action] || ANSI.yellow, fieldSymbol(f))} ${f.path}:`;
+    return [header, ...textDiff(f.before, f.after, `${indent}    `, paint)];
+  }
+  if (f.before === undefined || f.before === null) {
+    return [`${indent}${paint(ANSI.green, '+')} ${f.path}: ${show(f.after)}`];
+  }
+  if (f.after === undefined || f.after === null) {
+    return [`${indent}${paint(ANSI.red, '-')} ${f.path}: ${show(f.before)}`];
+  }
+  return [`${indent}${paint(ANSI.yellow, '~')} ${f.path}: ${show(f.before)} -> ${show(f.after)}`];
+}
+
+function fieldSymbol(f: FieldChange): string {
+  if (f.before === undefined || f.before === null) return '+';
+  if (f.after === undefined || f.after === null) return '-';
+  return '~';
+}
+
+function textDiff(before: unknown, after: unknown, indent: string, paint: Paint): string[] {
+  const a = typeof before === 'string' ? before : '';
+  const b = typeof after === 'string' ? after : '';
+  const patch = structuredPatch('before', 'after', a, b, '', '', { context: 3 });
+  const lines: string[] = [];
+  for (const hunk of patch.hunks) {
+    lines.push(paint(ANSI.cyan, `@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`));
+    for (const l of hunk.lines) {
+      const code = l.startsWith('+') ? ANSI.green : l.startsWith('-') ? ANSI.red : '';
+      lines.push(paint(code, l));
+    }
+  }
+  if (typeof before !== 'string' && before !== null && before !== undefined) lines.unshift('(live content not shown)');
+  const shown = lines.slice(0, MAX_CONTENT_LINES).map((l) => indent + l);
+  if (lines.length > MAX_CONTENT_LINES) shown.push(`${indent}... ${lines.length - MAX_CONTENT_LINES} more lines`);
+  return shown;
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+}
