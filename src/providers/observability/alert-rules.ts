@@ -1,0 +1,161 @@
+/**
+ * `AlertRules`: plain Prometheus rule groups, written as Prometheus writes them
+ * (`alert`, `record`, `expr`, `for`, `keep_firing_for`, `labels`, `annotations`).
+ * Every alert needs a `runbook_url` annotation, unless the rule carries
+ * `runbookWaiver: "<reason>"`; the waiver is Capstan's and is not rendered.
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { error, type Diagnostic } from '../../diag/diagnostic.js';
+import type { Resource } from '../../spec/resource.js';
+import { durationSchema } from './duration.js';
+
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+/** The Prometheus rule file model, as rendered. */
+export interface AlertingRule {
+  alert: string;
+  expr: string;
+  for?: string;
+  keep_firing_for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+export interface RecordingRule {
+  record: string;
+  expr: string;
+  labels?: Record<string, string>;
+}
+export type Rule = AlertingRule | RecordingRule;
+export interface RuleGroup {
+  name: string;
+  interval?: string;
+  limit?: number;
+  rules: Rule[];
+}
+export interface RuleFile {
+  groups: RuleGroup[];
+}
+
+const labelsSchema = z.record(z.string().regex(LABEL_NAME, 'label names match [a-zA-Z_][a-zA-Z0-9_]*'), z.string());
+
+export const ruleSchema = z
+  .object({
+    alert: z.string().regex(LABEL_NAME, 'alert names match [a-zA-Z_][a-zA-Z0-9_]*').optional(),
+    record: z.string().regex(METRIC_NAME, 'recorded metric names match [a-zA-Z_:][a-zA-Z0-9_:]*').optional(),
+    expr: z.string().trim().min(1, 'expr is empty'),
+    for: durationSchema.optional(),
+    keep_firing_for: durationSchema.optional(),
+    labels: labelsSchema.optional(),
+    annotations: labelsSchema.optional(),
+    runbookWaiver: z.string().trim().min(1, 'a runbookWaiver must give its reason').optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.alert === undefined) === (r.record === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'a rule has exactly one of alert or record' });
+    }
+    if (r.record !== undefined) {
+      for (const key of ['for', 'keep_firing_for', 'annotations', 'runbookWaiver'] as const) {
+        if (r[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `a recording rule has no ${key}` });
+      }
+    }
+  });
+
+export const ruleGroupSchema = z
+  .object({
+    name: z.string().trim().min(1),
+    interval: durationSchema.optional(),
+    limit: z.number().int().nonnegative().optional(),
+    rules: z.array(ruleSchema).min(1, 'a group needs at least one rule'),
+  })
+  .strict();
+
+export const alertRulesSpecSchema = z
+  .object({
+    /** Rule groups inline... */
+    groups: z.array(ruleGroupSchema).optional(),
+    /** ...or a Prometheus rule file in the repository (read at load time into `groups`). */
+    source: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((s) => (s.groups === undefined) !== (s.source === undefined), { message: 'give exactly one of groups or source' });
+
+export type AlertRulesSpec = z.infer<typeof alertRulesSpecSchema>;
+export type RuleSpec = z.infer<typeof ruleSchema>;
+
+/** Reads `source:` into `groups` so the spec (and its hash) is self-contained. */
+export async function resolveAlertRulesSource(
+  spec: AlertRulesSpec,
+  from: { file: string },
+  readFile: (relativePath: string, fromFile: string) => Promise<Buffer>,
+): Promise<AlertRulesSpec> {
+  if (spec.source === undefined) return spec;
+  const text = (await readFile(spec.source, from.file)).toString('utf8');
+  const doc: unknown = parseYaml(text);
+  const groups = z.object({ groups: z.array(ruleGroupSchema) }).safeParse(doc);
+  if (!groups.success) {
+    throw new Error(`${spec.source}: not a Prometheus rule file: ${groups.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return { groups: groups.data.groups };
+}
+
+/** Checks the schema cannot express: unique group names, a runbook for every alert. */
+export function validateAlertRules(resource: Resource<AlertRulesSpec>): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  const seen = new Set<string>();
+  (resource.spec.groups ?? []).forEach((group, gi) => {
+    const where = (path: (string | number)[]): Diagnostic['source'] => {
+      try {
+        return resource.positionOf(['spec', 'groups', gi, ...path]);
+      } catch {
+        return resource.source;
+      }
+    };
+    if (seen.has(group.name)) diagnostics.push(error(`duplicate rule group name ${group.name}`, { address: resource.address, source: where(['name']) }));
+    seen.add(group.name);
+    group.rules.forEach((rule, ri) => {
+      diagnostics.push(...runbookDiagnostics(rule, resource.address, where(['rules', ri])));
+    });
+  });
+  return diagnostics;
+}
+
+export function runbookDiagnostics(rule: RuleSpec, address: string, source: Diagnostic['source']): Diagnostic[] {
+  if (rule.alert === undefined || rule.runbookWaiver !== undefined) return [];
+  const url = rule.annotations?.['runbook_url'];
+  if (url === undefined || url.trim() === '') {
+    return [
+      error(`alert ${rule.alert} has no runbook_url annotation`, {
+        address,
+        source,
+        detail: 'add annotations.runbook_url, or runbookWaiver: "<reason>" to the rule',
+      }),
+    ];
+  }
+  return [];
+}
+
+/** The Prometheus rule file for one AlertRules resource: waivers dropped, keys in Prometheus's order. */
+export function renderAlertRules(spec: AlertRulesSpec): RuleFile {
+  return {
+    groups: (spec.groups ?? []).map((g) => ({
+      name: g.name,
+      ...(g.interval !== undefined ? { interval: g.interval } : {}),
+      ...(g.limit !== undefined ? { limit: g.limit } : {}),
+      rules: g.rules.map((r): Rule => {
+        const labels = r.labels && Object.keys(r.labels).length > 0 ? { labels: r.labels } : {};
+        if (r.record !== undefined) return { record: r.record, expr: r.expr, ...labels };
+        return {
+          alert: r.alert!,
+          expr: r.expr,
+          ...(r.for !== undefined ? { for: r.for } : {}),
+          ...(r.keep_firing_for !== undefined ? { keep_firing_for: r.keep_firing_for } : {}),
+          ...labels,
+          ...(r.annotations && Object.keys(r.annotations).length > 0 ? { annotations: r.annotations } : {}),
+        };
+      }),
+    })),
+  };
+}
