@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import type { Resource } from '../../spec/resource.js';
+import { PROMETHEUS_DEFAULTS, prometheusDeliverySchema, specNameSchema } from './delivery-settings.js';
 import { durationSchema } from './duration.js';
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -74,10 +75,13 @@ export const ruleGroupSchema = z
 
 export const alertRulesSpecSchema = z
   .object({
+    /** The resource name, filled in at load time. */
+    name: specNameSchema,
     /** Rule groups inline... */
     groups: z.array(ruleGroupSchema).optional(),
     /** ...or a Prometheus rule file in the repository (read at load time into `groups`). */
     source: z.string().min(1).optional(),
+    prometheus: prometheusDeliverySchema.default(PROMETHEUS_DEFAULTS),
   })
   .strict()
   .refine((s) => (s.groups === undefined) !== (s.source === undefined), { message: 'give exactly one of groups or source' });
@@ -98,7 +102,8 @@ export async function resolveAlertRulesSource(
   if (!groups.success) {
     throw new Error(`${spec.source}: not a Prometheus rule file: ${groups.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
-  return { groups: groups.data.groups };
+  const { source: _source, ...rest } = spec;
+  return { ...rest, groups: groups.data.groups };
 }
 
 /** Checks the schema cannot express: unique group names, a runbook for every alert. */

@@ -17,6 +17,8 @@ import { burnRateAlerts, errorBudget, resolveTiers, tierOverridesSchema, type Bu
 import { compare, div, formatDecimal, mul, parseDecimal, ratio, type Ratio } from './decimal.js';
 import { durationSchema, formatDuration, parseDuration } from './duration.js';
 import type { AlertingRule, RecordingRule, RuleFile } from './alert-rules.js';
+import { grafanaDeliverySchema } from './dashboard.js';
+import { PROMETHEUS_DEFAULTS, prometheusDeliverySchema, specNameSchema } from './delivery-settings.js';
 
 const WINDOW_PLACEHOLDER = /\{\{\s*window\s*\}\}/g;
 const SERVICE = /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
@@ -59,6 +61,8 @@ export const latencySliSchema = z
 
 export const sloSpecSchema = z
   .object({
+    /** The resource name, filled in at load time. */
+    name: specNameSchema,
     service: z.string().regex(SERVICE, 'service names are letters, digits, ".", "_" and "-"'),
     description: z.string().optional(),
     /** Percent of good events, above 0 and below 100, e.g. 99.9. */
@@ -87,6 +91,10 @@ export const sloSpecSchema = z
       })
       .strict()
       .optional(),
+    /** Where the rule file is delivered when the SLO has a target Host. */
+    prometheus: prometheusDeliverySchema.default(PROMETHEUS_DEFAULTS),
+    /** When set, the SLO's dashboard is delivered to this Grafana on the same host too. */
+    grafana: grafanaDeliverySchema.optional(),
   })
   .strict();
 

@@ -1,0 +1,236 @@
+/**
+ * `Alerting`: on-call teams and who is notified for which service and severity,
+ * rendered as one Alertmanager configuration.
+ *
+ * - Each team becomes a receiver. Secrets are never in the spec: PagerDuty,
+ *   Slack, Opsgenie and SMTP credentials are named by files on the Alertmanager
+ *   host (`routingKeyFile`, `apiUrlFile`, ...), which Alertmanager reads itself.
+ * - Each route matches services and severities (plus raw matchers) and sends to
+ *   a team. Escalation steps become sibling routes with the same matchers and a
+ *   `group_wait` of the step's delay: Alertmanager notifies them only when the
+ *   alert is still firing by then (a group that resolved in the meantime has no
+ *   firing alert left to send).
+ * - By default, a firing page inhibits the tickets of the same `slo` and
+ *   `service` (only alerts that carry an `slo` label take part).
+ */
+import { z } from 'zod';
+import { error, type Diagnostic } from '../../diag/diagnostic.js';
+import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
+import { durationSchema, parseDuration } from './duration.js';
+import { toYamlText } from './yaml-text.js';
+
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const MATCHER = /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*$/;
+const SERVICE = /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+
+const oneOrMany = <T extends z.ZodTypeAny>(s: T) => z.union([s, z.array(s)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+const absolutePath = z.string().startsWith('/', 'an absolute path on the Alertmanager host');
+const matcherSchema = z.string().regex(MATCHER, 'a matcher looks like name="value", name!="value", name=~"regex" or name!~"regex"');
+
+const teamSchema = z
+  .object({
+    name: z.string().regex(NAME_PATTERN, 'team names are lowercase names such as api-oncall'),
+    pagerduty: oneOrMany(z.object({ routingKeyFile: absolutePath, sendResolved: z.boolean().optional() }).strict()).optional(),
+    slack: oneOrMany(
+      z.object({ apiUrlFile: absolutePath, channel: z.string().min(1), sendResolved: z.boolean().optional() }).strict(),
+    ).optional(),
+    opsgenie: oneOrMany(z.object({ apiKeyFile: absolutePath, sendResolved: z.boolean().optional() }).strict()).optional(),
+    email: oneOrMany(z.object({ to: z.string().min(3), sendResolved: z.boolean().optional() }).strict()).optional(),
+    webhook: oneOrMany(z.object({ url: z.string().url(), sendResolved: z.boolean().optional() }).strict()).optional(),
+  })
+  .strict();
+
+const timingSchema = {
+  groupBy: z.array(z.string().regex(LABEL_NAME)).optional(),
+  groupWait: durationSchema.optional(),
+  groupInterval: durationSchema.optional(),
+  repeatInterval: durationSchema.optional(),
+};
+
+const routeSchema = z
+  .object({
+    services: oneOrMany(z.string().regex(SERVICE)).optional(),
+    severities: oneOrMany(z.enum(['page', 'ticket'])).optional(),
+    matchers: z.array(matcherSchema).optional(),
+    team: z.string().min(1),
+    ...timingSchema,
+    /** Who else is notified when the alert is still firing after `after`. */
+    escalation: z.array(z.object({ after: durationSchema, team: z.string().min(1) }).strict()).optional(),
+  })
+  .strict();
+
+const inhibitSchema = z
+  .object({
+    sourceMatchers: z.array(matcherSchema).min(1),
+    targetMatchers: z.array(matcherSchema).min(1),
+    equal: z.array(z.string().regex(LABEL_NAME)).optional(),
+  })
+  .strict();
+
+export const alertmanagerDeliverySchema = z
+  .object({
+    url: z.string().url().default('http://127.0.0.1:9093'),
+    configFile: z.string().startsWith('/').default('/etc/prometheus/alertmanager.yml'),
+    /** amtool on the Alertmanager host, used to check the file before it is installed. */
+    amtool: z.string().min(1).default('amtool'),
+  })
+  .strict();
+
+export const alertingSpecSchema = z
+  .object({
+    resolveTimeout: durationSchema.optional(),
+    smtp: z
+      .object({
+        from: z.string().min(3),
+        smarthost: z.string().regex(/^[^:\s]+:\d+$/, 'host:port'),
+        authUsername: z.string().optional(),
+        authPasswordFile: absolutePath.optional(),
+        requireTls: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    /** The team that receives whatever no route matches. */
+    defaultTeam: z.string().min(1),
+    groupBy: z.array(z.string().regex(LABEL_NAME)).default(['alertname', 'slo', 'service']),
+    groupWait: durationSchema.default('30s'),
+    groupInterval: durationSchema.default('5m'),
+    repeatInterval: durationSchema.default('4h'),
+    teams: z.array(teamSchema).min(1),
+    routes: z.array(routeSchema).default([]),
+    inhibitTicketsByPages: z.boolean().default(true),
+    inhibitRules: z.array(inhibitSchema).default([]),
+    alertmanager: alertmanagerDeliverySchema.default({ url: 'http://127.0.0.1:9093', configFile: '/etc/prometheus/alertmanager.yml', amtool: 'amtool' }),
+  })
+  .strict();
+
+export type AlertingSpec = z.infer<typeof alertingSpecSchema>;
+type RouteSpec = AlertingSpec['routes'][number];
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Matcher text with a quoted value: `\` and `"` escaped. */
+function quoted(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+function routeMatchers(r: RouteSpec): string[] {
+  const out: string[] = [];
+  const one = (label: string, values: readonly string[] | undefined): void => {
+    if (!values || values.length === 0) return;
+    out.push(values.length === 1 ? `${label}=${quoted(values[0]!)}` : `${label}=~${quoted(values.map(escapeRegex).join('|'))}`);
+  };
+  one('service', r.services);
+  one('severity', r.severities);
+  out.push(...(r.matchers ?? []).map((m) => m.trim()));
+  return out;
+}
+
+function timing(t: { groupBy?: string[] | undefined; groupWait?: string | undefined; groupInterval?: string | undefined; repeatInterval?: string | undefined }): Record<string, unknown> {
+  return {
+    ...(t.groupBy ? { group_by: t.groupBy } : {}),
+    ...(t.groupWait ? { group_wait: t.groupWait } : {}),
+    ...(t.groupInterval ? { group_interval: t.groupInterval } : {}),
+    ...(t.repeatInterval ? { repeat_interval: t.repeatInterval } : {}),
+  };
+}
+
+const resolved = (v: boolean | undefined): Record<string, boolean> => ({ send_resolved: v ?? true });
+
+/** The Alertmanager configuration as a plain object. */
+export function renderAlertmanagerConfig(spec: AlertingSpec): Record<string, unknown> {
+  const global: Record<string, unknown> = {};
+  if (spec.resolveTimeout) global['resolve_timeout'] = spec.resolveTimeout;
+  if (spec.smtp) {
+    global['smtp_from'] = spec.smtp.from;
+    global['smtp_smarthost'] = spec.smtp.smarthost;
+    if (spec.smtp.authUsername) global['smtp_auth_username'] = spec.smtp.authUsername;
+    if (spec.smtp.authPasswordFile) global['smtp_auth_password_file'] = spec.smtp.authPasswordFile;
+    if (spec.smtp.requireTls !== undefined) global['smtp_require_tls'] = spec.smtp.requireTls;
+  }
+  const routes: Record<string, unknown>[] = [];
+  for (const r of spec.routes) {
+    const matchers = routeMatchers(r);
+    const steps = r.escalation ?? [];
+    routes.push({ receiver: r.team, matchers, ...timing(r), ...(steps.length > 0 ? { continue: true } : {}) });
+    steps.forEach((step, i) => {
+      routes.push({
+        receiver: step.team,
+        matchers,
+        ...timing({ ...r, groupWait: step.after }),
+        ...(i < steps.length - 1 ? { continue: true } : {}),
+      });
+    });
+  }
+  const inhibit: Record<string, unknown>[] = [];
+  if (spec.inhibitTicketsByPages) {
+    inhibit.push({
+      source_matchers: ['severity="page"', 'slo=~".+"'],
+      target_matchers: ['severity="ticket"', 'slo=~".+"'],
+      equal: ['slo', 'service'],
+    });
+  }
+  for (const i of spec.inhibitRules) {
+    inhibit.push({ source_matchers: i.sourceMatchers, target_matchers: i.targetMatchers, ...(i.equal ? { equal: i.equal } : {}) });
+  }
+  const receivers = spec.teams.map((t) => {
+    const rec: Record<string, unknown> = { name: t.name };
+    if (t.pagerduty) rec['pagerduty_configs'] = t.pagerduty.map((p) => ({ routing_key_file: p.routingKeyFile, ...resolved(p.sendResolved) }));
+    if (t.slack) rec['slack_configs'] = t.slack.map((s) => ({ api_url_file: s.apiUrlFile, channel: s.channel, ...resolved(s.sendResolved) }));
+    if (t.opsgenie) rec['opsgenie_configs'] = t.opsgenie.map((o) => ({ api_key_file: o.apiKeyFile, ...resolved(o.sendResolved) }));
+    if (t.email) rec['email_configs'] = t.email.map((e) => ({ to: e.to, ...resolved(e.sendResolved) }));
+    if (t.webhook) rec['webhook_configs'] = t.webhook.map((w) => ({ url: w.url, ...resolved(w.sendResolved) }));
+    return rec;
+  });
+  return {
+    ...(Object.keys(global).length > 0 ? { global } : {}),
+    route: {
+      receiver: spec.defaultTeam,
+      ...timing(spec),
+      ...(routes.length > 0 ? { routes } : {}),
+    },
+    ...(inhibit.length > 0 ? { inhibit_rules: inhibit } : {}),
+    receivers,
+  };
+}
+
+export function alertmanagerConfigText(spec: AlertingSpec): string {
+  return toYamlText(renderAlertmanagerConfig(spec));
+}
+
+export function validateAlerting(resource: Resource<AlertingSpec>): Diagnostic[] {
+  const { spec, address } = resource;
+  const at = (path: (string | number)[]): Diagnostic['source'] => {
+    try {
+      return resource.positionOf(['spec', ...path]);
+    } catch {
+      return resource.source;
+    }
+  };
+  const out: Diagnostic[] = [];
+  const teams = new Set<string>();
+  spec.teams.forEach((t, i) => {
+    if (teams.has(t.name)) out.push(error(`team ${t.name} is declared twice`, { address, source: at(['teams', i, 'name']) }));
+    teams.add(t.name);
+    if (t.email && !spec.smtp) out.push(error(`team ${t.name} has email receivers but spec.smtp is not set`, { address, source: at(['teams', i, 'email']) }));
+  });
+  const known = (name: string, path: (string | number)[]): void => {
+    if (!teams.has(name)) out.push(error(`unknown team ${name}`, { address, source: at(path), detail: `declared teams: ${[...teams].join(', ')}` }));
+  };
+  known(spec.defaultTeam, ['defaultTeam']);
+  spec.routes.forEach((r, i) => {
+    known(r.team, ['routes', i, 'team']);
+    if (!r.services && !r.severities && !r.matchers) {
+      out.push(error('a route needs services, severities or matchers: without them it catches every alert', { address, source: at(['routes', i]) }));
+    }
+    let previous = 0;
+    (r.escalation ?? []).forEach((e, j) => {
+      known(e.team, ['routes', i, 'escalation', j, 'team']);
+      const ms = parseDuration(e.after) ?? 0;
+      if (ms <= previous) out.push(error('escalation steps must come later and later', { address, source: at(['routes', i, 'escalation', j, 'after']) }));
+      previous = ms;
+    });
+  });
+  return out;
+}

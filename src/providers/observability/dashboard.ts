@@ -1,0 +1,302 @@
+/**
+ * `Dashboard`: a Grafana dashboard, from a small typed model (panels, targets,
+ * gridPos) or from Grafana JSON given inline (`json:`) or from a file of the
+ * repository (`source:`), validated and written in Grafana's file-provisioning
+ * format: one provisioning YAML per dashboard and its JSON in its own folder.
+ */
+import { z } from 'zod';
+import { error, type Diagnostic } from '../../diag/diagnostic.js';
+import type { Resource } from '../../spec/resource.js';
+import { specNameSchema } from './delivery-settings.js';
+import { toYamlText } from './yaml-text.js';
+
+export const GRID_WIDTH = 24;
+const DEFAULT_PANEL = { w: 12, h: 8 };
+export const SCHEMA_VERSION = 39;
+
+const gridPosSchema = z
+  .object({
+    x: z.number().int().min(0).max(GRID_WIDTH - 1),
+    y: z.number().int().min(0),
+    w: z.number().int().min(1).max(GRID_WIDTH),
+    h: z.number().int().min(1),
+  })
+  .strict();
+
+const datasourceSchema = z.union([
+  z.string().min(1).transform((uid) => ({ type: 'prometheus', uid })),
+  z.object({ type: z.string().min(1).default('prometheus'), uid: z.string().min(1) }).strict(),
+]);
+
+const targetSchema = z
+  .object({
+    expr: z.string().trim().min(1),
+    legend: z.string().optional(),
+    refId: z.string().regex(/^[A-Za-z0-9_]+$/).optional(),
+    instant: z.boolean().optional(),
+    datasource: datasourceSchema.optional(),
+  })
+  .strict();
+
+const thresholdSchema = z.object({ value: z.number().nullable(), color: z.string().min(1) }).strict();
+
+export const panelSchema = z
+  .object({
+    id: z.number().int().positive().optional(),
+    title: z.string(),
+    type: z.enum(['timeseries', 'stat', 'gauge', 'bargauge', 'table', 'text']).default('timeseries'),
+    description: z.string().optional(),
+    gridPos: gridPosSchema.optional(),
+    datasource: datasourceSchema.optional(),
+    unit: z.string().optional(),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    decimals: z.number().int().min(0).optional(),
+    thresholds: z.array(thresholdSchema).optional(),
+    targets: z.array(targetSchema).optional(),
+    /** Markdown of a text panel. */
+    content: z.string().optional(),
+  })
+  .strict();
+
+export const grafanaDeliverySchema = z
+  .object({
+    /** Grafana's provisioning directory; the provisioning file goes to `<provisioningDir>/dashboards/`. */
+    provisioningDir: z.string().startsWith('/').default('/etc/grafana/provisioning'),
+    /** Where dashboard JSON files are written, one folder per dashboard. */
+    dashboardsDir: z.string().startsWith('/').default('/var/lib/grafana/dashboards/capstan'),
+  })
+  .strict();
+
+export const dashboardSpecSchema = z
+  .object({
+    /** The resource name, filled in at load time. */
+    name: specNameSchema,
+    title: z.string().min(1).optional(),
+    /** Grafana UID (at most 40 characters); default: the resource name. */
+    uid: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).optional(),
+    folder: z.string().optional(),
+    tags: z.array(z.string()).optional(),
+    refresh: z.string().optional(),
+    time: z.object({ from: z.string(), to: z.string() }).strict().optional(),
+    /** Default data source of every panel and target. */
+    datasource: datasourceSchema.optional(),
+    panels: z.array(panelSchema).optional(),
+    /** A whole Grafana dashboard model... */
+    json: z.record(z.string(), z.unknown()).optional(),
+    /** ...or a file of the repository holding one (read at load time into `json`). */
+    source: z.string().min(1).optional(),
+    grafana: grafanaDeliverySchema.default({ provisioningDir: '/etc/grafana/provisioning', dashboardsDir: '/var/lib/grafana/dashboards/capstan' }),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const given = [s.panels, s.json, s.source].filter((v) => v !== undefined).length;
+    if (given !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of panels, json or source' });
+    if (s.panels !== undefined && s.title === undefined) ctx.addIssue({ code: 'custom', path: ['title'], message: 'a dashboard built from panels needs a title' });
+  });
+
+export type DashboardSpec = z.infer<typeof dashboardSpecSchema>;
+export type PanelSpec = z.infer<typeof panelSchema>;
+export type Datasource = { type: string; uid: string };
+export type GrafanaDashboard = Record<string, unknown>;
+
+export async function resolveDashboardSource(
+  spec: DashboardSpec,
+  from: { file: string },
+  readFile: (relativePath: string, fromFile: string) => Promise<Buffer>,
+): Promise<DashboardSpec> {
+  if (spec.source === undefined) return spec;
+  const text = (await readFile(spec.source, from.file)).toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${spec.source}: not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${spec.source}: a dashboard is a JSON object`);
+  const { source: _source, ...rest } = spec;
+  return { ...rest, json: json as Record<string, unknown> };
+}
+
+/** Places panels without gridPos left to right, wrapping at the grid width, below the ones placed so far. */
+function layout(panels: readonly PanelSpec[]): { x: number; y: number; w: number; h: number }[] {
+  let x = 0;
+  let y = 0;
+  let rowHeight = 0;
+  return panels.map((p) => {
+    if (p.gridPos) {
+      y = Math.max(y, p.gridPos.y);
+      return p.gridPos;
+    }
+    const w = DEFAULT_PANEL.w;
+    const h = DEFAULT_PANEL.h;
+    if (x + w > GRID_WIDTH) {
+      x = 0;
+      y += rowHeight;
+      rowHeight = 0;
+    }
+    const pos = { x, y, w, h };
+    x += w;
+    rowHeight = Math.max(rowHeight, h);
+    return pos;
+  });
+}
+
+function buildPanel(p: PanelSpec, id: number, gridPos: object, fallback: Datasource | undefined): Record<string, unknown> {
+  const datasource = p.datasource ?? fallback;
+  const defaults: Record<string, unknown> = {};
+  if (p.unit !== undefined) defaults['unit'] = p.unit;
+  if (p.min !== undefined) defaults['min'] = p.min;
+  if (p.max !== undefined) defaults['max'] = p.max;
+  if (p.decimals !== undefined) defaults['decimals'] = p.decimals;
+  if (p.thresholds !== undefined) defaults['thresholds'] = { mode: 'absolute', steps: p.thresholds };
+  const panel: Record<string, unknown> = { id, type: p.type, title: p.title, gridPos };
+  if (p.description !== undefined) panel['description'] = p.description;
+  if (p.type === 'text') {
+    panel['options'] = { mode: 'markdown', content: p.content ?? '' };
+    return panel;
+  }
+  if (datasource) panel['datasource'] = datasource;
+  panel['fieldConfig'] = { defaults, overrides: [] };
+  panel['targets'] = (p.targets ?? []).map((t, i) => ({
+    refId: t.refId ?? String.fromCharCode(65 + (i % 26)) + (i >= 26 ? String(Math.floor(i / 26)) : ''),
+    ...(t.datasource ?? datasource ? { datasource: t.datasource ?? datasource } : {}),
+    expr: t.expr,
+    ...(t.legend !== undefined ? { legendFormat: t.legend } : {}),
+    ...(t.instant ? { instant: true, range: false } : {}),
+  }));
+  return panel;
+}
+
+/** The Grafana dashboard model of a Dashboard spec (typed panels or JSON), with uid and title set and no numeric `id`. */
+export function buildDashboard(name: string, spec: DashboardSpec): GrafanaDashboard {
+  const uid = spec.uid ?? dashboardUid(name);
+  if (spec.json) {
+    const { id: _id, ...json } = spec.json;
+    return { ...json, uid, title: spec.title ?? json['title'] ?? name, ...(spec.tags ? { tags: spec.tags } : {}) };
+  }
+  const panels = spec.panels ?? [];
+  const positions = layout(panels);
+  const used = new Set(panels.map((p) => p.id).filter((id): id is number => id !== undefined));
+  let next = 1;
+  const ids = panels.map((p) => {
+    if (p.id !== undefined) return p.id;
+    while (used.has(next)) next++;
+    used.add(next);
+    return next;
+  });
+  return {
+    uid,
+    title: spec.title ?? name,
+    tags: spec.tags ?? [],
+    timezone: 'browser',
+    editable: false,
+    graphTooltip: 1,
+    schemaVersion: SCHEMA_VERSION,
+    version: 1,
+    refresh: spec.refresh ?? '1m',
+    time: spec.time ?? { from: 'now-6h', to: 'now' },
+    annotations: { list: [] },
+    templating: { list: [] },
+    panels: panels.map((p, i) => buildPanel(p, ids[i]!, positions[i]!, spec.datasource)),
+  };
+}
+
+/** A Grafana UID from a resource name: at most 40 characters, `.` replaced. */
+export function dashboardUid(name: string): string {
+  return name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40);
+}
+
+/** Problems of a Grafana dashboard model: missing title or uid, duplicate panel ids, panels without a data source, grid overflow. */
+export function dashboardProblems(dashboard: GrafanaDashboard): string[] {
+  const problems: string[] = [];
+  if (typeof dashboard['title'] !== 'string' || dashboard['title'] === '') problems.push('the dashboard has no title');
+  const uid = dashboard['uid'];
+  if (typeof uid !== 'string' || !/^[A-Za-z0-9_-]{1,40}$/.test(uid)) problems.push('the dashboard uid must be 1 to 40 letters, digits, "_" or "-"');
+  const topPanels = dashboard['panels'];
+  if (topPanels !== undefined && !Array.isArray(topPanels)) {
+    problems.push('panels is not a list');
+    return problems;
+  }
+  const seen = new Map<number, string>();
+  const visit = (panels: unknown[], rowDatasource: unknown): void => {
+    for (const [i, raw] of panels.entries()) {
+      if (typeof raw !== 'object' || raw === null) {
+        problems.push(`panel #${i + 1} is not an object`);
+        continue;
+      }
+      const panel = raw as Record<string, unknown>;
+      const label = typeof panel['title'] === 'string' && panel['title'] !== '' ? `panel "${panel['title']}"` : `panel #${i + 1}`;
+      const id = panel['id'];
+      if (typeof id !== 'number' || !Number.isInteger(id) || id <= 0) problems.push(`${label} has no positive integer id`);
+      else if (seen.has(id)) problems.push(`panel id ${id} is used by both ${seen.get(id)} and ${label}`);
+      else seen.set(id, label);
+      const grid = panel['gridPos'] as Record<string, unknown> | undefined;
+      if (grid && typeof grid['x'] === 'number' && typeof grid['w'] === 'number' && grid['x'] + grid['w'] > GRID_WIDTH) {
+        problems.push(`${label} is wider than the grid: x ${grid['x']} + w ${grid['w']} > ${GRID_WIDTH}`);
+      }
+      const targets = Array.isArray(panel['targets']) ? (panel['targets'] as unknown[]) : [];
+      const panelDs = panel['datasource'] ?? rowDatasource;
+      if (targets.length > 0 && !isDatasource(panelDs)) {
+        const unset = targets.filter((t) => !(typeof t === 'object' && t !== null && isDatasource((t as Record<string, unknown>)['datasource'])));
+        if (unset.length > 0) problems.push(`${label} has queries but no data source (set datasource on the panel or the dashboard)`);
+      }
+      if (Array.isArray(panel['panels'])) visit(panel['panels'] as unknown[], panelDs);
+    }
+  };
+  visit((topPanels as unknown[] | undefined) ?? [], undefined);
+  return problems;
+}
+
+function isDatasource(ds: unknown): boolean {
+  if (typeof ds === 'string') return ds !== '';
+  if (typeof ds !== 'object' || ds === null) return false;
+  const uid = (ds as Record<string, unknown>)['uid'];
+  return typeof uid === 'string' && uid !== '';
+}
+
+export function validateDashboard(resource: Resource<DashboardSpec>): Diagnostic[] {
+  const source = ((): Diagnostic['source'] => {
+    try {
+      return resource.positionOf(['spec']);
+    } catch {
+      return resource.source;
+    }
+  })();
+  return dashboardProblems(buildDashboard(resource.name, resource.spec)).map((p) => error(p, { address: resource.address, source }));
+}
+
+/** Stable JSON text of a dashboard as written to disk. */
+export function dashboardJsonText(dashboard: GrafanaDashboard): string {
+  return `${JSON.stringify(dashboard, null, 2)}\n`;
+}
+
+/** Grafana's dashboard provider file for one dashboard folder. */
+export function provisioningYaml(name: string, folder: string | undefined, dashboardDir: string): string {
+  return toYamlText({
+    apiVersion: 1,
+    providers: [
+      {
+        name: `capstan-${name}`,
+        orgId: 1,
+        folder: folder ?? '',
+        type: 'file',
+        disableDeletion: false,
+        allowUiUpdates: false,
+        updateIntervalSeconds: 30,
+        options: { path: dashboardDir, foldersFromFilesStructure: false },
+      },
+    ],
+  });
+}
+
+/** The files one dashboard is delivered as: absolute paths on the Grafana host → content. */
+export function dashboardFiles(name: string, spec: DashboardSpec): { provisioningFile: string; dashboardFile: string; provisioning: string; json: string } {
+  const dir = `${spec.grafana.dashboardsDir.replace(/\/+$/, '')}/${name}`;
+  return {
+    provisioningFile: `${spec.grafana.provisioningDir.replace(/\/+$/, '')}/dashboards/capstan-${name}.yaml`,
+    dashboardFile: `${dir}/${name}.json`,
+    provisioning: provisioningYaml(name, spec.folder, dir),
+    json: dashboardJsonText(buildDashboard(name, spec)),
+  };
+}

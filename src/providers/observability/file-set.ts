@@ -1,0 +1,189 @@
+/**
+ * Delivery of generated files to a Host: the shared core of the SLO, AlertRules,
+ * Alerting and Dashboard providers.
+ *
+ * A resource owns a small set of files (a rule file; an Alertmanager config; a
+ * provisioning YAML and a dashboard JSON). Live state is, for each of them, its
+ * hash and text as found on the host; drift is any difference from what the spec
+ * renders to. Applying follows the same steps for every kind:
+ *
+ *   1. check   the new content with the backend's own tool on the host (promtool,
+ *              amtool) before anything is written: a refused file never lands;
+ *   2. write   each file atomically (temporary name + rename), remembering what
+ *              was there before;
+ *   3. activate  tell the backend (POST /-/reload) and confirm through its API
+ *              that the new content is what runs;
+ *   4. on a failed activation, restore the previous files, activate again, and
+ *              fail with the reason.
+ */
+import { createHash } from 'node:crypto';
+import type { FieldChange, ResourceDiff } from '../provider.js';
+import { ProviderError } from '../provider.js';
+import type { HostHandle } from '../host/host.js';
+import { ensureParent, errorCode, inspectConfined, realPathOf } from '../host/paths.js';
+
+export interface DesiredFile {
+  /** Spec path on the host (below its root). */
+  readonly path: string;
+  readonly content: string;
+}
+
+export interface LiveFile {
+  readonly path: string;
+  /** `file`, or what occupies the path instead. */
+  readonly type: 'file' | 'directory' | 'symlink' | 'other';
+  readonly sha256: string | null;
+  /** The text, when the file is at most 1 MiB. */
+  readonly content: string | null;
+}
+
+/** What a delivery resource looks like on its host: its files that exist, by spec path. */
+export interface FileSetLive {
+  readonly files: Readonly<Record<string, LiveFile>>;
+}
+
+export interface FileSetHooks {
+  /** Refuses content the backend would not load (throw ProviderError with the tool's message). */
+  check?(handle: HostHandle, files: readonly DesiredFile[], signal: AbortSignal): Promise<void>;
+  /** Makes the backend load what is on disk now and confirms it did (throw on failure). */
+  activate?(handle: HostHandle, files: readonly DesiredFile[], signal: AbortSignal): Promise<void>;
+  /** After the files were removed. */
+  deactivate?(handle: HostHandle, removed: readonly string[], signal: AbortSignal): Promise<void>;
+}
+
+export function sha256Hex(text: string | Buffer): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Reads the files of many resources in ONE inspect call. */
+export async function readFileSets(handle: HostHandle, pathsPerResource: readonly (readonly string[])[], signal: AbortSignal): Promise<(FileSetLive | null)[]> {
+  const all = [...new Set(pathsPerResource.flat())];
+  const infos = all.length > 0 ? await inspectConfined(handle, all, { content: true, signal }) : [];
+  const byPath = new Map<string, LiveFile>();
+  all.forEach((path, i) => {
+    const info = infos[i]!;
+    if (info.type === 'absent') return;
+    byPath.set(path, {
+      path,
+      type: info.type,
+      sha256: info.type === 'file' ? info.sha256 : null,
+      content: info.type === 'file' && info.content ? info.content.toString('utf8') : null,
+    });
+  });
+  return pathsPerResource.map((paths) => {
+    const files: Record<string, LiveFile> = {};
+    for (const p of paths) {
+      const f = byPath.get(p);
+      if (f) files[p] = f;
+    }
+    return Object.keys(files).length > 0 ? { files } : null;
+  });
+}
+
+/** create when nothing is there; update when any file is missing or differs; noop otherwise. */
+export function diffFileSet(desired: readonly DesiredFile[], live: FileSetLive | null, priorPaths: readonly string[]): ResourceDiff {
+  const fields: FieldChange[] = [];
+  for (const f of desired) {
+    const l = live?.files[f.path];
+    if (l && l.type === 'file' && l.sha256 === sha256Hex(f.content)) continue;
+    fields.push({
+      path: f.path,
+      before: l ? (l.type === 'file' ? (l.content ?? `(${l.sha256 ?? 'unreadable'})`) : `(${l.type})`) : null,
+      after: f.content,
+      format: 'text',
+    });
+  }
+  const wanted = new Set(desired.map((f) => f.path));
+  const stale = priorPaths.filter((p) => !wanted.has(p));
+  for (const p of stale) fields.push({ path: p, before: '(file)', after: null });
+  if (live === null) return { action: 'create', fields };
+  if (fields.length === 0) return { action: 'noop', fields: [] };
+  const occupied = desired.find((f) => live.files[f.path] && live.files[f.path]!.type !== 'file');
+  return {
+    action: 'update',
+    fields,
+    reason: occupied ? `${occupied.path} is a ${live.files[occupied.path]!.type}` : stale.length > 0 ? `moved from ${stale.join(', ')}` : undefined,
+  };
+}
+
+async function writeText(handle: HostHandle, specPath: string, content: string | Buffer): Promise<void> {
+  const real = realPathOf(handle.root, specPath);
+  await ensureParent(handle, real);
+  await handle.transport.writeFileAtomic(real, typeof content === 'string' ? Buffer.from(content) : content, { mode: '0644' });
+}
+
+async function removeFile(handle: HostHandle, specPath: string): Promise<boolean> {
+  try {
+    return await handle.transport.remove(realPathOf(handle.root, specPath), { type: 'file' });
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Writes `desired`, removes `stale`, activates; restores the previous files when activation fails. Returns the live state after. */
+export async function applyFileSet(
+  handle: HostHandle,
+  desired: readonly DesiredFile[],
+  stale: readonly string[],
+  hooks: FileSetHooks,
+  signal: AbortSignal,
+): Promise<FileSetLive | null> {
+  await hooks.check?.(handle, desired, signal);
+  const paths = [...desired.map((f) => f.path), ...stale];
+  // What was there before, read now (not at plan time) so a rollback restores the truth.
+  const before = await inspectConfined(handle, paths, { content: true, signal });
+  for (const [i, info] of before.entries()) {
+    if (info.type !== 'absent' && info.type !== 'file') throw new ProviderError(`${paths[i]} is a ${info.type}, not a file: remove it first`);
+    if (info.type === 'file' && info.content === null) throw new ProviderError(`${paths[i]} is too large to keep a copy for rollback`);
+  }
+  const restore = async (): Promise<void> => {
+    for (const [i, info] of before.entries()) {
+      if (info.type === 'file') await writeText(handle, paths[i]!, info.content!);
+      else await removeFile(handle, paths[i]!);
+    }
+  };
+  try {
+    for (const f of desired) await writeText(handle, f.path, f.content);
+    for (const p of stale) await removeFile(handle, p);
+  } catch (err) {
+    await restore().catch(() => undefined);
+    throw err;
+  }
+  if (hooks.activate) {
+    try {
+      await hooks.activate(handle, desired, signal);
+    } catch (err) {
+      let restored = 'the previous files were restored';
+      try {
+        await restore();
+        await hooks.activate(handle, previousFiles(paths, before), signal);
+      } catch (again) {
+        restored = `restoring the previous files failed too: ${message(again)}`;
+      }
+      throw new ProviderError(`${message(err)}; ${restored}`, { cause: err });
+    }
+  }
+  const [live] = await readFileSets(handle, [desired.map((f) => f.path)], signal);
+  return live ?? null;
+}
+
+function previousFiles(paths: readonly string[], before: readonly { type: string; content: Buffer | null }[]): DesiredFile[] {
+  const out: DesiredFile[] = [];
+  before.forEach((info, i) => {
+    if (info.type === 'file' && info.content) out.push({ path: paths[i]!, content: info.content.toString('utf8') });
+  });
+  return out;
+}
+
+/** Removes the files, then lets the backend forget them. */
+export async function deleteFileSet(handle: HostHandle, paths: readonly string[], hooks: FileSetHooks, signal: AbortSignal): Promise<null> {
+  const removed: string[] = [];
+  for (const p of paths) if (await removeFile(handle, p)) removed.push(p);
+  await hooks.deactivate?.(handle, removed, signal);
+  return null;
+}

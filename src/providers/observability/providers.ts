@@ -1,0 +1,158 @@
+/**
+ * The observability kinds as providers. Each one lives on the Host that runs its
+ * backend (Prometheus, Alertmanager, Grafana) and carries the backend's endpoint
+ * and directories in its spec, with the Debian packages' defaults.
+ */
+import type { Diagnostic } from '../../diag/diagnostic.js';
+import { error } from '../../diag/diagnostic.js';
+import type { Resource } from '../../spec/resource.js';
+import type { HostHandle } from '../host/host.js';
+import { ProviderError, type ApplyRequest, type ResourceDiff, type ResourceProvider } from '../provider.js';
+import { alertingSpecSchema, validateAlerting, type AlertingSpec } from './alerting.js';
+import { alertRulesSpecSchema, resolveAlertRulesSource, validateAlertRules, type AlertRulesSpec } from './alert-rules.js';
+import { alertTestSpecSchema, resolveAlertTestSource, type AlertTestSpec } from './alert-test.js';
+import { alertmanagerFileText, alertRulesFileText, dashboardFiles, ruleFileName, sloDashboardFiles, sloRuleFileText } from './artifacts.js';
+import { alertmanagerHooks, prometheusHooks } from './backends.js';
+import { dashboardSpecSchema, resolveDashboardSource, validateDashboard, type DashboardSpec } from './dashboard.js';
+import { applyFileSet, deleteFileSet, diffFileSet, readFileSets, type DesiredFile, type FileSetHooks, type FileSetLive } from './file-set.js';
+import { resolveName, validateName } from './identity.js';
+import { sloSpecSchema, validateSlo, type SloSpec } from './slo.js';
+
+/** The parts every file-delivering kind supplies; the rest is shared. */
+interface FileDelivery<Spec> {
+  files(spec: Spec): DesiredFile[];
+  hooks(spec: Spec): FileSetHooks;
+}
+
+function nameOf(spec: { name?: string | undefined }): string {
+  if (spec.name === undefined) throw new ProviderError('spec.name is missing: the spec was not resolved at load time');
+  return spec.name;
+}
+
+function joinPath(dir: string, file: string): string {
+  return `${dir.replace(/\/+$/, '')}/${file}`;
+}
+
+function fileSetMethods<Spec>(d: FileDelivery<Spec>): Pick<ResourceProvider<Spec, FileSetLive, HostHandle>, 'read' | 'diff' | 'apply'> {
+  const paths = (spec: Spec | null): string[] => (spec ? d.files(spec).map((f) => f.path) : []);
+  return {
+    read: (handle, specs, ctx) => readFileSets(handle, specs.map((s) => paths(s)), ctx.signal),
+    diff: (desired, live, prior): ResourceDiff => diffFileSet(d.files(desired), live, paths(prior)),
+    async apply(handle, req: ApplyRequest<Spec, FileSetLive>, ctx) {
+      if (req.action === 'delete') {
+        const spec = req.prior ?? null;
+        const known = new Set([...paths(spec), ...Object.keys(req.live?.files ?? {})]);
+        return deleteFileSet(handle, [...known], spec ? d.hooks(spec) : {}, ctx.signal);
+      }
+      const desired = d.files(req.desired!);
+      const wanted = new Set(desired.map((f) => f.path));
+      const stale = paths(req.prior).filter((p) => !wanted.has(p));
+      return applyFileSet(handle, desired, stale, d.hooks(req.desired!), ctx.signal);
+    },
+  };
+}
+
+function sloFiles(spec: SloSpec): DesiredFile[] {
+  const name = nameOf(spec);
+  const files: DesiredFile[] = [{ path: joinPath(spec.prometheus.rulesDir, ruleFileName('SLO', name)), content: sloRuleFileText(name, spec) }];
+  if (spec.grafana) {
+    const dash = sloDashboardFiles(name, spec, spec.grafana);
+    files.push({ path: dash.provisioningFile, content: dash.provisioning }, { path: dash.dashboardFile, content: dash.json });
+  }
+  return files;
+}
+
+export const sloProvider: ResourceProvider<SloSpec, FileSetLive, HostHandle> = {
+  role: 'resource',
+  kind: 'SLO',
+  description: 'A service level objective: recording rules and multi-window burn-rate alerts for Prometheus, a Grafana dashboard, generated alert tests.',
+  schema: sloSpecSchema,
+  targetKind: 'Host',
+  async resolve(spec, from, ctx) {
+    return { ...spec, name: await resolveName('SLO', sloSpecSchema, spec, from, ctx) };
+  },
+  validate: (r) => [...validateName(r), ...validateSlo(r)],
+  ...fileSetMethods<SloSpec>({
+    files: sloFiles,
+    hooks: (spec) => prometheusHooks({ url: spec.prometheus.url, promtool: spec.prometheus.promtool, ruleFile: sloFiles(spec)[0]!.path }),
+  }),
+};
+
+function alertRulesFile(spec: AlertRulesSpec): DesiredFile {
+  return { path: joinPath(spec.prometheus.rulesDir, ruleFileName('AlertRules', nameOf(spec))), content: alertRulesFileText(spec) };
+}
+
+export const alertRulesProvider: ResourceProvider<AlertRulesSpec, FileSetLive, HostHandle> = {
+  role: 'resource',
+  kind: 'AlertRules',
+  description: 'Prometheus rule groups (every alert with a runbook_url), delivered to a Prometheus rules directory.',
+  schema: alertRulesSpecSchema,
+  targetKind: 'Host',
+  async resolve(spec, from, ctx) {
+    const name = await resolveName('AlertRules', alertRulesSpecSchema, spec, from, ctx);
+    return resolveAlertRulesSource({ ...spec, name }, from, (p, f) => ctx.readFile(p, f));
+  },
+  validate: (r) => [...validateName(r), ...validateAlertRules(r)],
+  ...fileSetMethods<AlertRulesSpec>({
+    files: (spec) => [alertRulesFile(spec)],
+    hooks: (spec) => prometheusHooks({ url: spec.prometheus.url, promtool: spec.prometheus.promtool, ruleFile: alertRulesFile(spec).path }),
+  }),
+};
+
+export const alertingProvider: ResourceProvider<AlertingSpec, FileSetLive, HostHandle> = {
+  role: 'resource',
+  kind: 'Alerting',
+  description: 'On-call teams, routes, escalation and inhibition: the Alertmanager configuration, checked with amtool and reloaded.',
+  schema: alertingSpecSchema,
+  targetKind: 'Host',
+  validate: (r, sameTarget) => [...validateAlerting(r), ...oneConfigPerFile(r, sameTarget)],
+  ...fileSetMethods<AlertingSpec>({
+    files: (spec) => [{ path: spec.alertmanager.configFile, content: alertmanagerFileText(spec) }],
+    hooks: (spec) => alertmanagerHooks({ url: spec.alertmanager.url, amtool: spec.alertmanager.amtool, configFile: spec.alertmanager.configFile }),
+  }),
+};
+
+function oneConfigPerFile(r: Resource<AlertingSpec>, sameTarget: readonly Resource[]): Diagnostic[] {
+  const others = sameTarget.filter(
+    (o) => o.kind === 'Alerting' && o.address !== r.address && (o.spec as AlertingSpec).alertmanager?.configFile === r.spec.alertmanager.configFile,
+  );
+  return others.length > 0
+    ? [error(`${r.spec.alertmanager.configFile} is also written by ${others.map((o) => o.address).join(', ')}`, { address: r.address, source: r.source })]
+    : [];
+}
+
+export const dashboardProvider: ResourceProvider<DashboardSpec, FileSetLive, HostHandle> = {
+  role: 'resource',
+  kind: 'Dashboard',
+  description: 'A Grafana dashboard (typed panels, or JSON inline or from a file) with its file-provisioning YAML.',
+  schema: dashboardSpecSchema,
+  targetKind: 'Host',
+  async resolve(spec, from, ctx) {
+    const name = await resolveName('Dashboard', dashboardSpecSchema, spec, from, ctx);
+    return resolveDashboardSource({ ...spec, name }, from, (p, f) => ctx.readFile(p, f));
+  },
+  validate: (r) => [...validateName(r), ...validateDashboard(r)],
+  ...fileSetMethods<DashboardSpec>({
+    files: (spec) => {
+      const f = dashboardFiles(nameOf(spec), spec);
+      return [
+        { path: f.provisioningFile, content: f.provisioning },
+        { path: f.dashboardFile, content: f.json },
+      ];
+    },
+    hooks: () => ({}),
+  }),
+};
+
+/** AlertTests change nothing on any host: `capstan test` runs them. They plan as no-ops. */
+export const alertTestProvider: ResourceProvider<AlertTestSpec, null, HostHandle> = {
+  role: 'resource',
+  kind: 'AlertTest',
+  description: 'promtool unit tests of SLO and AlertRules resources, run by `capstan test`; nothing is delivered.',
+  schema: alertTestSpecSchema,
+  targetKind: 'Host',
+  resolve: (spec, from, ctx) => resolveAlertTestSource(spec, from, (p, f) => ctx.readFile(p, f)),
+  read: async (_handle, specs) => specs.map(() => null),
+  diff: () => ({ action: 'noop', fields: [] }),
+  apply: async () => null,
+};
