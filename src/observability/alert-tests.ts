@@ -37,7 +37,7 @@ export async function runAlertTests(resources: Resource[], workDir: string, opti
     const ok = res.exitCode === 0;
     if (ok) passed++;
     else failed++;
-    const text = (res.all ?? '').trim() || (res.failed && res.exitCode === undefined ? res.message : '');
+    const text = String(res.all ?? '').trim() || (res.exitCode === undefined ? (res.message ?? '') : '');
     out.push(`${ok ? 'PASS' : 'FAIL'} ${label}${ok ? '' : `\n${indent(text)}`}`);
   };
   for (const file of ruleFiles) await run(`promtool check rules ${rel(file)}`, ['check', 'rules', rel(file)]);

@@ -370,6 +370,9 @@ export function generatedSloTests(name: string, spec: SloSpec, ruleFile: string)
   const cases = generatedCases(model);
   if (cases.length === 0) return undefined;
   const series = (w: string): string => `${recordName(w)}{slo="${model.name}",service="${spec.service}"}`;
+  // Evaluate once the longest `for:` has passed, with samples every minute until then.
+  const pendingMinutes = Math.max(0, ...model.alerts.map((a) => Math.ceil((a.for ? (parseDuration(a.for) ?? 0) : 0) / 60_000)));
+  const evalMinutes = 10 + pendingMinutes;
   return {
     rule_files: [ruleFile],
     evaluation_interval: '1m',
@@ -378,10 +381,10 @@ export function generatedSloTests(name: string, spec: SloSpec, ruleFile: string)
       interval: '1m',
       input_series: model.windows
         .filter((w) => c.ratios.has(w))
-        .map((w) => ({ series: series(w), values: `${formatDecimal(c.ratios.get(w)!)}+0x15` })),
+        .map((w) => ({ series: series(w), values: `${formatDecimal(c.ratios.get(w)!)}+0x${evalMinutes + 5}` })),
       alert_rule_test: [
         {
-          eval_time: '10m',
+          eval_time: `${evalMinutes}m`,
           alertname: model.alertName,
           exp_alerts: c.firing.map((a) => ({
             exp_labels: { ...alertLabels(model, a), service: spec.service },
