@@ -1,0 +1,150 @@
+/**
+ * Mode, owner and group: the attributes Directory, File and Symlink share.
+ * Each is managed only when the spec sets it; an omitted one is never a diff
+ * and never changed.
+ */
+import { z } from 'zod';
+import type { PathInfo } from '../../transport/transport.js';
+import { ProviderError, type FieldChange } from '../provider.js';
+import type { HostHandle } from './host.js';
+
+/** A user or group by name, or by numeric id. */
+export type AccountRef = string | number;
+
+export interface ManagedAttributes {
+  readonly mode?: string | undefined;
+  readonly owner?: AccountRef | undefined;
+  readonly group?: AccountRef | undefined;
+}
+
+/** What live states record of an object's attributes. */
+export interface LiveAttributes {
+  readonly mode: string | null;
+  readonly uid: number | null;
+  readonly gid: number | null;
+  readonly owner: string | null;
+  readonly group: string | null;
+}
+
+const MODE_PATTERN = /^0?[0-7]{3,4}$/;
+const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?$/;
+const MAX_ID = 2 ** 32 - 2;
+
+/** `"0644"`, `"644"`, `"4755"` → four octal digits. A YAML number is refused: `0644` unquoted reads as decimal 644. */
+export const modeSchema = z
+  .string({
+    error: (issue) =>
+      typeof issue.input === 'number'
+        ? 'mode must be a quoted octal string such as "0644" (YAML reads an unquoted 0644 as the decimal number 644)'
+        : 'mode must be an octal string such as "0644"',
+  })
+  .regex(MODE_PATTERN, { error: 'mode must be 3 or 4 octal digits such as "0644" or "2775"' })
+  .transform((mode) => Number.parseInt(mode, 8).toString(8).padStart(4, '0'));
+
+/** A user (`what` = owner) or group name, or a numeric id (`33` or `"33"`). */
+export function accountSchema(what: 'owner' | 'group'): z.ZodType<AccountRef> {
+  const noun = what === 'owner' ? 'user' : 'group';
+  return z
+    .union([z.number(), z.string()], { error: `${what} must be a ${noun} name or a numeric id` })
+    .transform((value, ctx) => {
+      if (typeof value === 'string' && /^\d+$/.test(value)) value = Number(value);
+      if (typeof value === 'number') {
+        if (Number.isInteger(value) && value >= 0 && value <= MAX_ID) return value;
+        ctx.addIssue({ code: 'custom', message: `${what} id must be a whole number from 0 to ${MAX_ID}` });
+        return z.NEVER;
+      }
+      if (ACCOUNT_NAME.test(value)) return value;
+      ctx.addIssue({ code: 'custom', message: `${what} must be a ${noun} name such as "www-data" or a numeric id` });
+      return z.NEVER;
+    });
+}
+
+export function liveAttributes(info: PathInfo): LiveAttributes {
+  return { mode: info.mode, uid: info.uid, gid: info.gid, owner: info.owner, group: info.group };
+}
+
+function accountMatches(wanted: AccountRef, id: number | null, name: string | null): boolean {
+  return typeof wanted === 'number' ? wanted === id : wanted === name;
+}
+
+function accountBefore(wanted: AccountRef, id: number | null, name: string | null): string | number | null {
+  return typeof wanted === 'number' ? id : (name ?? id);
+}
+
+/** Fields that differ between the managed attributes and the live ones. */
+export function diffAttributes(
+  desired: ManagedAttributes,
+  live: LiveAttributes,
+  options: { mode: boolean } = { mode: true },
+): FieldChange[] {
+  const fields: FieldChange[] = [];
+  if (options.mode && desired.mode !== undefined && desired.mode !== live.mode) {
+    fields.push({ path: 'mode', before: live.mode, after: desired.mode });
+  }
+  if (desired.owner !== undefined && !accountMatches(desired.owner, live.uid, live.owner)) {
+    fields.push({ path: 'owner', before: accountBefore(desired.owner, live.uid, live.owner), after: desired.owner });
+  }
+  if (desired.group !== undefined && !accountMatches(desired.group, live.gid, live.group)) {
+    fields.push({ path: 'group', before: accountBefore(desired.group, live.gid, live.group), after: desired.group });
+  }
+  return fields;
+}
+
+/** The managed attributes of an object that does not exist yet. */
+export function createdAttributes(desired: ManagedAttributes, options: { mode: boolean } = { mode: true }): FieldChange[] {
+  const fields: FieldChange[] = [];
+  if (options.mode && desired.mode !== undefined) fields.push({ path: 'mode', before: null, after: desired.mode });
+  if (desired.owner !== undefined) fields.push({ path: 'owner', before: null, after: desired.owner });
+  if (desired.group !== undefined) fields.push({ path: 'group', before: null, after: desired.group });
+  return fields;
+}
+
+/** Numeric ids of the managed owner and group on the host; ProviderError naming any that do not exist there. */
+export async function resolveOwnership(
+  handle: HostHandle,
+  desired: ManagedAttributes,
+): Promise<{ uid: number | undefined; gid: number | undefined }> {
+  const users = typeof desired.owner === 'string' ? [desired.owner] : [];
+  const groups = typeof desired.group === 'string' ? [desired.group] : [];
+  let uid = typeof desired.owner === 'number' ? desired.owner : undefined;
+  let gid = typeof desired.group === 'number' ? desired.group : undefined;
+  if (users.length > 0 || groups.length > 0) {
+    const ids = await handle.transport.resolveAccounts({ users, groups });
+    if (typeof desired.owner === 'string') {
+      const found = ids.users.get(desired.owner);
+      if (found == null) throw new ProviderError(`user "${desired.owner}" does not exist on ${handle.address}`);
+      uid = found;
+    }
+    if (typeof desired.group === 'string') {
+      const found = ids.groups.get(desired.group);
+      if (found == null) throw new ProviderError(`group "${desired.group}" does not exist on ${handle.address}`);
+      gid = found;
+    }
+  }
+  return { uid, gid };
+}
+
+/**
+ * Brings owner, group and (when `mode` is true) mode of an existing object to
+ * the managed values. Owner first: chown clears setuid/setgid bits, so a managed
+ * mode is set again after any chown.
+ */
+export async function reconcileAttributes(
+  handle: HostHandle,
+  realPath: string,
+  current: PathInfo,
+  desired: ManagedAttributes,
+  ids: { uid: number | undefined; gid: number | undefined },
+  options: { mode: boolean },
+): Promise<void> {
+  const uid = ids.uid !== undefined && ids.uid !== current.uid ? ids.uid : undefined;
+  const gid = ids.gid !== undefined && ids.gid !== current.gid ? ids.gid : undefined;
+  const chowned = uid !== undefined || gid !== undefined;
+  if (chowned) await handle.transport.lchown(realPath, { uid, gid });
+  if (options.mode && desired.mode !== undefined && (chowned || desired.mode !== current.mode)) {
+    await handle.transport.chmod(realPath, desired.mode);
+  } else if (chowned && current.mode !== null && current.type !== 'symlink' && (Number.parseInt(current.mode, 8) & 0o6000) !== 0) {
+    // An unmanaged mode stays as it was, setuid/setgid included.
+    await handle.transport.chmod(realPath, current.mode);
+  }
+}

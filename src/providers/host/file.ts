@@ -1,0 +1,268 @@
+import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { PathInfo, PathType } from '../../transport/transport.js';
+import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
+import {
+  accountSchema,
+  createdAttributes,
+  diffAttributes,
+  liveAttributes,
+  modeSchema,
+  reconcileAttributes,
+  resolveOwnership,
+  type LiveAttributes,
+} from './attributes.js';
+import type { HostHandle } from './host.js';
+import {
+  enclosingDirectory,
+  ensureParent,
+  errorCode,
+  inspectConfined,
+  realPathOf,
+  specPathSchema,
+  validatePathConflicts,
+} from './paths.js';
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export const fileSchema = z
+  .strictObject({
+    path: specPathSchema,
+    /** UTF-8 text. */
+    content: z.string({ error: 'content must be a string' }).optional(),
+    /** Bytes that are not UTF-8 text, base64-encoded; `resolve` puts a binary `source` here. */
+    contentBase64: z
+      .string({ error: 'contentBase64 must be a string' })
+      .regex(BASE64, { error: 'contentBase64 must be standard base64 (A-Z a-z 0-9 + /, "=" padding)' })
+      .optional(),
+    /** A file of the repository, relative to the YAML document; read into `content` at load time. */
+    source: z
+      .string({ error: 'source must be a path' })
+      .min(1, { error: 'source must not be empty' })
+      .refine((s) => !s.startsWith('/'), { error: 'source must be a path relative to the YAML file, inside the repository' })
+      .refine((s) => !s.includes('\0'), { error: 'source must not contain a NUL character' })
+      .optional(),
+    mode: modeSchema.optional(),
+    owner: accountSchema('owner').optional(),
+    group: accountSchema('group').optional(),
+    /** The content is a secret: diffs show `(sensitive)` and live state never holds it. */
+    sensitive: z.boolean({ error: 'sensitive must be true or false' }).optional(),
+  })
+  .superRefine((spec, ctx) => {
+    const given = (['content', 'source', 'contentBase64'] as const).filter((k) => spec[k] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          given.length === 0
+            ? 'a File needs exactly one of content or source'
+            : `a File takes exactly one of content, source and contentBase64, not ${given.join(' and ')}`,
+      });
+    }
+  });
+
+export type FileSpec = z.infer<typeof fileSchema>;
+
+/** Why a live file's `content` is null although the file exists. */
+export type ContentOmitted = 'too-large' | 'binary' | 'sensitive';
+
+export interface FileLive extends LiveAttributes {
+  readonly path: string;
+  /** `file`, or what occupies the path instead (to be replaced). */
+  readonly type: Exclude<PathType, 'absent'>;
+  readonly size: number | null;
+  readonly sha256: string | null;
+  /** The file's text when it is UTF-8, at most 1 MiB and not sensitive. */
+  readonly content: string | null;
+  readonly contentOmitted: ContentOmitted | null;
+}
+
+const DEFAULT_MODE = '0644';
+
+function desiredBytes(spec: FileSpec): Buffer {
+  if (spec.content !== undefined) return Buffer.from(spec.content, 'utf8');
+  if (spec.contentBase64 !== undefined) return Buffer.from(spec.contentBase64, 'base64');
+  throw new Error(`File ${spec.path} has no content: its source must be resolved before planning`);
+}
+
+const digests = new WeakMap<FileSpec, string>();
+
+function desiredSha256(spec: FileSpec): string {
+  let digest = digests.get(spec);
+  if (digest === undefined) {
+    digest = createHash('sha256').update(desiredBytes(spec)).digest('hex');
+    digests.set(spec, digest);
+  }
+  return digest;
+}
+
+function toLive(path: string, info: PathInfo, sensitive: boolean): FileLive | null {
+  if (info.type === 'absent') return null;
+  let content: string | null = null;
+  let contentOmitted: ContentOmitted | null = null;
+  if (info.type === 'file') {
+    if (sensitive) contentOmitted = 'sensitive';
+    else if (info.content === null) contentOmitted = 'too-large';
+    else if (!isUtf8(info.content)) contentOmitted = 'binary';
+    else content = info.content.toString('utf8');
+  }
+  return {
+    path,
+    type: info.type,
+    size: info.size,
+    sha256: info.type === 'file' ? info.sha256 : null,
+    content,
+    contentOmitted,
+    ...liveAttributes(info),
+  };
+}
+
+function describeBytes(size: number | null, sha256: string | null): string {
+  return `(${size ?? '?'} bytes, sha256 ${sha256 ?? '?'})`;
+}
+
+function contentChange(desired: FileSpec, live: FileLive | null): FieldChange {
+  const before = live === null || live.type !== 'file' ? null : live;
+  if (desired.sensitive) {
+    return { path: 'content', before: before ? '(sensitive)' : null, after: '(sensitive)', sensitive: true };
+  }
+  if (desired.content !== undefined) {
+    return { path: 'content', format: 'text', before: before?.content ?? null, after: desired.content };
+  }
+  return {
+    path: 'content',
+    before: before ? (before.content ?? describeBytes(before.size, before.sha256)) : null,
+    after: describeBytes(desiredBytes(desired).length, desiredSha256(desired)),
+  };
+}
+
+function omittedReason(desired: FileSpec, live: FileLive): string | undefined {
+  if (desired.sensitive || desired.content === undefined || live.content !== null) return undefined;
+  if (live.contentOmitted === 'too-large') return 'live content not shown: the file is larger than 1 MiB';
+  if (live.contentOmitted === 'binary') return 'live content not shown: the file is not UTF-8 text';
+  return undefined;
+}
+
+export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSpec | null): ResourceDiff {
+  const moved = prior !== null && prior.path !== desired.path;
+  const pathField: FieldChange[] = moved ? [{ path: 'path', before: prior.path, after: desired.path }] : [];
+  const movedReason = moved ? `path changed from ${prior.path}` : undefined;
+  if (live === null) {
+    const fields = [...pathField, contentChange(desired, null), ...createdAttributes(desired)];
+    return moved ? { action: 'replace', fields, reason: movedReason } : { action: 'create', fields };
+  }
+  if (live.type !== 'file') {
+    const refusal = live.type === 'directory' ? ' (refused at apply unless the directory is empty)' : '';
+    return {
+      action: 'replace',
+      fields: [...pathField, { path: 'type', before: live.type, after: 'file' }, contentChange(desired, null), ...createdAttributes(desired)],
+      reason: `${desired.path} is a ${live.type}, not a file${refusal}`,
+    };
+  }
+  const fields = [...pathField];
+  let reason = movedReason;
+  if (live.sha256 !== desiredSha256(desired)) {
+    fields.push(contentChange(desired, live));
+    const omitted = omittedReason(desired, live);
+    if (omitted) reason = reason ? `${reason}; ${omitted}` : omitted;
+  }
+  fields.push(...diffAttributes(desired, live));
+  if (moved) return { action: 'replace', fields, reason };
+  if (fields.length === 0) return { action: 'noop', fields };
+  return reason ? { action: 'update', fields, reason } : { action: 'update', fields };
+}
+
+async function applyFile(handle: HostHandle, request: ApplyRequest<FileSpec, FileLive>, signal: AbortSignal): Promise<FileLive | null> {
+  const { transport } = handle;
+  if (request.action === 'delete') {
+    const path = request.prior?.path ?? request.live?.path;
+    if (path === undefined) throw new Error(`cannot delete ${request.address}: no last applied spec names its path`);
+    const [info] = await inspectConfined(handle, [path], { content: false, signal });
+    // Only a file (or a link in its place) is removed; a directory that took the path is not ours.
+    if (info!.type === 'file' || info!.type === 'symlink') {
+      await transport.remove(realPathOf(handle.root, path), { type: info!.type });
+    }
+    return null;
+  }
+
+  const desired = request.desired;
+  if (desired === null) throw new Error(`${request.action} of ${request.address} needs a desired spec`);
+  const oldPath = request.prior !== null && request.prior.path !== desired.path ? request.prior.path : null;
+  const [info, oldInfo] = await inspectConfined(handle, oldPath ? [desired.path, oldPath] : [desired.path], {
+    content: true,
+    signal,
+  });
+  const real = realPathOf(handle.root, desired.path);
+  const bytes = desiredBytes(desired);
+  const ids = await resolveOwnership(handle, desired);
+
+  if (info!.type === 'directory') {
+    try {
+      await transport.remove(real, { type: 'directory' });
+    } catch (err) {
+      const code = errorCode(err);
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+        throw new ProviderError(
+          `cannot replace ${desired.path} on ${handle.address} with a file: it is a directory that is not empty`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  } else if (info!.type === 'other') {
+    throw new ProviderError(`refusing to replace ${desired.path} on ${handle.address}: it is a special file (device, socket or FIFO)`);
+  }
+
+  if (info!.type !== 'file' || info!.sha256 !== desiredSha256(desired)) {
+    // Unmanaged attributes of the file being replaced carry over to the new one.
+    const kept = info!.type === 'file' ? info! : null;
+    await ensureParent(handle, real);
+    await transport.writeFileAtomic(real, bytes, {
+      mode: desired.mode ?? kept?.mode ?? DEFAULT_MODE,
+      uid: ids.uid ?? kept?.uid ?? undefined,
+      gid: ids.gid ?? kept?.gid ?? undefined,
+    });
+  } else {
+    await reconcileAttributes(handle, real, info!, desired, ids, { mode: true });
+  }
+
+  if (oldPath !== null && (oldInfo?.type === 'file' || oldInfo?.type === 'symlink')) {
+    await transport.remove(realPathOf(handle.root, oldPath), { type: oldInfo.type });
+  }
+  const [after] = await inspectConfined(handle, [desired.path], { content: true, signal });
+  return toLive(desired.path, after!, desired.sensitive === true);
+}
+
+export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
+  role: 'resource',
+  kind: 'File',
+  description: 'A regular file on a Host: its content (inline or from the repository), mode and owner; written atomically.',
+  schema: fileSchema,
+  targetKind: 'Host',
+  async resolve(spec, from, ctx) {
+    if (spec.source === undefined) return spec;
+    let data: Buffer;
+    try {
+      data = await ctx.readFile(spec.source, from.file);
+    } catch (err) {
+      throw new ProviderError(`cannot read source ${spec.source}: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
+    }
+    const { source: _source, ...rest } = spec;
+    return isUtf8(data) ? { ...rest, content: data.toString('utf8') } : { ...rest, contentBase64: data.toString('base64') };
+  },
+  validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
+  implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
+  async read(handle, specs, ctx) {
+    const infos = await inspectConfined(
+      handle,
+      specs.map((s) => s.path),
+      { content: true, signal: ctx.signal },
+    );
+    return infos.map((info, i) => toLive(specs[i]!.path, info, specs[i]!.sensitive === true));
+  },
+  diff: diffFile,
+  apply: (handle, request, ctx) => applyFile(handle, request, ctx.signal),
+};

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
+import { LocalTransport } from '../../transport/local.js';
+import type { HostTransport } from '../../transport/transport.js';
+import { ProviderError, type TargetHandle, type TargetProvider } from '../provider.js';
+import { rootPathSchema } from './paths.js';
+
+/** An open Host: every Directory, File and Symlink on it goes through `transport`, below `root`. */
+export interface HostHandle extends TargetHandle {
+  readonly transport: HostTransport;
+  /** The Host's `root` as written (normalised): spec paths map to `root + path`. */
+  readonly root: string;
+  /** `root` with its symbolic links resolved (the missing tail appended): what paths must stay inside. */
+  readonly realRoot: string;
+  readonly hostName: string;
+}
+
+// A hostname, an IPv4 address or a bare IPv6 address; never an ssh option (`-oProxyCommand=...`).
+const ADDRESS_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/;
+const USER_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+const address = z
+  .string({ error: 'address must be a host name or an IP address' })
+  .regex(ADDRESS_PATTERN, { error: 'address must be a host name or an IP address (letters, digits, ".", ":", "-"; not starting with "-")' });
+const port = z
+  .number({ error: 'port must be a number' })
+  .int({ error: 'port must be a whole number' })
+  .min(1, { error: 'port must be from 1 to 65535' })
+  .max(65535, { error: 'port must be from 1 to 65535' });
+const user = z.string({ error: 'user must be a string' }).regex(USER_PATTERN, { error: 'user must be a login name such as "root" or "deploy"' });
+const repoFile = (what: string) =>
+  z
+    .string({ error: `${what} must be a path` })
+    .min(1, { error: `${what} must not be empty` })
+    .refine((p) => !p.includes('\0'), { error: `${what} must not contain a NUL character` });
+
+const common = {
+  root: rootPathSchema.default('/'),
+  groups: z
+    .array(z.string().regex(NAME_PATTERN, { error: 'group names are lowercase: [a-z0-9]([a-z0-9._-]*[a-z0-9])?' }))
+    .default([]),
+  vars: z.record(z.string(), z.unknown()).default({}),
+};
+
+const localHost = z.strictObject({ transport: z.literal('local'), ...common });
+
+const sshHost = z.strictObject({
+  transport: z.literal('ssh'),
+  address,
+  port: port.default(22),
+  user: user.default('root'),
+  /** A private key in the repository (relative to it) or on the controller; the SSH agent when absent. */
+  identityFile: repoFile('identityFile').optional(),
+  /** Strict: an unknown or changed host key refuses the host. */
+  knownHostsFile: repoFile('knownHostsFile').optional(),
+  jump: z
+    .strictObject({ address, port: port.default(22), user: user.default('root') })
+    .optional(),
+  ...common,
+});
+
+// No default transport: a Host that forgot `transport: ssh` must not turn into the controller's own machine.
+export const hostSchema = z.discriminatedUnion('transport', [localHost, sshHost], {
+  error: (issue) =>
+    issue.code === 'invalid_union' ? 'transport must be "local" or "ssh"' : undefined,
+});
+
+export type HostSpec = z.infer<typeof hostSchema>;
+export type LocalHostSpec = z.infer<typeof localHost>;
+export type SshHostSpec = z.infer<typeof sshHost>;
+
+class OpenHost implements HostHandle {
+  constructor(
+    readonly address: string,
+    readonly hostName: string,
+    readonly transport: HostTransport,
+    readonly root: string,
+    readonly realRoot: string,
+  ) {}
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+}
+
+/**
+ * Opens a Host. Creates nothing: a root that does not exist yet reads as empty,
+ * and the first write creates it.
+ */
+async function connect(resource: Resource<HostSpec>): Promise<HostHandle> {
+  const spec = resource.spec;
+  if (spec.transport === 'ssh') {
+    throw new ProviderError(`cannot connect to ${resource.address}: the ssh transport is not available yet`);
+  }
+  const transport = new LocalTransport();
+  let realRoot: string;
+  try {
+    realRoot = await transport.realpath(spec.root);
+  } catch (err) {
+    await transport.close();
+    throw new ProviderError(`cannot open ${resource.address}: root ${spec.root}: ${(err as Error).message}`, { cause: err });
+  }
+  return new OpenHost(resource.address, resource.name, transport, spec.root, realRoot);
+}
+
+export const hostTarget: TargetProvider<HostSpec, HostHandle> = {
+  role: 'target',
+  kind: 'Host',
+  description: 'A machine reached locally or over SSH; Directory, File and Symlink resources live on it, below its root.',
+  schema: hostSchema,
+  groupsOf: (spec) => spec.groups,
+  connect: (resource) => connect(resource),
+};

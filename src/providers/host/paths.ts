@@ -1,0 +1,202 @@
+/**
+ * Paths on a Host, and the rule that keeps them inside its `root`.
+ *
+ * A spec path is an absolute, normalised POSIX path (`/srv/app/motd`); the real
+ * path is `root + path`. Before reading or writing, providers go through
+ * `inspectConfined`, which asks the transport to resolve each path's parent
+ * chain and refuses (ProviderError) a path whose existing ancestors lead outside
+ * the root through a symbolic link, or through a link to a missing target. The
+ * final component is never followed.
+ *
+ * What this does not defend against: a process that swaps a directory inside the
+ * root for a symbolic link between the check and the write. The check protects
+ * against links that exist when Capstan runs, not a concurrent adversary.
+ */
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { error, type Diagnostic } from '../../diag/diagnostic.js';
+import type { Address, Resource } from '../../spec/resource.js';
+import type { PathInfo } from '../../transport/transport.js';
+import { ProviderError } from '../provider.js';
+import type { HostHandle } from './host.js';
+
+/** Live file content is read (and shown in diffs) up to this size; larger files are compared by hash only. */
+export const MAX_CONTENT_BYTES = 1024 * 1024;
+
+/** The kinds of the host family that manage a path; they share one namespace per host. */
+const PATH_KINDS: ReadonlySet<string> = new Set(['Directory', 'File', 'Symlink']);
+
+/** Why `path` is not a valid spec path, or null when it is. */
+export function specPathProblem(path: string): string | null {
+  if (path.includes('\0')) return 'path must not contain a NUL character';
+  if (!path.startsWith('/')) return `path must be absolute (start with "/"): ${path}`;
+  if (path === '/') return 'path must name something below "/"';
+  if (path.endsWith('/')) return `path must not end with "/": ${path}`;
+  const segments = path.slice(1).split('/');
+  if (segments.includes('')) return `path must not contain empty segments ("//"): ${path}`;
+  if (segments.includes('..')) return `path must not contain ".." segments: ${path}`;
+  if (segments.includes('.')) return `path must not contain "." segments: ${path}`;
+  return null;
+}
+
+/** An absolute path on the host, as written in a Directory, File or Symlink spec. */
+export const specPathSchema = z.string({ error: 'path must be a string' }).superRefine((path, ctx) => {
+  const problem = specPathProblem(path);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** A Host's `root`: absolute, `/` allowed, a trailing slash dropped. */
+export const rootPathSchema = z
+  .string({ error: 'root must be a string' })
+  .superRefine((root, ctx) => {
+    if (root === '/') return;
+    const problem = specPathProblem(root.endsWith('/') ? root.slice(0, -1) : root);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem.replace(/^path/, 'root') });
+  })
+  .transform((root) => (root !== '/' && root.endsWith('/') ? root.slice(0, -1) : root));
+
+/** `root + path`. Throws ProviderError for a path the schema would have refused. */
+export function realPathOf(root: string, specPath: string): string {
+  const problem = specPathProblem(specPath);
+  if (problem) throw new ProviderError(problem);
+  return root === '/' ? specPath : root + specPath;
+}
+
+/** The spec path of a real path inside the root, or the real path itself when it is outside. */
+export function specPathOf(root: string, realPath: string): string {
+  if (root === '/') return realPath;
+  if (realPath === root) return '/';
+  return realPath.startsWith(`${root}/`) ? realPath.slice(root.length) : realPath;
+}
+
+/**
+ * Inspects spec paths on the host in ONE transport call, refusing every path
+ * whose parent chain escapes the root. Results are in the order of `specPaths`.
+ */
+export async function inspectConfined(
+  handle: HostHandle,
+  specPaths: readonly string[],
+  options: { content: boolean; signal?: AbortSignal | undefined },
+): Promise<PathInfo[]> {
+  const real = specPaths.map((p) => realPathOf(handle.root, p));
+  const infos = await handle.transport.inspect(real, {
+    content: options.content,
+    maxContentBytes: MAX_CONTENT_BYTES,
+    confineTo: handle.realRoot,
+    signal: options.signal,
+  });
+  const refused = infos.findIndex((info) => info.escape !== null);
+  if (refused >= 0) throw escapeError(handle, specPaths[refused]!, infos[refused]!);
+  return infos;
+}
+
+function escapeError(handle: HostHandle, specPath: string, info: PathInfo): ProviderError {
+  const escape = info.escape!;
+  const link = escape.symlink
+    ? `the symbolic link ${specPathOf(handle.root, escape.symlink)} -> ${escape.linkTarget ?? '?'}`
+    : 'a symbolic link';
+  const where = `${handle.address}${handle.root === '/' ? '' : ` (root ${handle.root})`}`;
+  if (escape.dangling) {
+    return new ProviderError(
+      `refusing ${specPath} on ${where}: its parent directory goes through ${link}, whose target does not exist; ` +
+        'Capstan does not create directories through symbolic links',
+    );
+  }
+  return new ProviderError(
+    `refusing ${specPath} on ${where}: its parent directory leads outside the root through ${link} ` +
+      `(it resolves to ${escape.resolvesTo})`,
+  );
+}
+
+/** Creates the missing parents of a real path (inside the root: the caller has inspected it). */
+export async function ensureParent(handle: HostHandle, realPath: string): Promise<void> {
+  await handle.transport.mkdir(posix.dirname(realPath), { mode: '0755', parents: true });
+}
+
+interface PathIndex {
+  readonly byPath: ReadonlyMap<string, readonly Resource[]>;
+}
+
+// validate and implicitDependencies are called once per resource with the same
+// array of its target's resources: index it once, not once per resource.
+const indexes = new WeakMap<readonly Resource[], PathIndex>();
+
+function pathIndex(sameTarget: readonly Resource[]): PathIndex {
+  let index = indexes.get(sameTarget);
+  if (!index) {
+    const byPath = new Map<string, Resource[]>();
+    for (const r of sameTarget) {
+      const path = managedPath(r);
+      if (path === undefined) continue;
+      const list = byPath.get(path);
+      if (list) list.push(r);
+      else byPath.set(path, [r]);
+    }
+    index = { byPath };
+    indexes.set(sameTarget, index);
+  }
+  return index;
+}
+
+/** The path a host-family resource manages, when its spec has a valid one. */
+function managedPath(resource: Resource): string | undefined {
+  if (!PATH_KINDS.has(resource.kind)) return undefined;
+  const spec = resource.spec;
+  if (typeof spec !== 'object' || spec === null || !('path' in spec) || typeof spec.path !== 'string') return undefined;
+  return specPathProblem(spec.path) === null ? spec.path : undefined;
+}
+
+/** `/a/b/c` → `/a/b`, `/a` (nearest first; `/` excluded). */
+function ancestorsOf(path: string): string[] {
+  const out: string[] = [];
+  for (let p = posix.dirname(path); p !== '/'; p = posix.dirname(p)) out.push(p);
+  return out;
+}
+
+/**
+ * Path conflicts on one target: the same path managed twice, or a path below one
+ * that is managed as a file or a symbolic link.
+ */
+export function validatePathConflicts(resource: Resource, sameTarget: readonly Resource[]): Diagnostic[] {
+  const path = managedPath(resource);
+  if (path === undefined) return [];
+  const { byPath } = pathIndex(sameTarget);
+  const where = { address: resource.address, source: resource.positionOf(['spec', 'path']) };
+  const diagnostics: Diagnostic[] = [];
+  const others = (byPath.get(path) ?? []).filter((r) => r.address !== resource.address);
+  if (others.length > 0) {
+    diagnostics.push(error(`path ${path} is also managed by ${others.map((r) => r.address).join(', ')}`, where));
+  }
+  for (const ancestor of ancestorsOf(path)) {
+    for (const holder of byPath.get(ancestor) ?? []) {
+      if (holder.kind === 'File') {
+        diagnostics.push(error(`path ${path} lies below ${ancestor}, which ${holder.address} manages as a file`, where));
+      } else if (holder.kind === 'Symlink') {
+        diagnostics.push(
+          error(`path ${path} lies below ${ancestor}, which ${holder.address} manages as a symbolic link`, {
+            ...where,
+            detail: "manage the path inside the link's target instead",
+          }),
+        );
+      }
+    }
+  }
+  return diagnostics;
+}
+
+/** The nearest managed Directory above this resource's path on the same target. */
+export function enclosingDirectory(resource: Resource, sameTarget: readonly Resource[]): Address[] {
+  const path = managedPath(resource);
+  if (path === undefined) return [];
+  const { byPath } = pathIndex(sameTarget);
+  for (const ancestor of ancestorsOf(path)) {
+    const dir = (byPath.get(ancestor) ?? []).find((r) => r.kind === 'Directory' && r.address !== resource.address);
+    if (dir) return [dir.address];
+  }
+  return [];
+}
+
+/** The errno-style code of a transport error, if any. */
+export function errorCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
