@@ -101,7 +101,10 @@ export interface LockHolder extends Actor {
 export interface StackLock {
   readonly stack: string;
   readonly holder: LockHolder;
+  /** Removes the lock if this acquisition still holds it; calling it again does nothing. */
   release(): Promise<void>;
+  /** Names the run working under this lock, so `StackLockedError` can show it. Throws if the lock was lost. */
+  setRunId?(runId: number): Promise<void>;
 }
 
 export interface Store {
