@@ -1,6 +1,6 @@
 /**
  * How Capstan talks to Prometheus and Alertmanager when it delivers their files:
- * their own checkers on the host (content on stdin, argument arrays, no shell),
+ * their own checkers on the host (argument arrays, no shell),
  * `POST /-/reload`, and their HTTP APIs to confirm what is running.
  *
  * The HTTP calls go from where Capstan runs to `url`: for a host reached over
@@ -9,29 +9,53 @@
 import { parse as parseYaml } from 'yaml';
 import { ProviderError } from '../provider.js';
 import type { HostHandle } from '../host/host.js';
+import { ensureParent, inspectConfined, realPathOf } from '../host/paths.js';
+import { parseDuration } from './duration.js';
 import type { DesiredFile, FileSetHooks } from './file-set.js';
 
 const CHECK_TIMEOUT_MS = 30_000;
 const HTTP_TIMEOUT_MS = 10_000;
-const CONFIRM_TIMEOUT_MS = 15_000;
-const POLL_MS = 200;
 
-async function runChecker(handle: HostHandle, argv: readonly string[], input: string, what: string, signal: AbortSignal): Promise<void> {
-  let result;
+/**
+ * Runs the backend's checker on the new content. The content is staged in a
+ * dot-file beside its destination (same directory, so relative includes resolve
+ * as they will; a `.tmp` suffix, so `*.yml` globs do not load it) and removed
+ * afterwards, whatever the outcome.
+ */
+async function checkStaged(
+  handle: HostHandle,
+  file: DesiredFile,
+  argv: (realPath: string) => string[],
+  what: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const slash = file.path.lastIndexOf('/');
+  const staged = `${file.path.slice(0, slash)}/.capstan-check-${file.path.slice(slash + 1)}.tmp`;
+  await inspectConfined(handle, [staged], { content: false, signal });
+  const real = realPathOf(handle.root, staged);
+  await ensureParent(handle, real);
+  await handle.transport.writeFileAtomic(real, Buffer.from(file.content), { mode: '0600' });
+  const command = argv(real);
   try {
-    result = await handle.transport.exec(argv, { timeoutMs: CHECK_TIMEOUT_MS, input, signal });
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    throw new ProviderError(
-      code === 'ENOENT'
-        ? `${argv[0]} is not installed on ${handle.address}: it is needed to check the ${what} before installing it`
-        : `running ${argv[0]} on ${handle.address} failed: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-  if (result.exitCode !== 0) {
-    const output = `${result.stdout}\n${result.stderr}`.replace(/\/dev\/stdin/g, 'the new file').trim();
-    throw new ProviderError(`${argv[0]} refused the ${what}${result.timedOut ? ' (timed out)' : ''}: ${output}`);
+    let result;
+    try {
+      result = await handle.transport.exec(command, { timeoutMs: CHECK_TIMEOUT_MS, signal });
+    } catch (err) {
+      const e = err as { code?: unknown; cause?: { code?: unknown } };
+      const code = e.code ?? e.cause?.code;
+      throw new ProviderError(
+        code === 'ENOENT'
+          ? `${command[0]} is not installed on ${handle.address}: it is needed to check the ${what} before installing it`
+          : `running ${command[0]} on ${handle.address} failed: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    if (result.exitCode !== 0) {
+      const output = `${result.stdout}\n${result.stderr}`.split(real).join(file.path).trim();
+      throw new ProviderError(`${command[0]} refused the ${what}${result.timedOut ? ' (timed out)' : ''}: ${output}`);
+    }
+  } finally {
+    await handle.transport.remove(real, { type: 'file' }).catch(() => undefined);
   }
 }
 
@@ -56,15 +80,13 @@ async function reload(base: string, what: string, signal: AbortSignal): Promise<
   }
 }
 
-/** Polls `probe` until it returns null (done) or the timeout; then throws with its last answer. */
-async function until(probe: () => Promise<string | null>, signal: AbortSignal): Promise<void> {
-  const deadline = Date.now() + CONFIRM_TIMEOUT_MS;
-  for (;;) {
-    const problem = await probe();
-    if (problem === null) return;
-    if (Date.now() > deadline || signal.aborted) throw new ProviderError(problem);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
+/**
+ * Runs the confirmation once: both backends answer `/-/reload` only after the
+ * new configuration is in place, so what the API shows then is what runs.
+ */
+async function confirm(probe: () => Promise<string | null>): Promise<void> {
+  const problem = await probe();
+  if (problem !== null) throw new ProviderError(problem);
 }
 
 interface ApiRuleGroup {
@@ -95,14 +117,14 @@ export function prometheusHooks(settings: { url: string; promtool: string; ruleF
   return {
     async check(handle, files, signal) {
       for (const f of files.filter(isRuleFile)) {
-        await runChecker(handle, [settings.promtool, 'check', 'rules', '/dev/stdin'], f.content, `rule file ${f.path}`, signal);
+        await checkStaged(handle, f, (real) => [settings.promtool, 'check', 'rules', real], `rule file ${f.path}`, signal);
       }
     },
-    async activate(handle, files, signal) {
+    async activate(_handle, files, signal) {
       await reload(settings.url, `Prometheus at ${settings.url}`, signal);
       const expected = files.filter(isRuleFile).flatMap((f) => groupNamesOf(f.content));
       const file = baseName(settings.ruleFile);
-      await until(async () => {
+      await confirm(async () => {
         const groups = (await loadedRuleGroups(settings.url, signal)).filter((g) => baseName(g.file) === file);
         const loaded = new Set(groups.map((g) => g.name));
         const missing = expected.filter((n) => !loaded.has(n));
@@ -112,8 +134,7 @@ export function prometheusHooks(settings: { url: string; promtool: string; ruleF
         const broken = groups.flatMap((g) => g.rules.filter((r) => r.health === 'err').map((r) => `${g.name}/${r.name}: ${r.lastError ?? 'error'}`));
         if (broken.length > 0) return `Prometheus at ${settings.url} loaded ${settings.ruleFile} but rules fail to evaluate: ${broken.join('; ')}`;
         return null;
-      }, signal);
-      void handle;
+      });
     },
     async deactivate(_handle, removed, signal) {
       if (removed.length === 0) return;
@@ -126,19 +147,53 @@ export function alertmanagerHooks(settings: { url: string; amtool: string; confi
   return {
     async check(handle, files, signal) {
       for (const f of files.filter((x) => x.path === settings.configFile)) {
-        await runChecker(handle, [settings.amtool, 'check-config', '/dev/stdin'], f.content, `Alertmanager configuration ${f.path}`, signal);
+        await checkStaged(handle, f, (real) => [settings.amtool, 'check-config', real], `Alertmanager configuration ${f.path}`, signal);
       }
     },
     async activate(_handle, files, signal) {
       await reload(settings.url, `Alertmanager at ${settings.url}`, signal);
       const wanted = files.find((f) => f.path === settings.configFile)?.content;
       if (wanted === undefined) return;
-      await until(async () => {
+      await confirm(async () => {
         const res = await http(endpoint(settings.url, '/api/v2/status'), { method: 'GET' }, signal);
         if (res.status !== 200) return `GET /api/v2/status of Alertmanager at ${settings.url} answered HTTP ${res.status}`;
         const original = (JSON.parse(res.text) as { config?: { original?: string } }).config?.original ?? '';
-        return original.trim() === wanted.trim() ? null : `Alertmanager at ${settings.url} reloaded but does not run ${settings.configFile} as written (is it started with --config.file=${settings.configFile}?)`;
-      }, signal);
+        const mismatch = configMismatch(parseYaml(original), parseYaml(wanted), '');
+        return mismatch === null
+          ? null
+          : `Alertmanager at ${settings.url} reloaded but does not run ${settings.configFile} as written: ${mismatch} (is it started with --config.file=${settings.configFile}?)`;
+      });
     },
   };
+}
+
+/**
+ * Where the configuration Alertmanager runs differs from the one written, or null.
+ * Alertmanager reports its configuration re-serialised, defaults filled in and
+ * secrets shown as `<secret>`, so every value written must be found at the same
+ * place, durations compared by length (`24h` is shown as `1d`).
+ */
+export function configMismatch(running: unknown, wanted: unknown, path: string): string | null {
+  if (Array.isArray(wanted)) {
+    if (!Array.isArray(running) || running.length !== wanted.length) return `${path || 'the configuration'} differs`;
+    for (const [i, w] of wanted.entries()) {
+      const m = configMismatch(running[i], w, `${path}[${i}]`);
+      if (m) return m;
+    }
+    return null;
+  }
+  if (typeof wanted === 'object' && wanted !== null) {
+    if (typeof running !== 'object' || running === null) return `${path || 'the configuration'} differs`;
+    for (const [k, w] of Object.entries(wanted)) {
+      const m = configMismatch((running as Record<string, unknown>)[k], w, path ? `${path}.${k}` : k);
+      if (m) return m;
+    }
+    return null;
+  }
+  if (running === wanted || running === '<secret>') return null;
+  if (typeof running === 'string' && typeof wanted === 'string') {
+    const a = parseDuration(running);
+    if (a !== undefined && a === parseDuration(wanted)) return null;
+  }
+  return `${path} is ${JSON.stringify(running)}, not ${JSON.stringify(wanted)}`;
 }

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { Resource } from '../../spec/resource.js';
+import { buildDashboard, dashboardFiles, dashboardProblems, dashboardSpecSchema, validateDashboard, type DashboardSpec } from './dashboard.js';
+
+const typed = (extra: Record<string, unknown> = {}): DashboardSpec =>
+  dashboardSpecSchema.parse({
+    title: 'API overview',
+    folder: 'Services',
+    datasource: 'prometheus',
+    panels: [
+      { title: 'Requests', targets: [{ expr: 'sum(rate(http_requests_total{job="api"}[5m])) by (code)', legend: '{{code}}' }], unit: 'reqps' },
+      { title: 'Errors', type: 'stat', targets: [{ expr: 'x', instant: true }] },
+      { title: 'Latency', id: 1, targets: [{ expr: 'y' }] },
+      { title: 'Notes', type: 'text', content: '# hi' },
+    ],
+    ...extra,
+  });
+
+function resource(name: string, spec: DashboardSpec): Resource<DashboardSpec> {
+  const source = { file: 'dash.yaml', line: 1, col: 1 };
+  return { address: `Dashboard/${name}`, kind: 'Dashboard', name, target: 'Host/mon', dependsOn: [], spec, source, positionOf: () => source };
+}
+
+describe('Dashboard builder', () => {
+  it('assigns free panel ids, lays panels out on the grid and sets data sources', () => {
+    const d = buildDashboard('api-overview', typed());
+    expect(d).toMatchObject({ uid: 'api-overview', title: 'API overview', schemaVersion: 39 });
+    const panels = d['panels'] as Record<string, unknown>[];
+    expect(panels.map((p) => p['id'])).toEqual([2, 3, 1, 4]);
+    expect(panels.map((p) => p['gridPos'])).toEqual([
+      { x: 0, y: 0, w: 12, h: 8 },
+      { x: 12, y: 0, w: 12, h: 8 },
+      { x: 0, y: 8, w: 12, h: 8 },
+      { x: 12, y: 8, w: 12, h: 8 },
+    ]);
+    expect(panels[0]).toMatchObject({
+      datasource: { type: 'prometheus', uid: 'prometheus' },
+      fieldConfig: { defaults: { unit: 'reqps' } },
+      targets: [{ refId: 'A', datasource: { type: 'prometheus', uid: 'prometheus' }, expr: 'sum(rate(http_requests_total{job="api"}[5m])) by (code)', legendFormat: '{{code}}' }],
+    });
+    expect(dashboardProblems(d)).toEqual([]);
+  });
+
+  it('reports duplicate panel ids, missing data sources and grid overflow', () => {
+    const dup = typed({ panels: [{ title: 'a', id: 3, targets: [{ expr: 'x' }] }, { title: 'b', id: 3, targets: [{ expr: 'y' }] }] });
+    expect(validateDashboard(resource('d', dup)).map((x) => x.summary)).toEqual(['panel id 3 is used by both panel "a" and panel "b"']);
+    const noDs = typed({ datasource: undefined });
+    expect(validateDashboard(resource('d', noDs)).map((x) => x.summary)).toContain('panel "Requests" has queries but no data source (set datasource on the panel or the dashboard)');
+    expect(dashboardProblems({ uid: 'x', title: 't', panels: [{ id: 1, title: 'wide', gridPos: { x: 20, y: 0, w: 8, h: 4 } }] })).toEqual(['panel "wide" is wider than the grid: x 20 + w 8 > 24']);
+  });
+
+  it('validates Grafana JSON given as is, rows included', () => {
+    const json = {
+      title: 'Imported',
+      id: 42,
+      panels: [
+        { id: 1, type: 'row', title: 'row', panels: [{ id: 2, title: 'inner', targets: [{ expr: 'up' }] }] },
+        { id: 2, title: 'again', datasource: { uid: 'p' }, targets: [{ expr: 'up' }] },
+      ],
+    };
+    const spec = dashboardSpecSchema.parse({ json });
+    const d = buildDashboard('imported', spec);
+    expect(d['id']).toBeUndefined();
+    expect(d['uid']).toBe('imported');
+    expect(dashboardProblems(d)).toEqual([
+      'panel "inner" has queries but no data source (set datasource on the panel or the dashboard)',
+      'panel id 2 is used by both panel "inner" and panel "again"',
+    ]);
+  });
+
+  it('writes a provisioning file pointing at its own folder', () => {
+    const files = dashboardFiles('api-overview', typed());
+    expect(files.provisioningFile).toBe('/etc/grafana/provisioning/dashboards/capstan-api-overview.yaml');
+    expect(files.dashboardFile).toBe('/var/lib/grafana/dashboards/capstan/api-overview/api-overview.json');
+    expect(parse(files.provisioning)).toEqual({
+      apiVersion: 1,
+      providers: [
+        {
+          name: 'capstan-api-overview',
+          orgId: 1,
+          folder: 'Services',
+          type: 'file',
+          disableDeletion: false,
+          allowUiUpdates: false,
+          updateIntervalSeconds: 30,
+          options: { path: '/var/lib/grafana/dashboards/capstan/api-overview', foldersFromFilesStructure: false },
+        },
+      ],
+    });
+    expect(JSON.parse(files.json)).toMatchObject({ uid: 'api-overview' });
+  });
+
+  it('needs exactly one of panels, json and source', () => {
+    expect(dashboardSpecSchema.safeParse({ title: 'x' }).success).toBe(false);
+    expect(dashboardSpecSchema.safeParse({ title: 'x', panels: [], json: {} }).success).toBe(false);
+    expect(dashboardSpecSchema.safeParse({ panels: [] }).success).toBe(false);
+  });
+});
