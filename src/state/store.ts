@@ -131,11 +131,11 @@ export interface Store {
 
 export class StackLockedError extends Error {
   constructor(
-    readonly stack: string,
+    readonly stackName: string,
     readonly holder: LockHolder,
   ) {
     super(
-      `stack "${stack}" is locked by ${holder.user}@${holder.host} (pid ${holder.pid}` +
+      `stack "${stackName}" is locked by ${holder.user}@${holder.host} (pid ${holder.pid}` +
         `${holder.runId !== undefined ? `, run ${holder.runId}` : ''}) since ${holder.since}`,
     );
     this.name = 'StackLockedError';

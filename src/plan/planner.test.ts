@@ -1,0 +1,172 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { applyPlan } from '../apply/apply.js';
+import { error } from '../diag/diagnostic.js';
+import { TargetPool } from '../providers/target-pool.js';
+import type { Resource } from '../spec/resource.js';
+import { SqliteStore } from '../state/sqlite/sqlite-store.js';
+import type { Store } from '../state/store.js';
+import { detectDrift } from './drift.js';
+import { countActions, type Plan } from './plan.js';
+import { planChanges } from './planner.js';
+import { renderPlanText } from './render-text.js';
+import { bucket, item, memoryRegistry, memoryWorld, type MemoryWorld } from './testing/memory-provider.js';
+
+const actor = { user: 'tester', host: os.hostname(), pid: process.pid };
+const source = { dir: '/repo', repo: null, ref: null, commit: 'a'.repeat(40), author: 'A <a@x>', message: 'msg', dirty: false };
+
+let dir: string;
+let store: Store;
+let world: MemoryWorld;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-plan-'));
+  store = await SqliteStore.open(path.join(dir, 'state.db'));
+  world = memoryWorld();
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function plan(resources: Resource[], extra: { allowMassDelete?: boolean; diagnostics?: ReturnType<typeof error>[] } = {}): Promise<Plan> {
+  const registry = memoryRegistry(world);
+  const targets = new TargetPool(registry, { signal: new AbortController().signal });
+  try {
+    return await planChanges({
+      stack: 's',
+      desired: { targets: [bucket('b')], resources, specHash: JSON.stringify(resources.map((r) => r.spec)), diagnostics: extra.diagnostics ?? [] },
+      source,
+      registry,
+      store,
+      targets,
+      allowMassDelete: extra.allowMassDelete ?? false,
+    });
+  } finally {
+    await targets.close();
+  }
+}
+
+async function apply(p: Plan, parallelism = 4) {
+  const registry = memoryRegistry(world);
+  const targets = new TargetPool(registry, { signal: new AbortController().signal });
+  try {
+    return await applyPlan({ plan: p, registry, store, targets, actor, parallelism });
+  } finally {
+    await targets.close();
+  }
+}
+
+const live = () => Object.fromEntries(world.data.get('Bucket/b') ?? []);
+
+describe('planChanges and applyPlan', () => {
+  it('plans creates, applies them, then plans nothing; reads once per target and kind', async () => {
+    const p1 = await plan([item('a', '1'), item('b', '2')]);
+    expect(countActions(p1.changes)).toMatchObject({ create: 2 });
+    expect(world.readCalls).toBe(1);
+    const r = await apply(p1);
+    expect(r.status).toBe('succeeded');
+    expect(live()).toEqual({ a: '1', b: '2' });
+    const p2 = await plan([item('a', '1'), item('b', '2')]);
+    expect(p2.changes.map((c) => c.action)).toEqual(['noop', 'noop']);
+    expect(p2.changes.some((c) => c.recordOnly)).toBe(false);
+    expect(renderPlanText(p2)).toContain('No changes');
+  });
+
+  it('records the run with its commit and counts, and bumps the serial', async () => {
+    const before = await store.serial('s');
+    const r = await apply(await plan([item('a', '1')]));
+    expect(r.run).toMatchObject({ commit: source.commit, author: source.author, message: 'msg', status: 'succeeded' });
+    expect(r.counts.create).toBe(1);
+    expect(await store.serial('s')).toBeGreaterThan(before);
+    const inventory = await store.inventory('s');
+    expect(inventory.map((e) => [e.address, e.origin, e.target])).toEqual([['Item/a', 'created', 'Bucket/b']]);
+  });
+
+  it('adopts an object that already matches, without touching it', async () => {
+    world.data.set('Bucket/b', new Map([['a', '1']]));
+    const p = await plan([item('a', '1')]);
+    expect(p.changes[0]).toMatchObject({ action: 'noop', recordOnly: true, managed: false });
+    await apply(p);
+    expect(world.applied).toEqual([]);
+    expect((await store.inventory('s')).map((e) => e.origin)).toEqual(['adopted']);
+  });
+
+  it('deletes only what the inventory holds, dependents first', async () => {
+    await apply(await plan([item('base', '1'), item('top', '2', { dependsOn: ['Item/base'] }), item('keep1', 'k'), item('keep2', 'k'), item('keep3', 'k')]));
+    world.data.get('Bucket/b')!.set('unmanaged', 'x');
+    world.applied.length = 0;
+    const p = await plan([item('keep1', 'k'), item('keep2', 'k'), item('keep3', 'k')]);
+    expect(Object.fromEntries(p.changes.filter((c) => c.action !== 'noop').map((c) => [c.address, c.action]))).toEqual({ 'Item/base': 'delete', 'Item/top': 'delete' });
+    await apply(p, 10);
+    expect(world.applied).toEqual(['delete Item/top', 'delete Item/base']);
+    expect(live()).toEqual({ keep1: 'k', keep2: 'k', keep3: 'k', unmanaged: 'x' });
+  });
+
+  it('refuses to delete more than half of the managed resources unless allowed', async () => {
+    await apply(await plan([item('a', '1'), item('b', '1'), item('c', '1')]));
+    const refused = await plan([item('a', '1')]);
+    expect(refused.diagnostics.map((d) => d.summary).join()).toMatch(/deletes 2 of 3 managed resources/);
+    await expect(apply(refused)).rejects.toThrow(/has errors/);
+    const emptied = await plan([]);
+    expect(emptied.diagnostics.map((d) => d.summary).join()).toMatch(/deletes 3 of 3/);
+    const allowed = await plan([item('a', '1')], { allowMassDelete: true });
+    expect(allowed.diagnostics).toEqual([]);
+  });
+
+  it('never plans deletes from a spec with errors', async () => {
+    await apply(await plan([item('a', '1')]));
+    const p = await plan([], { diagnostics: [error('broken', { source: { file: 'x.yaml', line: 1, col: 1 } })], allowMassDelete: true });
+    expect(p.changes).toEqual([]);
+  });
+
+  it('skips dependents of a failure, records everything, and the next run converges', async () => {
+    world.failing.add('a');
+    const p = await plan([item('a', '1'), item('b', '2', { dependsOn: ['Item/a'] }), item('c', '3')]);
+    const r = await apply(p);
+    expect(r.status).toBe('failed');
+    expect(r.counts).toMatchObject({ create: 1, failed: 1, skipped: 1 });
+    expect(r.failures).toEqual([{ address: 'Item/a', error: 'cannot write a' }]);
+    const results = await store.listResults(r.run.id);
+    expect(results.find((x) => x.address === 'Item/b')).toMatchObject({ status: 'skipped', error: 'skipped: Item/a did not succeed' });
+    world.failing.clear();
+    const again = await apply(await plan([item('a', '1'), item('b', '2', { dependsOn: ['Item/a'] }), item('c', '3')]));
+    expect(again.counts).toMatchObject({ create: 2, failed: 0 });
+    expect(live()).toEqual({ a: '1', b: '2', c: '3' });
+  });
+
+  it('replaces when the identity changes', async () => {
+    await apply(await plan([item('a', '1', { key: 'old' })]));
+    const p = await plan([item('a', '1', { key: 'new' })]);
+    expect(p.changes[0]).toMatchObject({ action: 'replace', reason: 'key changed' });
+    await apply(p);
+    expect(live()).toEqual({ new: '1' });
+  });
+
+  it('catches a provider that breaks its promise', async () => {
+    const registry = memoryRegistry(world);
+    const provider = registry.resource('Item')!;
+    const original = provider.apply.bind(provider);
+    provider.apply = async (h, req) => ({ ...(await original(h, req)), value: 'something else' });
+    const targets = new TargetPool(registry, { signal: new AbortController().signal });
+    const p = await plan([item('a', '1')]);
+    const r = await applyPlan({ plan: p, registry, store, targets, actor });
+    expect(r.failures[0]!.error).toMatch(/provider Item broke its promise: after apply, value still differ/);
+  });
+
+  it('detects drift against the last applied spec', async () => {
+    await apply(await plan([item('a', '1'), item('b', '2')]));
+    const registry = memoryRegistry(world);
+    const targets = new TargetPool(registry, { signal: new AbortController().signal });
+    expect((await detectDrift({ stack: 's', store, registry, targets })).drifted).toBe(0);
+    world.data.get('Bucket/b')!.set('a', 'changed by hand');
+    world.data.get('Bucket/b')!.delete('b');
+    const report = await detectDrift({ stack: 's', store, registry, targets });
+    expect(report.resources.map((r) => [r.address, r.status])).toEqual([
+      ['Item/a', 'drifted'],
+      ['Item/b', 'missing'],
+    ]);
+  });
+});

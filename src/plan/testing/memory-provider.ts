@@ -1,0 +1,87 @@
+/**
+ * An in-memory target and resource kind for unit tests of the engine (plan,
+ * apply, drift): no I/O, failures on demand. Providers themselves are tested
+ * against their real backends.
+ */
+import { z } from 'zod';
+import { ProviderError, type ResourceProvider, type TargetHandle, type TargetProvider } from '../../providers/provider.js';
+import { ProviderRegistry } from '../../providers/registry.js';
+import type { Resource } from '../../spec/resource.js';
+
+export const itemSpec = z.strictObject({ key: z.string(), value: z.string() });
+export type ItemSpec = z.infer<typeof itemSpec>;
+
+export interface MemoryWorld {
+  readonly data: Map<string, Map<string, string>>;
+  /** Keys whose apply throws. */
+  readonly failing: Set<string>;
+  readonly applied: string[];
+  readCalls: number;
+}
+
+export interface MemoryHandle extends TargetHandle {
+  readonly bucket: Map<string, string>;
+}
+
+export function memoryWorld(): MemoryWorld {
+  return { data: new Map(), failing: new Set(), applied: [], readCalls: 0 };
+}
+
+export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
+  const target: TargetProvider<{ groups: string[] }, MemoryHandle> = {
+    role: 'target',
+    kind: 'Bucket',
+    description: 'an in-memory key-value bucket',
+    schema: z.strictObject({ groups: z.array(z.string()).default([]) }),
+    groupsOf: (spec) => spec.groups,
+    async connect(resource) {
+      let bucket = world.data.get(resource.address);
+      if (!bucket) world.data.set(resource.address, (bucket = new Map()));
+      return { address: resource.address, bucket, close: async () => undefined };
+    },
+  };
+  const item: ResourceProvider<ItemSpec, { value: string }, MemoryHandle> = {
+    role: 'resource',
+    kind: 'Item',
+    description: 'one key in a bucket',
+    schema: itemSpec,
+    targetKind: 'Bucket',
+    async read(handle, specs) {
+      world.readCalls += 1;
+      return specs.map((s) => (handle.bucket.has(s.key) ? { value: handle.bucket.get(s.key)! } : null));
+    },
+    diff(desired, live, prior) {
+      if (prior && prior.key !== desired.key) return { action: 'replace', fields: [{ path: 'key', before: prior.key, after: desired.key }], reason: 'key changed' };
+      if (!live) return { action: 'create', fields: [{ path: 'value', before: null, after: desired.value }] };
+      if (live.value !== desired.value) return { action: 'update', fields: [{ path: 'value', before: live.value, after: desired.value }] };
+      return { action: 'noop', fields: [] };
+    },
+    async apply(handle, request) {
+      const key = (request.desired ?? request.prior)!.key;
+      world.applied.push(`${request.action} ${request.address}`);
+      if (world.failing.has(key)) throw new ProviderError(`cannot write ${key}`);
+      if (request.action === 'delete') {
+        handle.bucket.delete(key);
+        return null;
+      }
+      if (request.action === 'replace' && request.prior) handle.bucket.delete(request.prior.key);
+      handle.bucket.set(key, request.desired!.value);
+      return { value: request.desired!.value };
+    },
+  };
+  return new ProviderRegistry([target, item]);
+}
+
+let line = 0;
+function resource(kind: string, name: string, spec: unknown, target: string | undefined, dependsOn: string[]): Resource {
+  const source = { file: 'test.yaml', line: ++line, col: 1 };
+  return { address: `${kind}/${name}`, kind, name, target, dependsOn, spec, source, positionOf: () => source };
+}
+
+export function bucket(name: string): Resource {
+  return resource('Bucket', name, { groups: [] }, undefined, []);
+}
+
+export function item(name: string, value: string, options: { bucket?: string; dependsOn?: string[]; key?: string } = {}): Resource {
+  return resource('Item', name, { key: options.key ?? name, value }, `Bucket/${options.bucket ?? 'b'}`, options.dependsOn ?? []);
+}
