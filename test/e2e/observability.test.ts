@@ -22,6 +22,7 @@ import {
   type FileSetLive,
 } from '../../src/providers/observability/index.js';
 import type { ResourceProvider } from '../../src/providers/provider.js';
+import { runProviderConformance } from '../../src/providers/testing/conformance.js';
 import type { Resource } from '../../src/spec/resource.js';
 
 const ctx = { signal: new AbortController().signal };
@@ -100,6 +101,32 @@ const slo = sloSpecSchema.parse({
   grafana: { provisioningDir: '/etc/grafana/provisioning', dashboardsDir: '/var/lib/grafana/dashboards' },
 });
 
+/** Specs for the shared provider suite; their URLs are set once the backends listen. */
+const deliverTo = () => ({ url: 'http://127.0.0.1:1', rulesDir: '/etc/prometheus/rules.d', promtool: '/usr/bin/promtool' });
+const conformance = {
+  slo: {
+    create: { ...slo, name: 'conformance', prometheus: deliverTo(), grafana: undefined },
+    update: { ...slo, name: 'conformance', objective: 99.5, prometheus: deliverTo(), grafana: undefined },
+  },
+  rules: {
+    create: alertRulesSpecSchema.parse({ name: 'conformance', groups: [{ name: 'c', rules: [{ record: 'job:up:sum', expr: 'sum(up)' }] }], prometheus: deliverTo() }),
+    update: alertRulesSpecSchema.parse({
+      name: 'conformance',
+      groups: [{ name: 'c', rules: [{ alert: 'NothingUp', expr: 'absent(up)', annotations: { runbook_url: 'https://runbooks.example.com/up' } }] }],
+      prometheus: deliverTo(),
+    }),
+  },
+  alerting: {
+    create: alertingSpecSchema.parse({ defaultTeam: 'sre', teams: [{ name: 'sre' }], alertmanager: { configFile: '/etc/alertmanager/alertmanager.yml', amtool: '/usr/bin/amtool' } }),
+    update: alertingSpecSchema.parse({
+      defaultTeam: 'sre',
+      teams: [{ name: 'sre' }, { name: 'db', webhook: { url: 'http://127.0.0.1:9/db' } }],
+      routes: [{ services: 'db', team: 'db' }],
+      alertmanager: { configFile: '/etc/alertmanager/alertmanager.yml', amtool: '/usr/bin/amtool' },
+    }),
+  },
+};
+
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'capstan-obs-e2e-'));
   root = join(tmp, 'root');
@@ -109,6 +136,8 @@ beforeAll(async () => {
   promUrl = `http://127.0.0.1:${promPort}`;
   amUrl = `http://127.0.0.1:${amPort}`;
   slo.prometheus.url = promUrl;
+  for (const spec of [conformance.slo.create, conformance.slo.update, conformance.rules.create, conformance.rules.update]) spec.prometheus.url = promUrl;
+  for (const spec of [conformance.alerting.create, conformance.alerting.update]) spec.alertmanager.url = amUrl;
 
   const promConfig = join(tmp, 'prometheus.yml');
   await writeFile(promConfig, `global:\n  evaluation_interval: 1s\nrule_files:\n  - ${root}/etc/prometheus/rules.d/*.yml\n`);
@@ -258,4 +287,53 @@ describe('observability delivery to a live Prometheus and Alertmanager', () => {
     await expect(stat(join(root, 'etc/prometheus/rules.d/capstan-slo-api-availability.yml'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await ruleGroups()).filter((g) => g.name.startsWith('slo:api-availability'))).toEqual([]);
   });
+});
+
+// The shared provider suite, against the same live backends (after the tests above).
+const onHost = (remove?: string) => async () => {
+  if (remove) await rm(join(root, remove), { force: true });
+  return { handle: host, cleanup: async () => undefined };
+};
+
+runProviderConformance({
+  provider: sloProvider,
+  connect: onHost(),
+  create: conformance.slo.create,
+  update: conformance.slo.update,
+  invalidSpecs: [
+    { spec: { ...slo, objective: 100 }, message: /objective is a percentage above 0 and below 100/ },
+    { spec: { ...slo, window: 'a month' }, message: /Prometheus duration/ },
+    { spec: { ...slo, sli: { errorQuery: 'x' } }, message: /./ },
+    { spec: { ...slo, colour: 'blue' }, message: /colour/ },
+  ],
+  makeDrift: (_h, spec) => writeFile(join(root, 'etc/prometheus/rules.d', `capstan-slo-${spec.name!}.yml`), 'groups: []\n'),
+  driftedField: '/etc/prometheus/rules.d/capstan-slo-conformance.yml',
+});
+
+runProviderConformance({
+  provider: alertRulesProvider,
+  connect: onHost(),
+  create: conformance.rules.create,
+  update: conformance.rules.update,
+  invalidSpecs: [
+    { spec: { groups: [{ name: 'g', rules: [{ alert: 'A', record: 'b', expr: 'x' }] }] }, message: /exactly one of alert or record/ },
+    { spec: { groups: [{ name: 'g', rules: [] }] }, message: /at least one rule/ },
+    { spec: {}, message: /exactly one of groups or source/ },
+  ],
+  makeDrift: (_h, spec) => writeFile(join(root, 'etc/prometheus/rules.d', `capstan-alertrules-${spec.name!}.yml`), 'groups: []\n'),
+  driftedField: '/etc/prometheus/rules.d/capstan-alertrules-conformance.yml',
+});
+
+runProviderConformance({
+  provider: alertingProvider,
+  // Alertmanager keeps running on the configuration it loaded when its file is removed.
+  connect: onHost('etc/alertmanager/alertmanager.yml'),
+  create: conformance.alerting.create,
+  update: conformance.alerting.update,
+  invalidSpecs: [
+    { spec: { defaultTeam: 'a', teams: [] }, message: /too_small|>=1|at least/i },
+    { spec: { defaultTeam: 'a', teams: [{ name: 'a', pagerduty: { routingKey: 'secret' } }] }, message: /routingKey/ },
+  ],
+  makeDrift: () => writeFile(join(root, 'etc/alertmanager/alertmanager.yml'), 'route:\n  receiver: x\nreceivers:\n  - name: x\n'),
+  driftedField: '/etc/alertmanager/alertmanager.yml',
 });

@@ -23,7 +23,8 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const MATCHER = /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*$/;
 const SERVICE = /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 
-const oneOrMany = <T extends z.ZodTypeAny>(s: T) => z.union([s, z.array(s)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+/** One object or a list of them; a single one is read as a list of one (so errors name the bad field, not the union). */
+const oneOrMany = <T extends z.ZodTypeAny>(s: T) => z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(s));
 const absolutePath = z.string().startsWith('/', 'an absolute path on the Alertmanager host');
 const matcherSchema = z.string().regex(MATCHER, 'a matcher looks like name="value", name!="value", name=~"regex" or name!~"regex"');
 
