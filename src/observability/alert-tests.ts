@@ -1,8 +1,9 @@
 /**
  * `capstan test` for alerting: renders the rule files and the tests (generated
  * for each SLO, written by hand as AlertTest resources) into a work directory,
- * runs `promtool check rules` on every rule file and `promtool test rules` on
- * every test file. Each rule-file check and each test file counts as one test.
+ * runs `promtool check rules` on every rule file, `promtool test rules` on every
+ * test file and `amtool check-config` on every Alertmanager configuration. Each
+ * check and each test file counts as one test.
  */
 import { execa } from 'execa';
 import { relative } from 'node:path';
@@ -19,21 +20,25 @@ export interface AlertTestResult {
 export interface AlertTestOptions {
   /** The promtool binary (default: `$CAPSTAN_PROMTOOL` or `promtool` on PATH). */
   readonly promtool?: string | undefined;
+  /** The amtool binary (default: `$CAPSTAN_AMTOOL` or `amtool` on PATH). */
+  readonly amtool?: string | undefined;
   readonly timeoutMs?: number | undefined;
 }
 
 export async function runAlertTests(resources: Resource[], workDir: string, options: AlertTestOptions = {}): Promise<AlertTestResult> {
   const promtool = options.promtool ?? process.env['CAPSTAN_PROMTOOL'] ?? 'promtool';
+  const amtool = options.amtool ?? process.env['CAPSTAN_AMTOOL'] ?? 'amtool';
   const timeout = options.timeoutMs ?? 120_000;
   const written = await renderArtifacts(resources, workDir);
   const rel = (p: string): string => relative(workDir, p).split('\\').join('/');
   const ruleFiles = written.filter((p) => rel(p).startsWith('prometheus/rules/'));
   const testFiles = written.filter((p) => rel(p).startsWith('prometheus/tests/'));
+  const amFiles = written.filter((p) => rel(p).startsWith('alertmanager/'));
   let passed = 0;
   let failed = 0;
   const out: string[] = [];
-  const run = async (label: string, args: string[]): Promise<void> => {
-    const res = await execa(promtool, args, { cwd: workDir, reject: false, timeout, all: true });
+  const run = async (label: string, args: string[], bin = promtool): Promise<void> => {
+    const res = await execa(bin, args, { cwd: workDir, reject: false, timeout, all: true });
     const ok = res.exitCode === 0;
     if (ok) passed++;
     else failed++;
@@ -42,6 +47,7 @@ export async function runAlertTests(resources: Resource[], workDir: string, opti
   };
   for (const file of ruleFiles) await run(`promtool check rules ${rel(file)}`, ['check', 'rules', rel(file)]);
   for (const file of testFiles) await run(`promtool test rules ${rel(file)}`, ['test', 'rules', rel(file)]);
+  for (const file of amFiles) await run(`amtool check-config ${rel(file)}`, ['check-config', rel(file)], amtool);
   return { passed, failed, output: out.join('\n') + (out.length > 0 ? '\n' : '') };
 }
 

@@ -116,29 +116,30 @@ describe('renderArtifacts', () => {
 
 describe('runAlertTests (real promtool)', () => {
   it('checks every rule file and runs generated and hand-written tests', async () => {
-    const result = await runAlertTests(resources(), join(dir, 'pass'), { promtool: '/usr/bin/promtool' });
+    const result = await runAlertTests(resources(), join(dir, 'pass'), { promtool: '/usr/bin/promtool', amtool: '/usr/bin/amtool' });
     expect(result.output).toBe(
       [
         'PASS promtool check rules prometheus/rules/capstan-alertrules-api.yml',
         'PASS promtool check rules prometheus/rules/capstan-slo-api-availability.yml',
         'PASS promtool test rules prometheus/tests/alerttest-api-down.test.yml',
         'PASS promtool test rules prometheus/tests/slo-api-availability.test.yml',
+        'PASS amtool check-config alertmanager/oncall/alertmanager.yml',
         '',
       ].join('\n'),
     );
-    expect([result.passed, result.failed]).toEqual([4, 0]);
+    expect([result.passed, result.failed]).toEqual([5, 0]);
   });
 
   it('fails a test whose expectation the rules do not meet, with promtool output', async () => {
     const failing = resources().map((r) => (r.kind === 'AlertTest' ? res('AlertTest', 'api-down', apiDownTest(false)) : r));
-    const result = await runAlertTests(failing, join(dir, 'fail'), { promtool: '/usr/bin/promtool' });
-    expect([result.passed, result.failed]).toEqual([3, 1]);
+    const result = await runAlertTests(failing, join(dir, 'fail'), { promtool: '/usr/bin/promtool', amtool: '/usr/bin/amtool' });
+    expect([result.passed, result.failed]).toEqual([4, 1]);
     expect(result.output).toMatch(/FAIL promtool test rules prometheus\/tests\/alerttest-api-down\.test\.yml\n[\s\S]*FAILED:/);
   });
 
   it('fails a rule file that promtool refuses', async () => {
     const bad = alertRulesSpecSchema.parse({ groups: [{ name: 'x', rules: [{ alert: 'Bad', expr: 'sum(rate(x[5m]', runbookWaiver: 'test' }] }] });
-    const result = await runAlertTests([res('AlertRules', 'bad', bad)], join(dir, 'bad'), { promtool: '/usr/bin/promtool' });
+    const result = await runAlertTests([res('AlertRules', 'bad', bad)], join(dir, 'bad'), { promtool: '/usr/bin/promtool', amtool: '/usr/bin/amtool' });
     expect(result.failed).toBe(1);
     expect(result.output).toMatch(/FAIL promtool check rules prometheus\/rules\/capstan-alertrules-bad\.yml/);
   });

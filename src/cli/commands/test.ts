@@ -8,14 +8,16 @@ import { addSourceOptions, loadSpec, reportDiagnostics, type SourceOptions } fro
 
 interface TestOptions extends SourceOptions {
   promtool?: string;
+  amtool?: string;
   workDir?: string;
   json?: boolean;
 }
 
 export function registerTestCommand(program: Command): void {
   addSourceOptions(program.command('test [dir]'))
-    .description('run the alert-rule tests: promtool check of every rule file, the AlertTest resources and the tests generated for each SLO')
+    .description('run the alerting tests: promtool check of every rule file, the AlertTest resources, the tests generated for each SLO, amtool check of every Alertmanager configuration')
     .option('--promtool <path>', 'the promtool binary (default: $CAPSTAN_PROMTOOL or promtool on PATH)')
+    .option('--amtool <path>', 'the amtool binary (default: $CAPSTAN_AMTOOL or amtool on PATH)')
     .option('--work-dir <dir>', 'render into this directory and keep it (default: a temporary directory, removed afterwards)')
     .option('--json', 'print the result as JSON')
     .action(async (dir: string | undefined, options: TestOptions) => {
@@ -26,7 +28,7 @@ export function registerTestCommand(program: Command): void {
       }
       const workDir = options.workDir ? path.resolve(options.workDir) : await mkdtemp(path.join(os.tmpdir(), 'capstan-test-'));
       try {
-        const result = await runAlertTests([...stack.resources], workDir, { promtool: options.promtool });
+        const result = await runAlertTests([...stack.resources], workDir, { promtool: options.promtool, amtool: options.amtool });
         if (options.json) {
           process.stdout.write(JSON.stringify(result, null, 2) + '\n');
         } else {
