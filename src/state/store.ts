@@ -145,3 +145,134 @@ export class StackLockedError extends Error {
 export function emptyCounts(): RunCounts {
   return { create: 0, update: 0, replace: 0, delete: 0, noop: 0, failed: 0, skipped: 0 };
 }
+
+// ---------------------------------------------------------------------------
+// The controller's extension (`capstan serve`): API tokens, the audit log, the
+// plan awaiting approval, each stack's status and webhook delivery ids.
+//
+// A store offers it through `controllerStore()` (see `controllerStoreOf`), so
+// test doubles and CLI-only stores need not implement it. Same durability and
+// error rules as `Store`.
+
+export type Role = 'viewer' | 'operator' | 'admin';
+export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
+
+/** An API token as listed; the token itself is never stored, only its SHA-256. */
+export interface ApiTokenRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly createdAt: string;
+  readonly expiresAt: string | null;
+  readonly revokedAt: string | null;
+}
+
+export interface AuditInput {
+  /** Who: a token's `name (id)`, or `webhook:<provider>`. */
+  readonly actor: string;
+  readonly role: Role | null;
+  /** What, e.g. `stack.approve`, `token.create`. */
+  readonly action: string;
+  /** On what, e.g. the stack name or a token id. */
+  readonly target: string | null;
+  readonly detail: unknown;
+  /** From where: the client's address. */
+  readonly ip: string | null;
+  /** `ok`, `denied`, `rejected: <why>`, ... */
+  readonly outcome: string;
+}
+
+export interface AuditRecord extends AuditInput {
+  readonly id: number;
+  readonly at: string;
+}
+
+/**
+ * The life of a stack's current plan: `latest` (shown, nothing to decide),
+ * `pending` (waits for approval), `approved` (to be applied by the next pass),
+ * `applied`, `stale` (refused by the staleness check), `superseded` (a newer
+ * commit replaced it before it was approved).
+ */
+export type StackPlanState = 'latest' | 'pending' | 'approved' | 'applied' | 'stale' | 'superseded';
+
+export interface StackPlanRecord {
+  readonly stack: string;
+  readonly id: string;
+  readonly state: StackPlanState;
+  /** The Plan value (JSON). */
+  readonly plan: unknown;
+  /** The plan as text, as `capstan plan` shows it. */
+  readonly text: string;
+  readonly commit: string | null;
+  readonly specHash: string;
+  readonly createdAt: string;
+  readonly decidedBy: string | null;
+  readonly decidedAt: string | null;
+}
+
+export interface StackStatusRecord {
+  readonly stack: string;
+  /** `pending`, `synced`, `out-of-sync`, `awaiting-approval`, `drifted`, `failed`, `invalid`, ... */
+  readonly status: string;
+  readonly headCommit: string | null;
+  readonly lastAppliedCommit: string | null;
+  readonly lastAppliedSpecHash: string | null;
+  readonly lastRunId: number | null;
+  readonly drifted: number;
+  readonly error: string | null;
+  /** Set by a rollback: apply `commit` instead of the branch while the branch stays at `head`. */
+  readonly rollback: { readonly commit: string; readonly head: string | null } | null;
+  /** Increases on each sync asked for through any replica; the stack's owner watches it. */
+  readonly syncRequests: number;
+  /** The replica that reconciled it last. */
+  readonly owner: string | null;
+  readonly updatedAt: string;
+}
+
+export type StackStatusPatch = Partial<Omit<StackStatusRecord, 'stack' | 'updatedAt' | 'syncRequests'>>;
+
+export interface ControllerStore {
+  createToken(input: { id: string; name: string; role: Role; tokenHash: string; expiresAt: string | null }): Promise<ApiTokenRecord>;
+  /** The token with this id and its stored hash, revoked or expired ones included. */
+  getToken(id: string): Promise<(ApiTokenRecord & { readonly tokenHash: string }) | undefined>;
+  listTokens(): Promise<ApiTokenRecord[]>;
+  /** Returns false when no unrevoked token has this id. */
+  revokeToken(id: string): Promise<boolean>;
+
+  appendAudit(entry: AuditInput): Promise<AuditRecord>;
+  /** Newest first. */
+  listAudit(options: { limit?: number; beforeId?: number }): Promise<AuditRecord[]>;
+
+  getStackStatus(stack: string): Promise<StackStatusRecord | undefined>;
+  listStackStatus(): Promise<StackStatusRecord[]>;
+  /** Creates the row when missing (status `pending` unless the patch says otherwise). */
+  updateStackStatus(stack: string, patch: StackStatusPatch): Promise<StackStatusRecord>;
+  /** Counts one more sync request for the stack; returns the new count. */
+  requestSync(stack: string): Promise<number>;
+
+  /** Replaces the stack's current plan. */
+  putPlan(record: Omit<StackPlanRecord, 'decidedBy' | 'decidedAt'>): Promise<void>;
+  getPlan(stack: string): Promise<StackPlanRecord | undefined>;
+  /**
+   * Moves the current plan from `from` to `to` (compare-and-set): only if it is
+   * in state `from` and, when `id` is given, has that id. Returns the updated
+   * record, or undefined when nothing matched.
+   */
+  transitionPlan(stack: string, from: StackPlanState, to: StackPlanState, options?: { id?: string; by?: string }): Promise<StackPlanRecord | undefined>;
+
+  /** Remembers a webhook delivery; false when it was seen already (a replay). Forgets ids older than `keepMs`. */
+  rememberDelivery(source: string, deliveryId: string, keepMs: number): Promise<boolean>;
+}
+
+/** A store that can hold what the controller needs. */
+export interface ControllerCapable {
+  controllerStore(): ControllerStore;
+}
+
+export function controllerStoreOf(store: Store): ControllerStore {
+  const capable = store as Partial<ControllerCapable>;
+  if (typeof capable.controllerStore !== 'function') {
+    throw new Error('this state store cannot hold the controller\'s tables (tokens, audit, plans); use sqlite: or postgres://');
+  }
+  return capable.controllerStore();
+}

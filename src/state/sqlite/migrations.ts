@@ -107,6 +107,71 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'controller: api tokens, audit log, stack status, stack plans, webhook deliveries',
+    sql: `
+      -- token_hash: sha256 of the token; the token itself is shown once and never stored
+      CREATE TABLE api_tokens (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        token_hash  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT,
+        revoked_at  TEXT
+      ) STRICT;
+
+      CREATE TABLE audit_log (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       TEXT NOT NULL,
+        actor    TEXT NOT NULL,
+        role     TEXT,
+        action   TEXT NOT NULL,
+        target   TEXT,
+        detail   TEXT NOT NULL CHECK (json_valid(detail)),
+        ip       TEXT,
+        outcome  TEXT NOT NULL
+      ) STRICT;
+
+      CREATE TABLE stack_status (
+        stack                   TEXT PRIMARY KEY,
+        status                  TEXT NOT NULL,
+        head_commit             TEXT,
+        last_applied_commit     TEXT,
+        last_applied_spec_hash  TEXT,
+        last_run_id             INTEGER,
+        drifted                 INTEGER NOT NULL DEFAULT 0,
+        error                   TEXT,
+        rollback                TEXT CHECK (rollback IS NULL OR json_valid(rollback)),
+        sync_requests           INTEGER NOT NULL DEFAULT 0,
+        owner                   TEXT,
+        updated_at              TEXT NOT NULL
+      ) STRICT;
+
+      -- the current plan of each stack (the one awaiting approval, under the approve policy)
+      CREATE TABLE stack_plans (
+        stack       TEXT PRIMARY KEY,
+        id          TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('latest', 'pending', 'approved', 'applied', 'stale', 'superseded')),
+        plan        TEXT NOT NULL CHECK (json_valid(plan)),
+        text        TEXT NOT NULL,
+        commit_sha  TEXT,
+        spec_hash   TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        decided_by  TEXT,
+        decided_at  TEXT
+      ) STRICT;
+
+      CREATE TABLE webhook_deliveries (
+        source       TEXT NOT NULL,
+        delivery_id  TEXT NOT NULL,
+        received_at  TEXT NOT NULL,
+        PRIMARY KEY (source, delivery_id)
+      ) STRICT;
+      CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);
+    `,
+  },
 ];
 
 /**

@@ -30,9 +30,12 @@ import {
   type RunInput,
   type RunRecord,
   type RunStatus,
+  type ControllerCapable,
+  type ControllerStore,
   type StackLock,
   type Store,
 } from '../store.js';
+import { SqliteControllerStore } from './controller-store.js';
 import { migrate, type InventoryTable, type RunsTable, type StateTables } from './migrations.js';
 
 type RunRow = Selectable<RunsTable>;
@@ -43,10 +46,11 @@ type Statements = ReturnType<typeof prepareStatements>;
 export type SqliteStackLock = StackLock & Required<Pick<StackLock, 'setRunId'>>;
 type InventoryContent = Omit<InventoryTable, 'stack' | 'updated_at' | 'last_run_id'>;
 
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, ControllerCapable {
   readonly #db: BetterSqlite3.Database;
   readonly #kysely: Kysely<StateTables>;
   readonly #sql: Statements;
+  #controller: SqliteControllerStore | undefined;
 
   private constructor(db: BetterSqlite3.Database) {
     this.#db = db;
@@ -164,6 +168,12 @@ export class SqliteStore implements Store {
   async serial(stack: string): Promise<number> {
     const row = await this.#kysely.selectFrom('stacks').select('serial').where('name', '=', stack).executeTakeFirst();
     return row?.serial ?? 0;
+  }
+
+  /** The controller's tables on the same connection. */
+  controllerStore(): ControllerStore {
+    this.#controller ??= new SqliteControllerStore(this.#db);
+    return this.#controller;
   }
 
   async close(): Promise<void> {
