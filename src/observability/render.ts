@@ -27,7 +27,7 @@ import {
   sloRuleFileText,
   sloTestFileText,
 } from '../providers/observability/artifacts.js';
-import type { DashboardSpec } from '../providers/observability/dashboard.js';
+import { GRAFANA_DEFAULTS, type DashboardSpec } from '../providers/observability/dashboard.js';
 import type { SloSpec } from '../providers/observability/slo.js';
 import { toYamlText } from '../providers/observability/yaml-text.js';
 import type { Resource } from '../spec/resource.js';
@@ -66,7 +66,8 @@ export function renderFiles(resources: readonly Resource[]): RenderedFile[] {
     files.push({ path: `${rulesDir}/${file}`, content: sloRuleFileText(r.name, spec), role: 'rules', address: `SLO/${r.name}` });
     const test = sloTestFileText(r.name, spec, fromTests(file));
     if (test !== undefined) files.push({ path: `${testsDir}/slo-${r.name}.test.yml`, content: test, role: 'test', address: `SLO/${r.name}` });
-    const dash = sloDashboardFiles(r.name, spec, { provisioningDir: '/etc/grafana/provisioning', dashboardsDir: '/var/lib/grafana/dashboards/capstan' });
+    // Where the SLO's Grafana is configured, its provisioning file points there; else at the Dashboard defaults.
+    const dash = sloDashboardFiles(r.name, spec, spec.grafana ?? GRAFANA_DEFAULTS);
     pushDashboard(files, `SLO/${r.name}`, `slo-${r.name}`, dash);
   }
   for (const r of uniqueByName(resources, 'AlertRules')) {

@@ -81,7 +81,7 @@ export const alertRulesSpecSchema = z
     groups: z.array(ruleGroupSchema).optional(),
     /** ...or a Prometheus rule file in the repository (read at load time into `groups`). */
     source: z.string().min(1).optional(),
-    prometheus: prometheusDeliverySchema.default(PROMETHEUS_DEFAULTS),
+    prometheus: prometheusDeliverySchema.default(() => ({ ...PROMETHEUS_DEFAULTS })),
   })
   .strict()
   .refine((s) => (s.groups === undefined) !== (s.source === undefined), { message: 'give exactly one of groups or source' });

@@ -92,15 +92,15 @@ export const alertingSpecSchema = z
       .optional(),
     /** The team that receives whatever no route matches. */
     defaultTeam: z.string().min(1),
-    groupBy: z.array(z.string().regex(LABEL_NAME)).default(['alertname', 'slo', 'service']),
+    groupBy: z.array(z.string().regex(LABEL_NAME)).default(() => ['alertname', 'slo', 'service']),
     groupWait: durationSchema.default('30s'),
     groupInterval: durationSchema.default('5m'),
     repeatInterval: durationSchema.default('4h'),
     teams: z.array(teamSchema).min(1),
-    routes: z.array(routeSchema).default([]),
+    routes: z.array(routeSchema).default(() => []),
     inhibitTicketsByPages: z.boolean().default(true),
-    inhibitRules: z.array(inhibitSchema).default([]),
-    alertmanager: alertmanagerDeliverySchema.default({ url: 'http://127.0.0.1:9093', configFile: '/etc/prometheus/alertmanager.yml', amtool: 'amtool' }),
+    inhibitRules: z.array(inhibitSchema).default(() => []),
+    alertmanager: alertmanagerDeliverySchema.default(() => ({ url: 'http://127.0.0.1:9093', configFile: '/etc/prometheus/alertmanager.yml', amtool: 'amtool' })),
   })
   .strict();
 

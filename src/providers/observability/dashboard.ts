@@ -59,12 +59,14 @@ export const panelSchema = z
   })
   .strict();
 
+export const GRAFANA_DEFAULTS = { provisioningDir: '/etc/grafana/provisioning', dashboardsDir: '/var/lib/grafana/dashboards/capstan' } as const;
+
 export const grafanaDeliverySchema = z
   .object({
     /** Grafana's provisioning directory; the provisioning file goes to `<provisioningDir>/dashboards/`. */
-    provisioningDir: z.string().startsWith('/').default('/etc/grafana/provisioning'),
+    provisioningDir: z.string().startsWith('/').default(GRAFANA_DEFAULTS.provisioningDir),
     /** Where dashboard JSON files are written, one folder per dashboard. */
-    dashboardsDir: z.string().startsWith('/').default('/var/lib/grafana/dashboards/capstan'),
+    dashboardsDir: z.string().startsWith('/').default(GRAFANA_DEFAULTS.dashboardsDir),
   })
   .strict();
 
@@ -86,7 +88,7 @@ export const dashboardSpecSchema = z
     json: z.record(z.string(), z.unknown()).optional(),
     /** ...or a file of the repository holding one (read at load time into `json`). */
     source: z.string().min(1).optional(),
-    grafana: grafanaDeliverySchema.default({ provisioningDir: '/etc/grafana/provisioning', dashboardsDir: '/var/lib/grafana/dashboards/capstan' }),
+    grafana: grafanaDeliverySchema.default(() => ({ ...GRAFANA_DEFAULTS })),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -92,7 +92,7 @@ export const sloSpecSchema = z
       .strict()
       .optional(),
     /** Where the rule file is delivered when the SLO has a target Host. */
-    prometheus: prometheusDeliverySchema.default(PROMETHEUS_DEFAULTS),
+    prometheus: prometheusDeliverySchema.default(() => ({ ...PROMETHEUS_DEFAULTS })),
     /** When set, the SLO's dashboard is delivered to this Grafana on the same host too. */
     grafana: grafanaDeliverySchema.optional(),
   })
