@@ -221,7 +221,7 @@ export interface StackStatusRecord {
   readonly drifted: number;
   readonly error: string | null;
   /** Set by a rollback: apply `commit` instead of the branch while the branch stays at `head`. */
-  readonly rollback: { readonly commit: string; readonly head: string | null } | null;
+  readonly rollback: { readonly commit: string; readonly head: string | null; readonly by?: string | null } | null;
   /** Increases on each sync asked for through any replica; the stack's owner watches it. */
   readonly syncRequests: number;
   /** The replica that reconciled it last. */

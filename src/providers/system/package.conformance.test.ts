@@ -13,8 +13,8 @@ runProviderConformance({
     await buildDeb(host.real('/debs'), { name: 'capstan-hello', version: '2.0-1' });
     return { handle: host.handle, cleanup: host.cleanup };
   },
-  create: { name: 'capstan-hello', deb: '/debs/capstan-hello_1.0-1.deb', version: '1.0-1' },
-  update: { name: 'capstan-hello', deb: '/debs/capstan-hello_2.0-1.deb', version: '2.0-1' },
+  create: { name: 'capstan-hello', state: 'present', deb: '/debs/capstan-hello_1.0-1.deb', version: '1.0-1' },
+  update: { name: 'capstan-hello', state: 'present', deb: '/debs/capstan-hello_2.0-1.deb', version: '2.0-1' },
   invalidSpecs: [
     { spec: { name: 'Nginx' }, message: /Debian package name/ },
     { spec: { name: '-oDebug=1' }, message: /Debian package name/ },

@@ -11,8 +11,8 @@ runProviderConformance({
     host = await openTestHost({ netns: 'sysctl' });
     return { handle: host.handle, cleanup: host.cleanup };
   },
-  create: { key: 'net.ipv4.ip_forward', value: 1 },
-  update: { key: 'net.ipv4.ip_forward', value: '0' },
+  create: { key: 'net.ipv4.ip_forward', value: '1', persist: true },
+  update: { key: 'net.ipv4.ip_forward', value: '0', persist: true },
   invalidSpecs: [
     { spec: { key: 'net/ipv4/ip_forward', value: 1 }, message: /dotted kernel parameter name/ },
     { spec: { key: '../../etc/passwd', value: 1 }, message: /dotted kernel parameter name/ },

@@ -1,0 +1,112 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { inspect } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DiagnosticsError } from '../diag/diagnostic.js';
+import { loadControllerConfig, parseControllerConfig, parseDuration, parseListen } from './config.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-config-'));
+});
+afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+async function problems(text: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  try {
+    await parseControllerConfig(text, path.join(dir, 'serve.yaml'), env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(DiagnosticsError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the configuration to be refused');
+}
+
+describe('controller configuration', () => {
+  it('reads the example of DESIGN.md, with defaults, secrets and paths relative to the file', async () => {
+    await writeFile(path.join(dir, 'hook.secret'), 'from-a-file\n');
+    const file = path.join(dir, 'serve.yaml');
+    await writeFile(
+      file,
+      [
+        'listen: 127.0.0.1:7070',
+        'state: sqlite:state/capstan.db',
+        'stacks:',
+        '  - name: prod',
+        '    repo: ../infra.git',
+        '    branch: main',
+        '    path: stacks/prod',
+        '    policy: auto',
+        '    interval: 60s',
+        '    selfHeal: true',
+        '    webhookSecret: { env: CAPSTAN_WEBHOOK_SECRET }',
+        '  - name: staging',
+        '    repo: https://git.example.com/infra.git',
+        '    webhookSecret: { file: hook.secret }',
+        '',
+      ].join('\n'),
+    );
+    const config = await loadControllerConfig(file, { CAPSTAN_WEBHOOK_SECRET: 's3cret' });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(config.state).toBe(`sqlite:${path.join(dir, 'state/capstan.db')}`);
+    const [prod, staging] = config.stacks;
+    expect(prod).toMatchObject({ name: 'prod', repo: path.resolve(dir, '../infra.git'), branch: 'main', path: 'stacks/prod', policy: 'auto', intervalMs: 60_000, selfHeal: true });
+    expect(prod!.webhookSecret?.reveal()).toBe('s3cret');
+    expect(staging).toMatchObject({ repo: 'https://git.example.com/infra.git', branch: 'HEAD', path: '.', policy: 'auto', selfHeal: false, driftIntervalMs: 300_000 });
+    expect(staging!.webhookSecret?.reveal()).toBe('from-a-file');
+    // A secret never shows in logs or JSON.
+    expect(JSON.stringify(config)).not.toContain('s3cret');
+    expect(inspect(config, { depth: 10 })).not.toContain('s3cret');
+  });
+
+  it('reports every problem at once, with FILE:LINE:COL', async () => {
+    const message = await problems(
+      [
+        'listen: nowhere',
+        'state: sqlite:x.db',
+        'stacks:',
+        '  - name: Prod',
+        '    repo: /srv/infra.git',
+        '    policy: yolo',
+        '    interval: soon',
+        '    colour: blue',
+        '  - name: ok',
+        '    repo: "--upload-pack=evil"',
+        '',
+      ].join('\n'),
+    );
+    const file = path.join(dir, 'serve.yaml');
+    expect(message).toContain(`${file}:4:11: stacks.0.name: a stack name is lowercase`);
+    expect(message).toContain(`${file}:6:13: stacks.0.policy:`);
+    expect(message).toContain(`${file}:7:15: stacks.0.interval: "soon" is not a duration`);
+    expect(message).toMatch(new RegExp(`${file}:8:\\d+: stacks.0: .*colour`));
+    expect(message).toContain(`${file}:10:11: stacks.1.repo: a repository must not start with "-"`);
+  });
+
+  it('refuses a missing secret, a duplicate stack, a bad listen address and broken YAML', async () => {
+    const base = 'state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n';
+    expect(await problems(base + '    webhookSecret: { env: NOPE }\n')).toMatch(/:5:\d+: stacks.0.webhookSecret: the environment variable NOPE is not set/);
+    expect(await problems(base + '  - name: a\n    repo: /r2\n')).toMatch(/:5:\d+: stacks.1.name: stack "a" is configured twice/);
+    expect(await problems('listen: "1.2.3.4:99999"\n' + base)).toMatch(/:1:9: listen: "1.2.3.4:99999" is not HOST:PORT/);
+    expect(await problems('state: [\n')).toMatch(/serve.yaml:\d+:\d+: /);
+    expect(await problems('stacks: []\nstate: x\n')).toMatch(/stacks: configure at least one stack/);
+  });
+});
+
+describe('parseDuration and parseListen', () => {
+  it('reads durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('60s')).toBe(60_000);
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseDuration('30d')).toBe(30 * 86_400_000);
+    expect(parseDuration(2)).toBe(2_000);
+    expect(parseDuration('5 minutes')).toBeUndefined();
+  });
+
+  it('reads listen addresses', () => {
+    expect(parseListen('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListen(':8080')).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(parseListen('[::1]:7070')).toEqual({ host: '::1', port: 7070 });
+    expect(parseListen('localhost')).toBeUndefined();
+  });
+});

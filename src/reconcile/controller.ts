@@ -1,0 +1,290 @@
+/**
+ * The reconcile loop of `capstan serve`: one queue of stack names, one runner.
+ *
+ * Triggers only queue a name: the poll interval and drift timer (the next look a
+ * pass's result asks for), webhooks, sync requests, approvals. The runner
+ * around each pass adds what controller-runtime's does: a pass id on every log
+ * line, a timeout (the pass's AbortSignal stops its apply cleanly), recovery
+ * from any thrown error, exponential backoff with jitter after errors, no retry
+ * after a `TerminalError`, and a metric per outcome.
+ *
+ * One writer per stack, across replicas: a replica reconciles a stack only
+ * while it holds the stack's lock in the store (`Store.lock`), and keeps it
+ * until it stops. The others retry every `leaseRetryMs`, so when the holder
+ * dies (its lock is released by PostgreSQL with its session, or broken by
+ * SQLite once its pid is gone) another takes the stack over within seconds.
+ * A sync or approval asked of any replica reaches the owner through the
+ * store's sync counter, which owners watch every `watchIntervalMs`.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { StackLockedError, type Actor, type ControllerStore, type StackLock, type StackStatusRecord, type Store } from '../state/store.js';
+import { backoffDelay, DEFAULT_BACKOFF, jittered, type BackoffPolicy } from './backoff.js';
+import type { Clock, Timer } from './clock.js';
+import type { StackConfig } from './config.js';
+import type { EventBus } from './events.js';
+import { ReconcileQueue } from './queue.js';
+import { PassTimeoutError, TerminalError, type PassOutcome } from './result.js';
+import type { StackEngine } from './run-stack.js';
+import { StackReconciler, type ReconcileObserver } from './stack-reconciler.js';
+
+export type RunnerOutcome = PassOutcome | 'error' | 'terminal';
+
+export interface ControllerObserver extends ReconcileObserver {
+  passFinished(stack: string, outcome: RunnerOutcome, seconds: number): void;
+  stackState(stack: StackConfig, status: StackStatusRecord | undefined, failures: number): void;
+}
+
+export interface ControllerOptions {
+  readonly stacks: readonly StackConfig[];
+  readonly store: Store;
+  readonly controllerStore: ControllerStore;
+  readonly engine: StackEngine;
+  readonly events: EventBus;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly actor: Actor;
+  readonly replicaId: string;
+  readonly concurrency: number;
+  readonly passTimeoutMs: number;
+  readonly backoff?: BackoffPolicy | undefined;
+  readonly leaseRetryMs?: number | undefined;
+  readonly watchIntervalMs?: number | undefined;
+  readonly observer?: ControllerObserver | undefined;
+  readonly random?: (() => number) | undefined;
+}
+
+export interface LastPass {
+  readonly passId: string;
+  readonly outcome: RunnerOutcome;
+  readonly error: string | null;
+  readonly finishedAt: string;
+  readonly durationMs: number;
+}
+
+export interface StackRuntime {
+  readonly owned: boolean;
+  readonly reconciling: boolean;
+  readonly failures: number;
+  readonly lastPass: LastPass | null;
+  readonly nextPassInMs: number | null;
+}
+
+export class Controller {
+  readonly #options: ControllerOptions;
+  readonly #stacks: Map<string, StackConfig>;
+  readonly #queue: ReconcileQueue;
+  readonly #reconciler: StackReconciler;
+  readonly #locks = new Map<string, StackLock>();
+  readonly #inflight = new Map<string, AbortController>();
+  readonly #failures = new Map<string, number>();
+  readonly #lastPass = new Map<string, LastPass>();
+  #watchTimer: Timer | undefined;
+  #stopping = false;
+  #started = false;
+
+  constructor(options: ControllerOptions) {
+    this.#options = options;
+    this.#stacks = new Map(options.stacks.map((s) => [s.name, s]));
+    this.#queue = new ReconcileQueue((name) => this.#runPass(name), { concurrency: options.concurrency, clock: options.clock });
+    this.#reconciler = new StackReconciler({
+      store: options.store,
+      controllerStore: options.controllerStore,
+      engine: options.engine,
+      events: options.events,
+      clock: options.clock,
+      actor: options.actor,
+      replicaId: options.replicaId,
+      observer: options.observer,
+      random: options.random,
+    });
+  }
+
+  get stacks(): readonly StackConfig[] {
+    return [...this.#stacks.values()];
+  }
+
+  stack(name: string): StackConfig | undefined {
+    return this.#stacks.get(name);
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** Queues every stack and starts watching the store for sync requests. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    for (const name of this.#stacks.keys()) this.#queue.add(name);
+    this.#scheduleWatch();
+  }
+
+  /** Queues a pass of the stack; false when there is no such stack or the controller is stopping. */
+  trigger(name: string): boolean {
+    if (!this.#stacks.has(name) || this.#stopping) return false;
+    this.#queue.add(name);
+    return true;
+  }
+
+  /** A sync: the next pass reads the live state even if the commit did not move. Reaches the owner on any replica. */
+  async requestSync(name: string): Promise<boolean> {
+    if (!this.#stacks.has(name) || this.#stopping) return false;
+    await this.#options.controllerStore.requestSync(name);
+    return this.trigger(name);
+  }
+
+  runtime(name: string): StackRuntime {
+    return {
+      owned: this.#locks.has(name),
+      reconciling: this.#inflight.has(name),
+      failures: this.#failures.get(name) ?? 0,
+      lastPass: this.#lastPass.get(name) ?? null,
+      nextPassInMs: this.#queue.nextIn(name) ?? null,
+    };
+  }
+
+  /**
+   * Stops taking work; passes in flight may finish for `graceMs`, then their
+   * AbortSignal stops them (in-flight changes finish and the run is recorded
+   * as interrupted). Releases this replica's stack locks.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#watchTimer?.cancel();
+    const drained = this.#queue.stop();
+    const grace = setTimeout(() => this.abortInFlight('shutting down: grace period over'), graceMs);
+    try {
+      await drained;
+    } finally {
+      clearTimeout(grace);
+    }
+    for (const [name, lock] of this.#locks) {
+      await lock.release().catch((err: unknown) => this.#options.logger.warn({ stack: name, err }, 'could not release the stack lock'));
+    }
+    this.#locks.clear();
+  }
+
+  /** Stops every pass in flight through its AbortSignal. */
+  abortInFlight(reason: string): void {
+    for (const [name, abort] of this.#inflight) {
+      this.#options.logger.warn({ stack: name, reason }, 'stopping the pass in flight');
+      abort.abort(new Error(reason));
+    }
+  }
+
+  async #runPass(name: string): Promise<void> {
+    const stack = this.#stacks.get(name);
+    if (!stack || this.#stopping) return;
+    const { clock, observer } = this.#options;
+    const passId = `pass-${randomUUID().slice(0, 8)}`;
+    const log = this.#options.logger.child({ stack: name, runId: passId });
+    const started = clock.now();
+    const abort = new AbortController();
+    this.#inflight.set(name, abort);
+    let outcome: RunnerOutcome;
+    let next: number;
+    let errorText: string | null = null;
+    try {
+      const lock = await this.#ensureOwner(name, log);
+      if (!lock) {
+        outcome = 'not-owner';
+        next = this.#options.leaseRetryMs ?? 5_000;
+      } else {
+        const result = await this.#withTimeout(this.#reconciler.reconcile(stack, { passId, signal: abort.signal, log, lock }), abort);
+        this.#failures.set(name, 0);
+        outcome = result.outcome;
+        next = result.requeueAfter ?? jittered(stack.intervalMs, 0.1, this.#options.random);
+      }
+    } catch (err) {
+      errorText = err instanceof Error ? err.message : String(err);
+      if (err instanceof TerminalError) {
+        this.#failures.set(name, 0);
+        outcome = 'terminal';
+        next = jittered(stack.intervalMs, 0.1, this.#options.random);
+        log.warn({ error: errorText }, 'pass ended with a terminal error: waiting for a new commit');
+      } else {
+        const failures = (this.#failures.get(name) ?? 0) + 1;
+        this.#failures.set(name, failures);
+        outcome = 'error';
+        next = backoffDelay(failures, this.#options.backoff ?? DEFAULT_BACKOFF, this.#options.random);
+        log.error({ err, failures, retryInMs: next }, 'pass failed; retrying with backoff');
+        await this.#options.controllerStore
+          .updateStackStatus(name, { status: 'failed', error: errorText, owner: this.#options.replicaId })
+          .catch((e: unknown) => log.error({ err: e }, 'could not record the failure'));
+      }
+    } finally {
+      this.#inflight.delete(name);
+    }
+    const durationMs = clock.now() - started;
+    this.#lastPass.set(name, { passId, outcome, error: errorText, finishedAt: new Date(clock.now()).toISOString(), durationMs });
+    if (outcome !== 'unchanged' && outcome !== 'not-owner') {
+      log.info({ outcome, durationMs, nextInMs: Math.round(next) }, 'pass finished');
+      this.#options.events.emit({ type: 'reconcile.finished', stack: name, passId, runId: null, message: `${outcome}${errorText ? `: ${errorText}` : ''}`, data: { outcome, durationMs } });
+    }
+    try {
+      observer?.passFinished(name, outcome, durationMs / 1000);
+      if (observer) observer.stackState(stack, await this.#options.controllerStore.getStackStatus(name), this.#failures.get(name) ?? 0);
+    } catch (err) {
+      log.warn({ err }, 'could not update metrics');
+    }
+    if (!this.#stopping) this.#queue.schedule(name, next);
+  }
+
+  async #ensureOwner(name: string, log: Logger): Promise<StackLock | undefined> {
+    const held = this.#locks.get(name);
+    if (held) return held;
+    try {
+      const lock = await this.#options.store.lock(name, this.#options.actor);
+      this.#locks.set(name, lock);
+      this.#reconciler.forget(name);
+      log.info({ replica: this.#options.replicaId }, 'this replica now reconciles the stack');
+      return lock;
+    } catch (err) {
+      if (err instanceof StackLockedError) {
+        log.debug({ holder: err.holder }, 'another replica holds the stack');
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  async #withTimeout<T>(pass: Promise<T>, abort: AbortController): Promise<T> {
+    const ms = this.#options.passTimeoutMs;
+    let timedOut = false;
+    const timer = this.#options.clock.setTimer(() => {
+      timedOut = true;
+      abort.abort(new PassTimeoutError(ms));
+    }, ms);
+    try {
+      // The pass stops at the abort (an apply records its run as interrupted): wait for it, so two passes never overlap.
+      const result = await pass;
+      if (timedOut) throw new PassTimeoutError(ms);
+      return result;
+    } catch (err) {
+      if (timedOut) throw new PassTimeoutError(ms);
+      throw err;
+    } finally {
+      timer.cancel();
+    }
+  }
+
+  #scheduleWatch(): void {
+    if (this.#stopping) return;
+    this.#watchTimer = this.#options.clock.setTimer(() => {
+      void this.#watch().finally(() => this.#scheduleWatch());
+    }, this.#options.watchIntervalMs ?? 2_000);
+  }
+
+  /** Queues the owned stacks whose sync counter moved (a sync or approval asked of any replica). */
+  async #watch(): Promise<void> {
+    try {
+      for (const status of await this.#options.controllerStore.listStackStatus()) {
+        if (!this.#locks.has(status.stack) || this.#queue.isBusy(status.stack)) continue;
+        if (this.#reconciler.syncPending(status)) this.#queue.add(status.stack);
+      }
+    } catch (err) {
+      this.#options.logger.warn({ err }, 'could not read sync requests from the store');
+    }
+  }
+}
