@@ -1,0 +1,915 @@
+/**
+ * A machine reached over SSH: one ssh2 connection per host, reused by every
+ * operation of a run.
+ *
+ * - `inspect` and `realpath` run ONE remote script per call (remote-inspect.ts):
+ *   python3 when the host has it, POSIX sh + coreutils otherwise.
+ * - Writes and metadata changes go through one SFTP channel: files are written
+ *   under a temporary name in the same directory, given their owner and mode,
+ *   fsynced (when the server offers fsync@openssh.com) and renamed over the
+ *   destination with posix-rename@openssh.com.
+ * - `exec` quotes its argument array for the remote login shell (shell-quote.ts),
+ *   which must be a POSIX shell.
+ *
+ * Host keys are checked strictly against OpenSSH known_hosts files: an unknown
+ * key refuses the host, a changed key refuses it with both fingerprints. The
+ * client authenticates with `identityFile`, or the SSH agent when none is given.
+ *
+ * Connection failures (refused, reset, unreachable, handshake timeout) are
+ * retried with exponential backoff; an authentication or host-key failure is not,
+ * and neither is a command that ran: its failure is the answer. When an
+ * established connection is lost, operations in flight fail; the next operation
+ * reconnects once, and if that fails every later one fails at once with the same
+ * error, so a dead host costs one timeout, not one per resource.
+ *
+ * Channels per connection are capped (`maxSessions`, sshd's MaxSessions), and
+ * connections per process by a shared ConnectionLimiter (ssh-limits.ts).
+ *
+ * Errors carry errno-style codes like LocalTransport's. SFTP reports most
+ * failures as a bare "Failure"; where a provider relies on the reason
+ * (ENOTEMPTY, EXDEV, EEXIST) the transport looks again and sets the code.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import os from 'node:os';
+import { posix } from 'node:path';
+import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper, type Stats as SftpStats } from 'ssh2';
+import { fingerprint, hostKeyAlgorithmsFor, keyTypeOf, knownHostsName, readKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts.js';
+import {
+  encodePaths,
+  inspectCommand,
+  parseIdDatabase,
+  parseInspectOutput,
+  parseRealpathOutput,
+  type RemoteInterpreter,
+} from './remote-inspect.js';
+import { isShellName, quoteArg, quoteCommand } from './shell-quote.js';
+import { processConnectionLimiter, Semaphore, type ConnectionLimiter, type LimitedConnection } from './ssh-limits.js';
+import {
+  modeBits,
+  type AccountIds,
+  type ExecOptions,
+  type ExecResult,
+  type HostTransport,
+  type InspectOptions,
+  type MkdirOptions,
+  type Ownership,
+  type PathInfo,
+  type WriteFileOptions,
+} from './transport.js';
+
+export interface SshEndpoint {
+  readonly host: string;
+  readonly port?: number | undefined;
+  readonly user?: string | undefined;
+}
+
+export interface SshTransportOptions extends SshEndpoint {
+  /** Names the host in messages, e.g. `Host/web-1`. */
+  readonly label?: string | undefined;
+  /** A private key file (absolute); the SSH agent (`SSH_AUTH_SOCK`) when absent. */
+  readonly identityFile?: string | undefined;
+  /** known_hosts file (absolute); `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts` when absent. */
+  readonly knownHostsFile?: string | undefined;
+  /** Reach the host through this one (same key and known_hosts), with a forwarded channel. */
+  readonly jump?: SshEndpoint | undefined;
+  /** TCP connect + handshake + authentication, per attempt (default 10 s). */
+  readonly connectTimeoutMs?: number | undefined;
+  /** Connection attempts before giving up (default 3). */
+  readonly connectAttempts?: number | undefined;
+  /** First retry delay, doubled each time, with jitter (default 250 ms). */
+  readonly retryDelayMs?: number | undefined;
+  /** Time limit of one inspect or realpath script (default 120 s). */
+  readonly commandTimeoutMs?: number | undefined;
+  /** Sessions open at once on the connection, SFTP included (default 10, sshd's MaxSessions). */
+  readonly maxSessions?: number | undefined;
+  /** Keepalive probe interval; three unanswered probes drop the connection (default 5 s). */
+  readonly keepaliveIntervalMs?: number | undefined;
+  /** Which interpreter runs the inspect script (default: python3 when present, else sh). */
+  readonly interpreter?: RemoteInterpreter | undefined;
+  readonly limiter?: ConnectionLimiter | undefined;
+  /** The agent socket when there is no identityFile (default `SSH_AUTH_SOCK`). */
+  readonly agent?: string | undefined;
+}
+
+/** The server's host key is not the one known_hosts holds for it (or it holds none). Never retried. */
+export class HostKeyError extends Error {
+  readonly code = 'EHOSTKEY';
+  constructor(message: string) {
+    super(message);
+    this.name = 'HostKeyError';
+  }
+}
+
+/** The connection could not be opened, or was lost; `code` tells which low-level failure. */
+export class SshConnectionError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly retryable: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'SshConnectionError';
+  }
+}
+
+interface Connection {
+  readonly client: Client;
+  readonly jumpClient: Client | null;
+  sftp: Promise<SFTPWrapper> | null;
+  /** Set when the connection dropped; operations in flight fail with it. */
+  lost: Error | null;
+}
+
+type State =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'connecting'; readonly ready: Promise<Connection> }
+  | { readonly kind: 'open'; readonly conn: Connection }
+  | { readonly kind: 'failed'; readonly error: Error }
+  | { readonly kind: 'closed' };
+
+interface RawResult {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly timedOut: boolean;
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+}
+
+const SFTP_STATUS: Record<number, string> = {
+  1: 'EOF',
+  2: 'ENOENT',
+  3: 'EACCES',
+  4: 'EIO',
+  5: 'EINVAL',
+  6: 'ENOTCONN',
+  7: 'ECONNRESET',
+  8: 'ENOTSUP',
+};
+const S_IFMT = 0o170000;
+const NO_CHANGE_ID = 0xffffffff;
+const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EAI_AGAIN', 'EPIPE', 'ECONNLOST']);
+
+export class SshTransport implements HostTransport, LimitedConnection {
+  readonly description: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly user: string;
+  private readonly label: string;
+  private readonly options: SshTransportOptions;
+  private readonly sessions: Semaphore;
+  private readonly limiter: ConnectionLimiter;
+  private state: State = { kind: 'idle' };
+  /** Reconnections after a loss are tried once; then the transport stays failed. */
+  private lostOnce = false;
+  private busy = 0;
+  private lastUse = Date.now();
+  private credentials: Promise<{ knownHosts: KnownHostEntry[]; knownHostsFiles: string[]; privateKey: Buffer | null }> | null = null;
+
+  constructor(options: SshTransportOptions) {
+    this.options = options;
+    this.host = options.host;
+    this.port = options.port ?? 22;
+    this.user = options.user ?? 'root';
+    this.description = `ssh ${this.user}@${this.host}:${this.port}${options.jump ? ` via ${options.jump.host}` : ''}`;
+    this.label = options.label ? `${options.label} (${this.description})` : this.description;
+    // One session is the SFTP channel; the rest run commands.
+    this.sessions = new Semaphore(Math.max(1, (options.maxSessions ?? 10) - 1));
+    this.limiter = options.limiter ?? processConnectionLimiter;
+  }
+
+  /** Opens the connection now (operations open it on demand otherwise); rejects with a message naming the host. */
+  async connect(signal?: AbortSignal): Promise<void> {
+    await this.use(async () => undefined, signal);
+  }
+
+  async inspect(paths: readonly string[], options: InspectOptions): Promise<PathInfo[]> {
+    for (const p of paths) assertAbsolute(p);
+    if (paths.length === 0) return [];
+    const command = inspectCommand('inspect', {
+      interpreter: this.options.interpreter ?? 'auto',
+      confineTo: options.confineTo ?? '',
+      maxContentBytes: options.maxContentBytes,
+      content: options.content,
+    });
+    const result = await this.runScript(command, encodePaths(paths), 'inspect', options.signal);
+    return parseInspectOutput(result.stdout, paths, options.maxContentBytes);
+  }
+
+  async realpath(path: string): Promise<string> {
+    assertAbsolute(path);
+    const command = inspectCommand('realpath', {
+      interpreter: this.options.interpreter ?? 'auto',
+      confineTo: '',
+      maxContentBytes: 0,
+      content: false,
+    });
+    const result = await this.runScript(command, encodePaths([posix.normalize(path)]), 'realpath');
+    const [real] = parseRealpathOutput(result.stdout, 1);
+    return real!;
+  }
+
+  async writeFileAtomic(path: string, data: Buffer, options: WriteFileOptions): Promise<void> {
+    assertAbsolute(path);
+    const bits = modeBits(options.mode);
+    const tmp = temporarySibling(path);
+    await this.withSftp(async (sftp) => {
+      const handle = await sftpCall<Buffer>('open', tmp, (cb) => sftp.open(tmp, 'wx', { mode: 0o600 }, cb));
+      let closed = false;
+      try {
+        if (data.length > 0) await sftpCall('write', tmp, (cb) => sftp.write(handle, data, 0, data.length, 0, cb));
+        // chown before chmod: chown clears setuid/setgid bits.
+        if (options.uid !== undefined || options.gid !== undefined) {
+          await sftpCall('chown', tmp, (cb) => sftp.fsetstat(handle, { uid: options.uid ?? NO_CHANGE_ID, gid: options.gid ?? NO_CHANGE_ID }, cb));
+        }
+        await sftpCall('chmod', tmp, (cb) => sftp.fsetstat(handle, { mode: bits }, cb));
+        if (hasExtension(sftp, 'fsync@openssh.com')) await sftpCall('fsync', tmp, (cb) => sftp.ext_openssh_fsync(handle, cb));
+        closed = true;
+        await sftpCall('close', tmp, (cb) => sftp.close(handle, cb));
+        await this.renameWith(sftp, tmp, path);
+      } catch (err) {
+        if (!closed) await sftpCall('close', tmp, (cb) => sftp.close(handle, cb)).catch(() => undefined);
+        await sftpCall('unlink', tmp, (cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async mkdir(path: string, options: MkdirOptions): Promise<boolean> {
+    assertAbsolute(path);
+    const bits = modeBits(options.mode);
+    return this.withSftp(async (sftp) => {
+      if (options.parents && path !== '/') await this.mkdirParents(sftp, posix.dirname(path));
+      try {
+        // Created private, then opened up: never more open than asked, even for an instant.
+        await sftpCall('mkdir', path, (cb) => sftp.mkdir(path, { mode: 0o700 }, cb));
+      } catch (err) {
+        const st = await sftpStat(sftp, path, 'stat');
+        if (st?.isDirectory()) return false;
+        if (st !== null || (await sftpStat(sftp, path, 'lstat')) !== null) throw withCode(err, 'EEXIST');
+        throw err;
+      }
+      if (options.uid !== undefined || options.gid !== undefined) await this.chownNoFollow(sftp, path, options);
+      await sftpCall('chmod', path, (cb) => sftp.setstat(path, { mode: bits }, cb));
+      return true;
+    });
+  }
+
+  async chmod(path: string, mode: string | number): Promise<void> {
+    assertAbsolute(path);
+    const bits = modeBits(mode);
+    await this.withSftp(async (sftp) => {
+      const st = await sftpCall<SftpStats>('lstat', path, (cb) => sftp.lstat(path, cb));
+      if (!st.isFile() && !st.isDirectory()) {
+        throw withCode(new Error(`cannot chmod ${path} on ${this.label}: it is a ${typeName(st)}`), 'ETYPE');
+      }
+      await sftpCall('chmod', path, (cb) => sftp.setstat(path, { mode: bits }, cb));
+    });
+  }
+
+  async lchown(path: string, ownership: Ownership): Promise<void> {
+    assertAbsolute(path);
+    if (ownership.uid === undefined && ownership.gid === undefined) return;
+    await this.withSftp((sftp) => this.chownNoFollow(sftp, path, ownership));
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    assertAbsolute(path);
+    const tmp = temporarySibling(path);
+    await this.withSftp(async (sftp) => {
+      await sftpCall('symlink', tmp, (cb) => sftp.symlink(target, tmp, cb));
+      try {
+        await this.renameWith(sftp, tmp, path);
+      } catch (err) {
+        await sftpCall('unlink', tmp, (cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    assertAbsolute(from);
+    assertAbsolute(to);
+    await this.withSftp((sftp) => this.renameWith(sftp, from, to));
+  }
+
+  async remove(path: string, options: { type: 'file' | 'symlink' | 'directory' }): Promise<boolean> {
+    assertAbsolute(path);
+    return this.withSftp(async (sftp) => {
+      const st = await sftpStat(sftp, path, 'lstat');
+      if (st === null) return false;
+      const actual = typeName(st);
+      if (actual !== options.type) {
+        throw withCode(new Error(`cannot remove ${path} on ${this.label}: it is a ${actual}, not a ${options.type}`), 'ETYPE');
+      }
+      if (actual !== 'directory') {
+        await sftpCall('unlink', path, (cb) => sftp.unlink(path, cb));
+        return true;
+      }
+      try {
+        await sftpCall('rmdir', path, (cb) => sftp.rmdir(path, cb));
+      } catch (err) {
+        if (errnoOf(err) === 'EIO') {
+          const entries = await sftpCall<unknown[]>('readdir', path, (cb) => sftp.readdir(path, cb)).catch(() => []);
+          if (entries.length > 0) throw withCode(err, 'ENOTEMPTY', `directory not empty: ${path}`);
+        }
+        throw err;
+      }
+      return true;
+    });
+  }
+
+  async resolveAccounts(query: { users: readonly string[]; groups: readonly string[] }): Promise<AccountIds> {
+    const [passwd, group] = await this.withSftp((sftp) => Promise.all([readOptional(sftp, '/etc/passwd'), readOptional(sftp, '/etc/group')]));
+    const users = parseIdDatabase(passwd);
+    const groups = parseIdDatabase(group);
+    return {
+      users: new Map(query.users.map((u) => [u, users.ids.get(u) ?? null])),
+      groups: new Map(query.groups.map((g) => [g, groups.ids.get(g) ?? null])),
+    };
+  }
+
+  async exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
+    const [file] = argv;
+    if (file === undefined || file === '') throw new Error('exec needs a program to run');
+    const lines: string[] = [];
+    for (const [name, value] of Object.entries(options.env ?? {})) {
+      if (!isShellName(name)) throw new RangeError(`invalid environment variable name ${JSON.stringify(name)}`);
+      lines.push(`${name}=${quoteArg(value)}; export ${name}`);
+    }
+    if (options.cwd !== undefined) {
+      const cwd = options.cwd.startsWith('/') ? options.cwd : `./${options.cwd}`;
+      lines.push(`cd ${quoteArg(cwd)} || exit 126`);
+    }
+    // A program that cannot be found is an error, as with LocalTransport, not an exit status.
+    lines.push(`command -v ${quoteArg(file)} >/dev/null 2>&1 || { printf '%s\\n' ${quoteArg(NOT_FOUND)} >&2; exit 127; }`);
+    lines.push(`exec ${quoteCommand(argv)}`);
+    const input = options.input === undefined ? undefined : Buffer.from(options.input);
+    const result = await this.use(
+      (conn) => this.runOn(conn, lines.join('\n'), input, options.timeoutMs, options.signal),
+      options.signal,
+    );
+    const stderr = result.stderr.toString('utf8');
+    if (result.exitCode === 127 && stderr === `${NOT_FOUND}\n`) throw new Error(`cannot run ${file} on ${this.label}: no such program`);
+    return {
+      exitCode: result.exitCode,
+      signal: result.signal,
+      timedOut: result.timedOut,
+      stdout: result.stdout.toString('utf8'),
+      stderr,
+    };
+  }
+
+  async close(): Promise<void> {
+    const state = this.state;
+    this.state = { kind: 'closed' };
+    if (state.kind === 'open') this.shutdown(state.conn);
+    else if (state.kind === 'connecting') await state.ready.then((c) => this.shutdown(c), () => undefined);
+    this.limiter.release(this);
+  }
+
+  // LimitedConnection
+
+  isIdle(): boolean {
+    return this.busy === 0 && this.state.kind === 'open';
+  }
+
+  lastUsed(): number {
+    return this.lastUse;
+  }
+
+  evict(): void {
+    if (this.state.kind !== 'open') return;
+    const conn = this.state.conn;
+    this.state = { kind: 'idle' };
+    this.shutdown(conn);
+  }
+
+  // Internals
+
+  /** Runs `fn` on an open connection, opening it first when needed; counts as a use for the limiter. */
+  private async use<T>(fn: (conn: Connection) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    this.busy++;
+    this.lastUse = Date.now();
+    try {
+      const conn = await this.connection(signal);
+      try {
+        return await fn(conn);
+      } catch (err) {
+        // A failure caused by the connection dropping says so, whatever the operation saw.
+        if (conn.lost) throw new SshConnectionError(`connection to ${this.label} lost: ${conn.lost.message}`, 'ECONNRESET', false, { cause: err });
+        throw err;
+      }
+    } finally {
+      this.busy--;
+      this.lastUse = Date.now();
+      if (this.busy === 0) this.limiter.idle();
+    }
+  }
+
+  private withSftp<T>(fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
+    return this.use(async (conn) => fn(await this.sftpOf(conn)));
+  }
+
+  private async connection(signal?: AbortSignal): Promise<Connection> {
+    for (;;) {
+      const state = this.state;
+      switch (state.kind) {
+        case 'open':
+          if (!state.conn.lost) return state.conn;
+          this.state = { kind: 'idle' };
+          continue;
+        case 'connecting':
+          return state.ready;
+        case 'failed':
+          throw state.error;
+        case 'closed':
+          throw new SshConnectionError(`the connection to ${this.label} is closed`, 'ECONNABORTED', false);
+        case 'idle': {
+          const ready = this.open(signal);
+          this.state = { kind: 'connecting', ready };
+          ready.then(
+            (conn) => {
+              if (this.state.kind === 'connecting' && this.state.ready === ready) this.state = { kind: 'open', conn };
+              else this.shutdown(conn);
+            },
+            (error: Error) => {
+              if (this.state.kind === 'connecting' && this.state.ready === ready) {
+                // Keep failing fast once the host proved unreachable (after a loss, or from the start).
+                this.state = { kind: 'failed', error };
+              }
+            },
+          );
+          return ready;
+        }
+      }
+    }
+  }
+
+  /** Opens a connection with retries (connection failures only), under the process-wide limit. */
+  private async open(signal?: AbortSignal): Promise<Connection> {
+    await this.limiter.acquire(this, signal);
+    const attempts = this.lostOnce ? 1 : Math.max(1, this.options.connectAttempts ?? 3);
+    const started = Date.now();
+    let last: unknown;
+    try {
+      for (let attempt = 1; attempt <= attempts; attempt++) {
+        try {
+          return await this.connectOnce();
+        } catch (err) {
+          last = err;
+          if (!(err instanceof SshConnectionError && err.retryable) || attempt === attempts) break;
+          const base = (this.options.retryDelayMs ?? 250) * 2 ** (attempt - 1);
+          await sleep(base / 2 + Math.random() * base, signal);
+        }
+      }
+    } catch (err) {
+      last = err;
+    }
+    this.limiter.release(this);
+    if (last instanceof SshConnectionError && last.retryable && attempts > 1) {
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      throw new SshConnectionError(`${last.message} (${attempts} attempts over ${seconds} s)`, last.code, false, { cause: last });
+    }
+    throw last;
+  }
+
+  private async connectOnce(): Promise<Connection> {
+    const { knownHosts, knownHostsFiles, privateKey } = await this.loadCredentials();
+    let jumpClient: Client | null = null;
+    let sock: NodeJS.ReadableStream | undefined;
+    const jump = this.options.jump;
+    if (jump) {
+      const endpoint = { host: jump.host, port: jump.port ?? 22, user: jump.user ?? 'root' };
+      jumpClient = await this.handshake(endpoint, knownHosts, knownHostsFiles, privateKey, undefined, `jump host ${endpoint.host}`);
+      try {
+        sock = await new Promise<ClientChannel>((resolve, reject) =>
+          jumpClient!.forwardOut('127.0.0.1', 0, this.host, this.port, (err, stream) => (err ? reject(err) : resolve(stream))),
+        );
+      } catch (err) {
+        jumpClient.end();
+        throw new SshConnectionError(
+          `cannot reach ${this.label} through the jump host ${jump.host}: ${(err as Error).message}`,
+          'ECONNREFUSED',
+          true,
+          { cause: err },
+        );
+      }
+    }
+    let client: Client;
+    try {
+      client = await this.handshake({ host: this.host, port: this.port, user: this.user }, knownHosts, knownHostsFiles, privateKey, sock, this.label);
+    } catch (err) {
+      jumpClient?.end();
+      throw err;
+    }
+    const conn: Connection = { client, jumpClient, sftp: null, lost: null };
+    const onLost = (why: string) => (err?: Error) => {
+      if (conn.lost) return;
+      conn.lost = err ?? new Error(why);
+      this.lostOnce = true;
+      if (this.state.kind === 'open' && this.state.conn === conn) {
+        this.state = { kind: 'idle' };
+        this.limiter.release(this);
+      }
+      client.end();
+      jumpClient?.end();
+    };
+    client.on('error', onLost('connection error'));
+    client.on('close', onLost('the server closed the connection'));
+    jumpClient?.on('error', onLost('jump host connection error'));
+    jumpClient?.on('close', onLost('the jump host closed the connection'));
+    return conn;
+  }
+
+  private handshake(
+    endpoint: { host: string; port: number; user: string },
+    knownHosts: KnownHostEntry[],
+    knownHostsFiles: string[],
+    privateKey: Buffer | null,
+    sock: NodeJS.ReadableStream | undefined,
+    who: string,
+  ): Promise<Client> {
+    const name = knownHostsName(endpoint.host, endpoint.port);
+    const where = `${who}${who.includes(endpoint.host) ? '' : ` (${endpoint.host}:${endpoint.port})`}`;
+    let refusal: HostKeyError | null = null;
+    const verifier = (key: Buffer): boolean => {
+      const verdict = verifyHostKey(knownHosts, name, key);
+      if (verdict.status === 'trusted') return true;
+      refusal = new HostKeyError(hostKeyMessage(verdict, where, name, key, knownHostsFiles));
+      return false;
+    };
+    const algorithms = hostKeyAlgorithmsFor(knownHosts, name);
+    const config: ConnectConfig = {
+      host: endpoint.host,
+      port: endpoint.port,
+      username: endpoint.user,
+      readyTimeout: this.options.connectTimeoutMs ?? 10_000,
+      keepaliveInterval: this.options.keepaliveIntervalMs ?? 5_000,
+      keepaliveCountMax: 3,
+      hostVerifier: verifier,
+      tryKeyboard: false,
+      ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms as never } } : {}),
+      ...(privateKey ? { privateKey } : { agent: this.options.agent ?? process.env.SSH_AUTH_SOCK }),
+      ...(sock ? { sock: sock as never } : {}),
+    };
+    return new Promise<Client>((resolve, reject) => {
+      const client = new Client();
+      let settled = false;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        client.end();
+        reject(refusal ?? connectError(err, where, endpoint.user, privateKey !== null));
+      };
+      client.once('ready', () => {
+        settled = true;
+        // `fail` stays attached (and does nothing now): an error before the caller adds its own listener must not crash.
+        resolve(client);
+      });
+      client.on('error', fail);
+      client.once('close', () => fail(Object.assign(new Error('the server closed the connection during the handshake'), { code: 'ECONNLOST' })));
+      try {
+        client.connect(config);
+      } catch (err) {
+        fail(err as Error);
+      }
+    });
+  }
+
+  private loadCredentials() {
+    this.credentials ??= (async () => {
+      const explicit = this.options.knownHostsFile;
+      const files = explicit
+        ? [{ path: explicit, optional: false }]
+        : [
+            { path: posix.join(os.homedir(), '.ssh/known_hosts'), optional: true },
+            { path: '/etc/ssh/ssh_known_hosts', optional: true },
+          ];
+      const knownHosts = await readKnownHosts(files).catch((err: Error) => {
+        throw new SshConnectionError(`cannot check the host key of ${this.label}: ${err.message}`, 'ENOENT', false, { cause: err });
+      });
+      let privateKey: Buffer | null = null;
+      if (this.options.identityFile) {
+        try {
+          privateKey = await fs.readFile(this.options.identityFile);
+        } catch (err) {
+          throw new SshConnectionError(
+            `cannot read the identityFile ${this.options.identityFile} for ${this.label}: ${(err as Error).message}`,
+            'ENOENT',
+            false,
+            { cause: err },
+          );
+        }
+      } else if (!(this.options.agent ?? process.env.SSH_AUTH_SOCK)) {
+        throw new SshConnectionError(
+          `no key to log in to ${this.label} with: the Host has no identityFile and no SSH agent is running (SSH_AUTH_SOCK is not set)`,
+          'ENOKEY',
+          false,
+        );
+      }
+      return { knownHosts, knownHostsFiles: files.map((f) => f.path), privateKey };
+    })();
+    // A failed read is tried again on the next connection.
+    this.credentials.catch(() => {
+      this.credentials = null;
+    });
+    return this.credentials;
+  }
+
+  private sftpOf(conn: Connection): Promise<SFTPWrapper> {
+    if (!conn.sftp) {
+      conn.sftp = this.sessions.run(
+        () =>
+          new Promise<SFTPWrapper>((resolve, reject) => {
+            conn.client.sftp((err, sftp) => (err ? reject(new Error(`cannot open SFTP on ${this.label}: ${err.message}`, { cause: err })) : resolve(sftp)));
+          }),
+      );
+      // The SFTP channel holds one session for the connection's life: take it out of the pool for good.
+      conn.sftp.catch(() => {
+        conn.sftp = null;
+      });
+    }
+    return conn.sftp;
+  }
+
+  /** Runs one of the inspect scripts; a non-zero exit or a timeout is an error. */
+  private async runScript(argv: string[], input: Buffer, what: string, signal?: AbortSignal): Promise<RawResult> {
+    const timeout = this.options.commandTimeoutMs ?? 120_000;
+    const result = await this.use((conn) => this.runOn(conn, quoteCommand(argv), input, timeout, signal), signal);
+    if (result.timedOut) throw withCode(new Error(`${what} on ${this.label} took longer than ${timeout} ms`), 'ETIMEDOUT');
+    if (result.exitCode !== 0) {
+      const stderr = result.stderr.toString('utf8').trim();
+      throw withCode(
+        new Error(`${what} on ${this.label} failed (exit ${result.exitCode ?? result.signal}): ${stderr || 'no message'}`),
+        'EIO',
+      );
+    }
+    return result;
+  }
+
+  /** One command on one channel: feeds `input`, collects both outputs, enforces the timeout. */
+  private runOn(conn: Connection, command: string, input: Buffer | undefined, timeoutMs: number, signal?: AbortSignal): Promise<RawResult> {
+    return this.sessions.run(
+      () =>
+        new Promise<RawResult>((resolve, reject) => {
+          signal?.throwIfAborted();
+          conn.client.exec(command, (err, stream) => {
+            if (err) {
+              reject(conn.lost ?? new Error(`cannot start a command on ${this.label}: ${err.message}`, { cause: err }));
+              return;
+            }
+            const out: Buffer[] = [];
+            const errOut: Buffer[] = [];
+            let exitCode: number | null | undefined;
+            let exitSignal: string | null = null;
+            let timedOut = false;
+            let aborted = false;
+            const stop = () => {
+              stream.signal('KILL');
+              stream.close();
+            };
+            const timer = setTimeout(() => {
+              timedOut = true;
+              stop();
+            }, timeoutMs);
+            const onAbort = () => {
+              aborted = true;
+              stop();
+            };
+            signal?.addEventListener('abort', onAbort, { once: true });
+            stream.on('data', (chunk: Buffer) => out.push(chunk));
+            stream.stderr.on('data', (chunk: Buffer) => errOut.push(chunk));
+            stream.on('exit', (code: number | null, sig?: string) => {
+              exitCode = code;
+              if (sig) exitSignal = `SIG${sig}`;
+            });
+            stream.on('close', () => {
+              clearTimeout(timer);
+              signal?.removeEventListener('abort', onAbort);
+              if (aborted) {
+                reject(signal?.reason ?? new Error('cancelled'));
+                return;
+              }
+              if (exitCode === undefined && !timedOut) {
+                reject(
+                  new SshConnectionError(
+                    `connection to ${this.label} lost while a command ran${conn.lost ? `: ${conn.lost.message}` : ''}`,
+                    'ECONNRESET',
+                    false,
+                  ),
+                );
+                return;
+              }
+              resolve({
+                exitCode: timedOut ? null : (exitCode ?? null),
+                signal: timedOut ? 'SIGKILL' : exitSignal,
+                timedOut,
+                stdout: Buffer.concat(out),
+                stderr: Buffer.concat(errOut),
+              });
+            });
+            stream.end(input);
+          });
+        }),
+    );
+  }
+
+  /** rename(2) through posix-rename@openssh.com, with the reason looked up when SFTP only says "Failure". */
+  private async renameWith(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
+    const rename = hasExtension(sftp, 'posix-rename@openssh.com')
+      ? (cb: (err?: Error | null) => void) => sftp.ext_openssh_rename(from, to, cb)
+      : (cb: (err?: Error | null) => void) => sftp.rename(from, to, cb);
+    try {
+      await sftpCall('rename', from, rename);
+    } catch (err) {
+      if (errnoOf(err) !== 'EIO') throw err;
+      throw withCode(err, await this.renameFailure(sftp, from, to), undefined);
+    }
+  }
+
+  private async renameFailure(sftp: SFTPWrapper, from: string, to: string): Promise<string> {
+    if (to === from || to.startsWith(`${from}/`)) return 'EINVAL';
+    const target = await sftpStat(sftp, to, 'lstat');
+    if (target?.isDirectory()) {
+      const entries = await sftpCall<unknown[]>('readdir', to, (cb) => sftp.readdir(to, cb)).catch(() => []);
+      if (entries.length > 0) return 'ENOTEMPTY';
+    }
+    // Different filesystems: SFTP cannot tell, `stat` can.
+    const r = await this.exec(['stat', '-c', '%d', '--', posix.dirname(from), posix.dirname(to)], { timeoutMs: 30_000 }).catch(() => null);
+    const [a, b] = r?.stdout.trim().split('\n') ?? [];
+    if (r?.exitCode === 0 && a !== undefined && b !== undefined && a !== b) return 'EXDEV';
+    return 'EIO';
+  }
+
+  private async mkdirParents(sftp: SFTPWrapper, dir: string): Promise<void> {
+    const st = await sftpStat(sftp, dir, 'stat');
+    if (st?.isDirectory()) return;
+    if (st !== null) throw withCode(new Error(`cannot create ${dir} on ${this.label}: it exists and is not a directory`), 'ENOTDIR');
+    if (dir !== '/') await this.mkdirParents(sftp, posix.dirname(dir));
+    try {
+      await sftpCall('mkdir', dir, (cb) => sftp.mkdir(dir, { mode: 0o755 }, cb));
+    } catch (err) {
+      // Made meanwhile by someone else: fine, as with mkdir -p.
+      if (!(await sftpStat(sftp, dir, 'stat'))?.isDirectory()) throw err;
+    }
+  }
+
+  private async chownNoFollow(sftp: SFTPWrapper, path: string, ids: Ownership): Promise<void> {
+    const attrs = { uid: ids.uid ?? NO_CHANGE_ID, gid: ids.gid ?? NO_CHANGE_ID };
+    if (hasExtension(sftp, 'lsetstat@openssh.com')) {
+      await sftpCall('chown', path, (cb) => sftp.ext_openssh_lsetstat(path, attrs, cb));
+      return;
+    }
+    const owner = `${ids.uid ?? ''}:${ids.gid ?? ''}`.replace(/:$/, '');
+    const r = await this.exec(['chown', '-h', '--', owner, path], { timeoutMs: 30_000 });
+    if (r.exitCode !== 0) throw withCode(new Error(`chown ${path} on ${this.label}: ${r.stderr.trim()}`), 'EIO');
+  }
+
+  private shutdown(conn: Connection): void {
+    conn.lost ??= new Error('closed');
+    conn.client.end();
+    conn.jumpClient?.end();
+  }
+}
+
+const NOT_FOUND = 'capstan-exec: program not found';
+
+function hostKeyMessage(
+  verdict: ReturnType<typeof verifyHostKey>,
+  where: string,
+  name: string,
+  key: Buffer,
+  files: readonly string[],
+): string {
+  const presented = `${keyTypeOf(key) ?? 'unknown type'} ${fingerprint(key)}`;
+  const fileList = files.join(' or ');
+  switch (verdict.status) {
+    case 'changed': {
+      const known = verdict.known.map((e) => `${e.keyType} ${fingerprint(e.key)} (${e.origin})`).join(', ');
+      return (
+        `host key for ${where} changed: known_hosts holds ${known}, but the server presented ${presented}. ` +
+        `Someone may be intercepting the connection, or the host was reinstalled; refusing to connect. ` +
+        `If the change is expected, replace the entry for "${name}" in ${fileList}.`
+      );
+    }
+    case 'revoked':
+      return `host key for ${where} is revoked (${verdict.entry.origin}): the server presented ${presented}; refusing to connect.`;
+    default:
+      return (
+        `host key for ${where} is not known: ${fileList} has no entry for "${name}", and the server presented ${presented}. ` +
+        `Check that fingerprint out of band, then add the key (ssh-keyscan${name.startsWith('[') ? ` -p ${name.slice(name.lastIndexOf(':') + 1)}` : ''} ${name.replace(/^\[(.*)\]:\d+$/, '$1')}).`
+      );
+  }
+}
+
+function connectError(err: Error, where: string, user: string, withKey: boolean): SshConnectionError {
+  const code = typeof (err as NodeJS.ErrnoException).code === 'string' ? (err as NodeJS.ErrnoException).code! : '';
+  const level = (err as { level?: string }).level;
+  if (level === 'client-authentication') {
+    return new SshConnectionError(
+      `authentication to ${where} as ${user} failed: the server refused ${withKey ? 'the identityFile key' : 'every key the SSH agent offered'}`,
+      'EAUTH',
+      false,
+      { cause: err },
+    );
+  }
+  if (/Timed out while waiting for handshake/.test(err.message)) {
+    return new SshConnectionError(`cannot connect to ${where}: no answer within the connect timeout`, 'ETIMEDOUT', true, { cause: err });
+  }
+  if (RETRYABLE_CODES.has(code)) {
+    const reason = code === 'ECONNREFUSED' ? 'connection refused (is sshd running?)' : err.message;
+    return new SshConnectionError(`cannot connect to ${where}: ${reason}`, code, true, { cause: err });
+  }
+  return new SshConnectionError(`cannot connect to ${where}: ${err.message}`, code || 'EIO', level === 'client-socket' || level === 'client-timeout', {
+    cause: err,
+  });
+}
+
+function sftpCall<T = void>(op: string, path: string, call: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    try {
+      call((err, value) => (err ? reject(sftpError(err, op, path)) : resolve(value as T)));
+    } catch (err) {
+      reject(sftpError(err as Error, op, path));
+    }
+  });
+}
+
+/** `stat`/`lstat` that answers null for a missing path. */
+async function sftpStat(sftp: SFTPWrapper, path: string, which: 'stat' | 'lstat'): Promise<SftpStats | null> {
+  try {
+    return await sftpCall<SftpStats>(which, path, (cb) => (which === 'stat' ? sftp.stat(path, cb) : sftp.lstat(path, cb)));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function sftpError(err: Error, op: string, path: string): Error {
+  const status = (err as { code?: unknown }).code;
+  const code = typeof status === 'number' ? (SFTP_STATUS[status] ?? 'EIO') : typeof status === 'string' ? status : 'EIO';
+  return Object.assign(new Error(`${op} ${path}: ${err.message}`, { cause: err }), { code, path });
+}
+
+async function readOptional(sftp: SFTPWrapper, path: string): Promise<string> {
+  try {
+    return (await sftpCall<Buffer>('read', path, (cb) => sftp.readFile(path, cb))).toString('utf8');
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return '';
+    throw err;
+  }
+}
+
+function hasExtension(sftp: SFTPWrapper, name: string): boolean {
+  const extensions = (sftp as unknown as { _extensions?: Record<string, string> })._extensions;
+  return extensions !== undefined && name in extensions;
+}
+
+function typeName(st: SftpStats): 'file' | 'directory' | 'symlink' | 'other' {
+  switch (st.mode & S_IFMT) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'directory';
+    case 0o120000:
+      return 'symlink';
+    default:
+      return 'other';
+  }
+}
+
+function temporarySibling(path: string): string {
+  // Keep the name under NAME_MAX (255) however long the destination's name is.
+  const base = posix.basename(path).slice(0, 200);
+  return posix.join(posix.dirname(path), `.${base}.capstan-${randomBytes(6).toString('hex')}.tmp`);
+}
+
+function assertAbsolute(path: string): void {
+  if (!path.startsWith('/') || path.includes('\0')) throw new Error(`not an absolute path: ${JSON.stringify(path)}`);
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function withCode(err: unknown, code: string, message?: string): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (message !== undefined) e.message = message;
+  return Object.assign(e, { code });
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason ?? new Error('cancelled'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
