@@ -6,6 +6,8 @@ import { registerDriftCommand } from './commands/drift.js';
 import { registerHistoryCommand } from './commands/history.js';
 import { registerPlanCommand } from './commands/plan.js';
 import { registerSchemaCommand } from './commands/schema.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerTokenCommand } from './commands/token.js';
 import { registerValidateCommand } from './commands/validate.js';
 import { UsageError } from './context.js';
 
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
   registerDriftCommand(program);
   registerHistoryCommand(program);
   registerSchemaCommand(program);
+  registerServeCommand(program);
+  registerTokenCommand(program);
   return program;
 }
 

@@ -134,6 +134,15 @@ export class Controller {
     return this.trigger(name);
   }
 
+  /**
+   * A push concerns the stack (a webhook): the owner passes at once; a replica
+   * that does not own it relays the request through the store.
+   */
+  async notify(name: string): Promise<boolean> {
+    if (!this.#stacks.has(name) || this.#stopping) return false;
+    return this.#locks.has(name) ? this.trigger(name) : this.requestSync(name);
+  }
+
   runtime(name: string): StackRuntime {
     return {
       owned: this.#locks.has(name),

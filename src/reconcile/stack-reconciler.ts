@@ -109,7 +109,8 @@ export class StackReconciler {
     if (status.headCommit !== head.commit) status = await cs.updateStackStatus(stack.name, { headCommit: head.commit });
 
     const planRecord = await cs.getPlan(stack.name);
-    const approved = planRecord?.state === 'approved' ? planRecord : undefined;
+    // Only the approve policy applies approved plans (the policy may have changed since).
+    const approved = planRecord?.state === 'approved' && stack.policy === 'approve' ? planRecord : undefined;
     const syncRequested = status.syncRequests > memory.handledSyncRequests;
     const driftDue = clock.now() >= memory.lastFullCheckAt + stack.driftIntervalMs;
     const moved = source.commit !== memory.lastCheckedCommit;

@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { loadControllerConfig, parseListen } from '../../reconcile/config.js';
+import { createLogger } from '../../server/logger.js';
+import { startController } from '../../server/start.js';
+import { UsageError } from '../context.js';
+
+interface ServeOptions {
+  config: string;
+  listen?: string;
+  logLevel?: string;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the controller: reconcile loop, HTTP API, webhooks, UI, /metrics (SIGTERM stops it gracefully)')
+    .requiredOption('--config <file>', 'controller configuration (YAML: listen, state, stacks)')
+    .option('--listen <host:port>', 'listen address, overriding the configuration')
+    .option('--log-level <level>', 'trace, debug, info, warn, error')
+    .action(async (options: ServeOptions) => {
+      let config = await loadControllerConfig(options.config);
+      if (options.listen) {
+        const listen = parseListen(options.listen);
+        if (!listen) throw new UsageError(`--listen "${options.listen}" is not HOST:PORT`);
+        config = { ...config, listen };
+      }
+      const logger = createLogger({ level: options.logLevel });
+      const running = await startController(config, { logger });
+      await new Promise<void>((resolve) => {
+        let signals = 0;
+        const onSignal = (signal: NodeJS.Signals): void => {
+          signals += 1;
+          if (signals === 1) {
+            logger.info({ signal }, 'stopping: finishing the work in flight (again to stop applies now)');
+            running.stop().then(resolve, (err: unknown) => {
+              logger.error({ err }, 'shutdown failed');
+              process.exitCode = 1;
+              resolve();
+            });
+          } else {
+            logger.warn({ signal }, 'stopping the applies in flight now');
+            running.controller.abortInFlight(`${signal} received twice`);
+          }
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    });
+}

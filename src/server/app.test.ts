@@ -1,0 +1,296 @@
+import { createHmac } from 'node:crypto';
+import os from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Secret, type ControllerConfig, type StackConfig } from '../reconcile/config.js';
+import { Controller } from '../reconcile/controller.js';
+import { EventBus } from '../reconcile/events.js';
+import { FakeClock, settle } from '../reconcile/testing/fake-clock.js';
+import { FakeEngine } from '../reconcile/testing/fake-engine.js';
+import { SqliteStore } from '../state/sqlite/sqlite-store.js';
+import { controllerStoreOf, type ControllerStore } from '../state/store.js';
+import { buildServer } from './app.js';
+import { createApiToken } from './auth.js';
+import { ControllerMetrics } from './metrics.js';
+
+const SECRET = 'webhook-secret-for-tests';
+
+function stack(overrides: Partial<StackConfig>): StackConfig {
+  return {
+    name: 'prod',
+    repo: '/srv/git/infra.git',
+    branch: 'main',
+    path: '.',
+    policy: 'auto',
+    intervalMs: 60_000,
+    driftIntervalMs: 300_000,
+    selfHeal: false,
+    allowMassDelete: false,
+    parallelism: 4,
+    webhookSecret: new Secret(SECRET),
+    ...overrides,
+  };
+}
+
+let store: SqliteStore;
+let cs: ControllerStore;
+let engine: FakeEngine;
+let controller: Controller;
+let app: FastifyInstance;
+let metrics: ControllerMetrics;
+let tokens: Record<'viewer' | 'operator' | 'admin', string>;
+
+beforeEach(async () => {
+  store = await SqliteStore.open(':memory:');
+  cs = controllerStoreOf(store);
+  engine = new FakeEngine(store);
+  const stacks = [stack({}), stack({ name: 'gated', policy: 'approve', repo: '/srv/git/gated.git' }), stack({ name: 'quiet', repo: '/srv/git/infra.git', branch: 'other' })];
+  const config: ControllerConfig = {
+    file: 'serve.yaml',
+    listen: { host: '127.0.0.1', port: 0 },
+    state: 'sqlite::memory:',
+    cacheDir: undefined,
+    concurrency: 2,
+    passTimeoutMs: 60_000,
+    shutdownGraceMs: 1_000,
+    trustProxy: false,
+    webhookRateLimit: 20,
+    webhookMaxBytes: 4096,
+    stacks,
+  };
+  const events = new EventBus();
+  metrics = new ControllerMetrics('test');
+  const logger = pino({ level: 'silent' });
+  controller = new Controller({
+    stacks,
+    store,
+    controllerStore: cs,
+    engine,
+    events,
+    clock: new FakeClock(),
+    logger,
+    actor: { user: 'controller', host: os.hostname(), pid: process.pid },
+    replicaId: 'test',
+    concurrency: 2,
+    passTimeoutMs: 60_000,
+    observer: metrics,
+  });
+  app = await buildServer({ config, controller, store, controllerStore: cs, engine, events, metrics, logger });
+  tokens = {
+    viewer: (await createApiToken(cs, { role: 'viewer', name: 'vera' })).token,
+    operator: (await createApiToken(cs, { role: 'operator', name: 'otto' })).token,
+    admin: (await createApiToken(cs, { role: 'admin', name: 'ada' })).token,
+  };
+  engine.commit('c1', { a: '1' });
+});
+
+afterEach(async () => {
+  await controller.stop(0);
+  await app.close();
+  await store.close();
+});
+
+const auth = (role: keyof typeof tokens) => ({ authorization: `Bearer ${tokens[role]}` });
+
+function push(ref = 'refs/heads/main', repo = '/srv/git/infra.git'): string {
+  return JSON.stringify({ ref, after: 'f'.repeat(40), repository: { clone_url: repo, default_branch: 'main' } });
+}
+
+function github(body: string, delivery: string, secret = SECRET) {
+  return {
+    method: 'POST' as const,
+    url: '/api/webhooks/github',
+    payload: body,
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-github-delivery': delivery,
+      'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+    },
+  };
+}
+
+describe('API auth and audit', () => {
+  it('401 without a valid token, 403 for a role that may not, and audits mutating calls', async () => {
+    expect((await app.inject({ url: '/api/stacks' })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/api/stacks', headers: { authorization: 'Bearer capstan_nope' } })).statusCode).toBe(401);
+    const list = await app.inject({ url: '/api/stacks', headers: auth('viewer') });
+    expect(list.statusCode).toBe(200);
+    expect(list.json().map((s: { name: string }) => s.name)).toEqual(['prod', 'gated', 'quiet']);
+    expect(list.json()[0]).toMatchObject({ name: 'prod', status: 'pending', lastAppliedCommit: null, policy: 'auto', drifted: 0, lastRun: null });
+
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/sync', headers: auth('viewer') })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/gated/approve', headers: auth('viewer') })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/sync' })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/sync', headers: auth('operator') })).statusCode).toBe(202);
+    expect((await app.inject({ url: '/api/audit', headers: auth('operator') })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/api/tokens', headers: auth('operator'), payload: { role: 'admin' } })).statusCode).toBe(403);
+
+    const audit = await app.inject({ url: '/api/audit', headers: auth('admin') });
+    const entries = audit.json() as { actor: string; action: string; outcome: string; ip: string; target: string }[];
+    expect(entries.map((e) => [e.actor.split(' ')[0], e.action, e.outcome])).toEqual([
+      ['otto', 'token.create', 'refused (403)'],
+      ['otto', 'stack.sync', 'ok'],
+      ['anonymous', 'stack.sync', 'refused (401)'],
+      ['vera', 'stack.approve', 'refused (403)'],
+      ['vera', 'stack.sync', 'refused (403)'],
+    ]);
+    expect(entries[1]).toMatchObject({ target: 'prod', ip: '127.0.0.1' });
+  });
+
+  it('admins create, list and revoke tokens; a revoked token stops working; the token is never listed', async () => {
+    const created = await app.inject({ method: 'POST', url: '/api/tokens', headers: auth('admin'), payload: { role: 'viewer', name: 'grafana', expires: '30d' } });
+    expect(created.statusCode).toBe(201);
+    const { token, id } = created.json() as { token: string; id: string };
+    expect((await app.inject({ url: '/api/stacks', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+    const listed = await app.inject({ url: '/api/tokens', headers: auth('admin') });
+    expect(listed.body).not.toContain(token);
+    expect((await app.inject({ method: 'DELETE', url: `/api/tokens/${id}`, headers: auth('admin') })).statusCode).toBe(204);
+    expect((await app.inject({ url: '/api/stacks', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401);
+    const audit = JSON.stringify((await app.inject({ url: '/api/audit', headers: auth('admin') })).json());
+    expect(audit).toContain('token.create');
+    expect(audit).toContain('token.revoke');
+    expect(audit).not.toContain(token);
+  });
+});
+
+describe('webhooks', () => {
+  it('a signed push refreshes only the stacks following that repository and branch', async () => {
+    const r = await app.inject(github(push(), 'd-1'));
+    expect(r.statusCode).toBe(202);
+    expect(r.json()).toMatchObject({ status: 'accepted', stacks: ['prod'] });
+    await settle();
+    expect(engine.live.get('a')).toBe('1');
+    expect(engine.calls.apply).toBe(1);
+    // A push to a branch no stack follows, or another repository, triggers nothing.
+    expect((await app.inject(github(push('refs/heads/feature'), 'd-2'))).json()).toMatchObject({ status: 'ignored' });
+    expect((await app.inject(github(push('refs/heads/main', '/srv/git/unknown.git'), 'd-3'))).json()).toMatchObject({ status: 'ignored' });
+  });
+
+  it('refuses forged and unsigned deliveries and ignores replays', async () => {
+    const forged = await app.inject(github(push(), 'd-1', 'not-the-secret'));
+    expect(forged.statusCode).toBe(401);
+    const unsigned = github(push(), 'd-1');
+    delete (unsigned.headers as Record<string, string>)['x-hub-signature-256'];
+    expect((await app.inject(unsigned)).statusCode).toBe(401);
+    // Body changed after signing.
+    const tampered = github(push(), 'd-1');
+    tampered.payload = push('refs/heads/main', '/srv/git/gated.git');
+    expect((await app.inject(tampered)).statusCode).toBe(401);
+    await settle();
+    expect(engine.calls.resolve).toBe(0);
+
+    expect((await app.inject(github(push(), 'd-9'))).statusCode).toBe(202);
+    await settle();
+    const resolves = engine.calls.resolve;
+    const replay = await app.inject(github(push(), 'd-9'));
+    expect(replay.statusCode).toBe(200);
+    expect(replay.json()).toMatchObject({ status: 'duplicate' });
+    await settle();
+    expect(engine.calls.resolve).toBe(resolves);
+
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="unauthorized"\} 3/);
+    expect(text).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="duplicate"\} 1/);
+    expect(text).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="accepted"\} 1/);
+  });
+
+  it('caps the body size (413) and rate-limits each source (429)', async () => {
+    const big = github(JSON.stringify({ ref: 'refs/heads/main', pad: 'x'.repeat(5000) }), 'd-big');
+    expect((await app.inject(big)).statusCode).toBe(413);
+    const codes: number[] = [];
+    for (let i = 0; i < 30; i++) codes.push((await app.inject(github(push(), `d-rl-${i}`))).statusCode);
+    expect(codes.filter((c) => c === 429).length).toBeGreaterThan(0);
+    expect(await metrics.registry.metrics()).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="too_large"\} 1/);
+  });
+
+  it('answers pings and ignores other events', async () => {
+    const ping = github('{"zen":"Keep it logically awesome."}', 'p-1');
+    ping.headers['x-github-event'] = 'ping';
+    expect((await app.inject(ping)).json()).toEqual({ status: 'pong' });
+    expect((await app.inject({ ...github(push(), 'x-1'), url: '/api/webhooks/bitbucket' })).statusCode).toBe(404);
+  });
+});
+
+describe('approve policy through the API', () => {
+  it('shows the pending plan; a viewer cannot approve; an operator approval applies it', async () => {
+    // Only this stack: the fake world is shared between stacks.
+    controller.trigger('gated');
+    await settle();
+    const plan = await app.inject({ url: '/api/stacks/gated/plan', headers: auth('viewer') });
+    expect(plan.json()).toMatchObject({ state: 'pending', commit: 'c1', counts: { create: 1 } });
+    const text = await app.inject({ url: '/api/stacks/gated/plan?format=text', headers: auth('viewer') });
+    expect(text.headers['content-type']).toMatch(/text\/plain/);
+    expect(text.body).toContain('Plan: 1 to create');
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/gated/approve', headers: auth('viewer') })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/gated/approve', headers: auth('operator'), payload: { planId: 'wrong' } })).statusCode).toBe(409);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/approve', headers: auth('operator') })).statusCode).toBe(409);
+    const applies = engine.calls.apply;
+    const ok = await app.inject({ method: 'POST', url: '/api/stacks/gated/approve', headers: auth('operator'), payload: { planId: plan.json().id } });
+    expect(ok.statusCode).toBe(202);
+    await settle();
+    expect(engine.calls.apply).toBe(applies + 1);
+    const runs = (await app.inject({ url: '/api/stacks/gated/runs', headers: auth('viewer') })).json() as { id: number; actor: string; status: string }[];
+    expect(runs[0]).toMatchObject({ actor: 'otto', status: 'succeeded' });
+    const run = await app.inject({ url: `/api/runs/${runs[0]!.id}`, headers: auth('viewer') });
+    expect(run.json()).toMatchObject({ id: runs[0]!.id, stack: 'gated', results: [], events: [{ type: 'controller' }] });
+    expect((await app.inject({ url: '/api/stacks/gated', headers: auth('viewer') })).json()).toMatchObject({ status: 'synced', lastAppliedCommit: 'c1', plan: { state: 'applied' } });
+  });
+
+  it('rolls back to an earlier commit until the next push', async () => {
+    controller.start();
+    await settle();
+    engine.commit('c2', { a: '2' });
+    controller.trigger('prod');
+    await settle();
+    expect(engine.live.get('a')).toBe('2');
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'nothex' } })).statusCode).toBe(400);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'abcdef1' } })).statusCode).toBe(422);
+    // The fake repository names commits c1, c2: register a hex alias for c1.
+    engine.commits.set('c0ffee1', engine.commits.get('c1')!);
+    const r = await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'c0ffee1' } });
+    expect(r.statusCode).toBe(202);
+    await settle();
+    expect(engine.live.get('a')).toBe('1');
+    expect(engine.appliedCommits.at(-1)).toBe('c0ffee1');
+    // Polls keep the rollback while the branch stays where it was.
+    await controllerPoll();
+    expect(engine.live.get('a')).toBe('1');
+    engine.commit('c3', { a: '3' });
+    controller.trigger('prod');
+    await settle();
+    expect(engine.live.get('a')).toBe('3');
+    expect((await cs.getStackStatus('prod'))?.rollback).toBeNull();
+  });
+});
+
+describe('health, readiness, metrics, UI', () => {
+  it('serves them without a token', async () => {
+    expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200);
+    const ui = await app.inject({ url: '/' });
+    expect(ui.headers['content-type']).toMatch(/text\/html/);
+    expect(ui.body).toContain('/api/stacks');
+    controller.start();
+    await settle();
+    const text = (await app.inject({ url: '/metrics' })).body;
+    for (const name of [
+      'capstan_reconcile_duration_seconds_bucket{le="0.05",stack="prod"}',
+      'capstan_reconcile_total{stack="prod",outcome="applied"} 1',
+      'capstan_stack_drifted_resources{stack="prod"} 0',
+      'capstan_stack_last_applied_info{stack="prod",commit="c1"} 1',
+      'capstan_apply_results_total{kind="Item",status="succeeded"}',
+      'capstan_process_cpu_user_seconds_total',
+    ]) {
+      expect(text).toContain(name);
+    }
+    await controller.stop(0);
+    expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503);
+  });
+});
+
+async function controllerPoll(): Promise<void> {
+  await controller.requestSync('prod');
+  await settle();
+}
