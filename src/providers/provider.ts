@@ -34,6 +34,12 @@ import type { Address, Resource } from '../spec/resource.js';
 export interface ProviderContext {
   /** Aborted when the user interrupts: finish or stop the current operation promptly. */
   readonly signal: AbortSignal;
+  /**
+   * Absolute path of the repository (spec) directory of this run, when there is
+   * one: targets resolve files the spec names relative to it (a Host's
+   * `identityFile`, `knownHostsFile`).
+   */
+  readonly repoDir?: string | undefined;
 }
 
 /** What `resolve` may read: files of the user's repository, confined to it. */

@@ -255,7 +255,7 @@ exit 0
 // The command: python3 when present (and not refused), else the sh variant above.
 const LAUNCHER = String.raw`
 interp=$1; shift
-if [ "$interp" != sh ] && command -v python3 >/dev/null 2>&1; then exec python3 -c "$5" "$1" "$2" "$3" "$4"; fi
+if [ "$interp" != sh ] && command -v python3 >/dev/null 2>&1; then exec python3 -S -E -c "$5" "$1" "$2" "$3" "$4"; fi
 if [ "$interp" = python3 ]; then echo 'capstan: python3 not found on the host' >&2; exit 127; fi
 printf 'CAPSTAN1\0'
 cat /etc/passwd 2>/dev/null | tr -d '\000'; printf '\0'

@@ -649,71 +649,87 @@ export class SshTransport implements HostTransport, LimitedConnection {
     return result;
   }
 
-  /** One command on one channel: feeds `input`, collects both outputs, enforces the timeout. */
+  /**
+   * One command on one channel: feeds `input`, collects both outputs, enforces the
+   * timeout. A command that times out (or is cancelled) is killed and answered for
+   * at once; its session stays counted until the server closes the channel.
+   */
   private runOn(conn: Connection, command: string, input: Buffer | undefined, timeoutMs: number, signal?: AbortSignal): Promise<RawResult> {
-    return this.sessions.run(
-      () =>
-        new Promise<RawResult>((resolve, reject) => {
-          signal?.throwIfAborted();
-          conn.client.exec(command, (err, stream) => {
-            if (err) {
-              reject(conn.lost ?? new Error(`cannot start a command on ${this.label}: ${err.message}`, { cause: err }));
-              return;
-            }
-            const out: Buffer[] = [];
-            const errOut: Buffer[] = [];
-            let exitCode: number | null | undefined;
-            let exitSignal: string | null = null;
-            let timedOut = false;
-            let aborted = false;
-            const stop = () => {
-              stream.signal('KILL');
-              stream.close();
-            };
-            const timer = setTimeout(() => {
-              timedOut = true;
-              stop();
-            }, timeoutMs);
-            const onAbort = () => {
-              aborted = true;
-              stop();
-            };
-            signal?.addEventListener('abort', onAbort, { once: true });
-            stream.on('data', (chunk: Buffer) => out.push(chunk));
-            stream.stderr.on('data', (chunk: Buffer) => errOut.push(chunk));
-            stream.on('exit', (code: number | null, sig?: string) => {
-              exitCode = code;
-              if (sig) exitSignal = `SIG${sig}`;
-            });
-            stream.on('close', () => {
-              clearTimeout(timer);
-              signal?.removeEventListener('abort', onAbort);
-              if (aborted) {
-                reject(signal?.reason ?? new Error('cancelled'));
-                return;
-              }
-              if (exitCode === undefined && !timedOut) {
-                reject(
-                  new SshConnectionError(
-                    `connection to ${this.label} lost while a command ran${conn.lost ? `: ${conn.lost.message}` : ''}`,
-                    'ECONNRESET',
-                    false,
-                  ),
-                );
-                return;
-              }
-              resolve({
-                exitCode: timedOut ? null : (exitCode ?? null),
-                signal: timedOut ? 'SIGKILL' : exitSignal,
-                timedOut,
-                stdout: Buffer.concat(out),
-                stderr: Buffer.concat(errOut),
-              });
-            });
-            stream.end(input);
-          });
-        }),
-    );
+    signal?.throwIfAborted();
+    return new Promise<RawResult>((resolve, reject) => {
+      void this.sessions.run(
+        () =>
+          new Promise<void>((channelClosed) => {
+            this.openChannel(conn, command).then(
+              (stream) => {
+                const out: Buffer[] = [];
+                const errOut: Buffer[] = [];
+                let exitCode: number | null | undefined;
+                let exitSignal: string | null = null;
+                let answered = false;
+                const answer = (result: RawResult | Error) => {
+                  if (answered) return;
+                  answered = true;
+                  clearTimeout(timer);
+                  signal?.removeEventListener('abort', onAbort);
+                  if (result instanceof Error) reject(result);
+                  else resolve(result);
+                };
+                const timer = setTimeout(() => {
+                  killChannel(stream);
+                  answer({ exitCode: null, signal: 'SIGKILL', timedOut: true, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) });
+                }, timeoutMs);
+                const onAbort = () => {
+                  killChannel(stream);
+                  answer(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
+                };
+                signal?.addEventListener('abort', onAbort, { once: true });
+                stream.on('data', (chunk: Buffer) => out.push(chunk));
+                stream.stderr.on('data', (chunk: Buffer) => errOut.push(chunk));
+                stream.on('exit', (code: number | null, sig?: string) => {
+                  exitCode = code;
+                  if (sig) exitSignal = `SIG${sig}`;
+                });
+                stream.on('close', () => {
+                  channelClosed();
+                  if (exitCode === undefined) {
+                    const why = conn.lost ? `: ${conn.lost.message}` : '';
+                    answer(new SshConnectionError(`connection to ${this.label} lost while a command ran${why}`, 'ECONNRESET', false));
+                    return;
+                  }
+                  answer({ exitCode, signal: exitSignal, timedOut: false, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) });
+                });
+                stream.end(input);
+              },
+              (err: Error) => {
+                channelClosed();
+                reject(err);
+              },
+            );
+          }),
+      );
+    });
+  }
+
+  /**
+   * Opens a session channel and starts `command` on it. A refused channel open
+   * (the server's session limit, reached for an instant as channels close) ran
+   * nothing, so it is retried a few times.
+   */
+  private async openChannel(conn: Connection, command: string): Promise<ClientChannel> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise<ClientChannel>((resolve, reject) =>
+          conn.client.exec(command, (err, stream) => (err ? reject(err) : resolve(stream))),
+        );
+      } catch (err) {
+        if (conn.lost) throw new SshConnectionError(`connection to ${this.label} lost: ${conn.lost.message}`, 'ECONNRESET', false, { cause: err });
+        if (attempt >= 5 || !/open failed|Channel open failure/i.test((err as Error).message)) {
+          throw new Error(`cannot start a command on ${this.label}: ${(err as Error).message}`, { cause: err });
+        }
+        await sleep(50 * 2 ** attempt);
+      }
+    }
   }
 
   /** rename(2) through posix-rename@openssh.com, with the reason looked up when SFTP only says "Failure". */
@@ -775,6 +791,22 @@ export class SshTransport implements HostTransport, LimitedConnection {
 }
 
 const NOT_FOUND = 'capstan-exec: program not found';
+
+/** Kills a running command and closes its channel. */
+function killChannel(stream: ClientChannel): void {
+  // ssh2's Channel.signal() does nothing once stdin is closed (it checks `writable`),
+  // though the request is still valid then: send it through the protocol directly.
+  const channel = stream as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal(id: number, name: string): void } };
+  };
+  try {
+    if (channel.outgoing?.state === 'open') channel._client?._protocol?.signal(channel.outgoing.id, 'KILL');
+  } catch {
+    // The channel is closing anyway.
+  }
+  stream.close();
+}
 
 function hostKeyMessage(
   verdict: ReturnType<typeof verifyHostKey>,

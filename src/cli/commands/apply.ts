@@ -48,7 +48,7 @@ export function registerApplyCommand(program: Command): void {
       }
       const store = await openStateStore(specDir, options);
       const interrupts = trapInterrupts((name) => process.stderr.write(`\n${name}: finishing the changes in flight, starting no new ones (again to exit now)\n`));
-      const targets = new TargetPool(registry, { signal: interrupts.signal });
+      const targets = new TargetPool(registry, { signal: interrupts.signal, repoDir: source.dir });
       const actor = currentActor();
       let lock;
       try {

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { detectDrift } from '../../plan/drift.js';
 import { defaultRegistry } from '../../providers/index.js';
@@ -11,7 +12,8 @@ export function registerDriftCommand(program: Command): void {
     .action(async (dir: string | undefined, options: { state?: string; stack: string; json?: boolean }) => {
       const registry = defaultRegistry();
       const store = await openStateStore(dir, options);
-      const targets = new TargetPool(registry, { signal: new AbortController().signal });
+      // The spec directory (default: the current one): Host key files named relative to it resolve there.
+      const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: path.resolve(dir ?? '.') });
       try {
         const report = await detectDrift({ stack: options.stack, store, registry, targets });
         if (options.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');

@@ -24,7 +24,7 @@ export function registerPlanCommand(program: Command): void {
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
       const { source, stack, registry } = await loadSpec(dir, options);
       const store = await openStateStore(dir, options);
-      const targets = new TargetPool(registry, { signal: new AbortController().signal });
+      const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: source.dir });
       try {
         const plan = await planChanges({
           stack: options.stack,

@@ -98,11 +98,31 @@ describe('Host connect', () => {
     await handle.close();
   });
 
-  it('refuses the ssh transport for now, naming the host', async () => {
-    const spec = hostSchema.parse({ transport: 'ssh', address: '10.20.0.2' });
-    const connect = hostTarget.connect(testResource('Host', 'web-2', spec), ctx);
-    await expect(connect).rejects.toThrow(ProviderError);
-    await expect(connect).rejects.toThrow('cannot connect to Host/web-2: the ssh transport is not available yet');
+  it('opens an ssh Host with key files relative to the repository, naming the host when it cannot', async () => {
+    const spec = hostSchema.parse({ transport: 'ssh', address: '198.18.0.2', identityFile: 'keys/deploy', knownHostsFile: 'known_hosts' });
+    const resource = testResource('Host', 'web-2', spec);
+    const noRepo = hostTarget.connect(resource, ctx);
+    await expect(noRepo).rejects.toThrow(ProviderError);
+    await expect(noRepo).rejects.toThrow(/cannot connect to Host\/web-2: identityFile keys\/deploy is relative to the repository/);
+    // With the repository known, the files are looked for there (and are missing here), before any connection.
+    await fs.writeFile(join(dir, 'known_hosts'), '');
+    const inRepo = hostTarget.connect(resource, { ...ctx, repoDir: dir });
+    await expect(inRepo).rejects.toThrow(ProviderError);
+    await expect(inRepo).rejects.toThrow(`cannot read the identityFile ${join(dir, 'keys/deploy')} for Host/web-2 (ssh root@198.18.0.2:22)`);
+  });
+
+  it('refuses an ssh Host with neither a key nor an agent, naming it', async () => {
+    const saved = process.env.SSH_AUTH_SOCK;
+    delete process.env.SSH_AUTH_SOCK;
+    try {
+      await fs.writeFile(join(dir, 'known_hosts'), '');
+      const spec = hostSchema.parse({ transport: 'ssh', address: '198.18.0.2', knownHostsFile: join(dir, 'known_hosts') });
+      await expect(hostTarget.connect(testResource('Host', 'web-3', spec), ctx)).rejects.toThrow(
+        /no key to log in to Host\/web-3 .*no identityFile and no SSH agent/,
+      );
+    } finally {
+      if (saved !== undefined) process.env.SSH_AUTH_SOCK = saved;
+    }
   });
 });
 

@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
+import os from 'node:os';
+import path from 'node:path';
 import { LocalTransport } from '../../transport/local.js';
+import { SshTransport } from '../../transport/ssh.js';
 import type { HostTransport } from '../../transport/transport.js';
-import { ProviderError, type TargetHandle, type TargetProvider } from '../provider.js';
+import { ProviderError, type ProviderContext, type TargetHandle, type TargetProvider } from '../provider.js';
 import { rootPathSchema } from './paths.js';
 
 /** An open Host: every Directory, File and Symlink on it goes through `transport`, below `root`. */
@@ -87,12 +90,30 @@ class OpenHost implements HostHandle {
  * Opens a Host. Creates nothing: a root that does not exist yet reads as empty,
  * and the first write creates it.
  */
-async function connect(resource: Resource<HostSpec>): Promise<HostHandle> {
+async function connect(resource: Resource<HostSpec>, ctx: ProviderContext): Promise<HostHandle> {
   const spec = resource.spec;
+  let transport: HostTransport;
   if (spec.transport === 'ssh') {
-    throw new ProviderError(`cannot connect to ${resource.address}: the ssh transport is not available yet`);
+    const ssh = new SshTransport({
+      label: resource.address,
+      host: spec.address,
+      port: spec.port,
+      user: spec.user,
+      identityFile: spec.identityFile === undefined ? undefined : controllerPath(resource.address, 'identityFile', spec.identityFile, ctx),
+      knownHostsFile: spec.knownHostsFile === undefined ? undefined : controllerPath(resource.address, 'knownHostsFile', spec.knownHostsFile, ctx),
+      jump: spec.jump && { host: spec.jump.address, port: spec.jump.port, user: spec.jump.user },
+    });
+    try {
+      await ssh.connect(ctx.signal);
+    } catch (err) {
+      await ssh.close();
+      // The transport's message names the host, its address and what failed (refused, host key, authentication).
+      throw new ProviderError((err as Error).message, { cause: err });
+    }
+    transport = ssh;
+  } else {
+    transport = new LocalTransport();
   }
-  const transport = new LocalTransport();
   let realRoot: string;
   try {
     realRoot = await transport.realpath(spec.root);
@@ -103,11 +124,26 @@ async function connect(resource: Resource<HostSpec>): Promise<HostHandle> {
   return new OpenHost(resource.address, resource.name, transport, spec.root, realRoot);
 }
 
+/**
+ * A key or known_hosts file named by a Host: absolute, `~/...` in the home
+ * directory of the user running Capstan, or relative to the repository.
+ */
+function controllerPath(address: string, field: string, value: string, ctx: ProviderContext): string {
+  if (path.isAbsolute(value)) return value;
+  if (value === '~' || value.startsWith('~/')) return path.join(os.homedir(), value.slice(1));
+  if (ctx.repoDir === undefined) {
+    throw new ProviderError(
+      `cannot connect to ${address}: ${field} ${value} is relative to the repository, but this run has no repository directory; give an absolute path`,
+    );
+  }
+  return path.resolve(ctx.repoDir, value);
+}
+
 export const hostTarget: TargetProvider<HostSpec, HostHandle> = {
   role: 'target',
   kind: 'Host',
   description: 'A machine reached locally or over SSH; Directory, File and Symlink resources live on it, below its root.',
   schema: hostSchema,
   groupsOf: (spec) => spec.groups,
-  connect: (resource) => connect(resource),
+  connect: (resource, ctx) => connect(resource, ctx),
 };
