@@ -131,3 +131,26 @@ export async function remove<Spec, Live>(provider: ResourceProvider<Spec, Live, 
 export function schemaErrors(schema: { safeParse(input: unknown): { error?: { issues: { message: string }[] } | undefined } }, input: unknown): string {
   return schema.safeParse(input).error?.issues.map((i) => i.message).join('\n') ?? '';
 }
+
+/** Answers `exec` from a script instead of running anything; every other call goes to the machine. */
+export class ScriptedTransport extends TransportDecorator {
+  readonly execs: { argv: string[]; options: ExecOptions }[] = [];
+
+  constructor(private readonly respond: (argv: readonly string[]) => Partial<ExecResult>) {
+    super(new LocalTransport(), 'scripted');
+  }
+
+  override async exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
+    this.execs.push({ argv: [...argv], options });
+    return { exitCode: 0, signal: null, timedOut: false, stdout: '', stderr: '', ...this.respond(argv) };
+  }
+}
+
+/** A Host with root `/` whose commands are answered by `respond`: for code paths that would change the machine itself (apt-get). */
+export function scriptedHost(respond: (argv: readonly string[]) => Partial<ExecResult>): { handle: HostHandle; transport: ScriptedTransport } {
+  const transport = new ScriptedTransport(respond);
+  return {
+    transport,
+    handle: { address: 'Host/fake', hostName: 'fake', transport, root: '/', realRoot: '/', close: () => transport.close() },
+  };
+}
