@@ -52,6 +52,8 @@ export interface PlannedChange {
   /** Target address, e.g. `Host/web-1`. */
   readonly target: Address;
   readonly action: Action;
+  /** What the provider calls it for humans (e.g. a path). */
+  readonly label?: string | undefined;
   readonly reason?: string | undefined;
   /** Live state read at plan time (null when absent). */
   readonly before: unknown;

@@ -149,7 +149,7 @@ describe('planChanges and applyPlan', () => {
     const registry = memoryRegistry(world);
     const provider = registry.resource('Item')!;
     const original = provider.apply.bind(provider);
-    provider.apply = async (h, req) => ({ ...(await original(h, req)), value: 'something else' });
+    provider.apply = async (h, req, ctx) => ({ ...(await original(h, req, ctx)), value: 'something else' });
     const targets = new TargetPool(registry, { signal: new AbortController().signal });
     const p = await plan([item('a', '1')]);
     const r = await applyPlan({ plan: p, registry, store, targets, actor });

@@ -59,7 +59,7 @@ function renderChange(c: PlannedChange, paint: Paint): string[] {
   const color = ACTION_COLOR[c.action];
   const lines = [
     paint(ANSI.dim, `  # ${c.address} ${ACTION_PHRASE[c.action]}${c.reason ? ` (${c.reason})` : ''}`),
-    `  ${paint(color, ACTION_SYMBOL[c.action])} ${paint(ANSI.bold, c.address)} ${paint(ANSI.dim, `on ${c.target}`)}`,
+    `  ${paint(color, ACTION_SYMBOL[c.action])} ${paint(ANSI.bold, c.address)}${c.label ? ` ${c.label}` : ''} ${paint(ANSI.dim, `on ${c.target}`)}`,
   ];
   for (const f of c.fields) lines.push(...renderField(f, c.action, paint));
   return lines;

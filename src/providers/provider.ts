@@ -107,6 +107,8 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
   readonly schema: z.ZodType<Spec>;
   /** The kind of target this resource lives on, e.g. `Host`. */
   readonly targetKind: string;
+  /** A short human label for plans and logs, e.g. the file's path; secrets never. */
+  describe?(spec: Spec): string;
   resolve?(spec: Spec, from: { file: string }, ctx: ResolveContext): Promise<Spec>;
   /** Checks one resource against the others on the same target (conflicting paths, ...). */
   validate?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Diagnostic[];

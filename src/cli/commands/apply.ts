@@ -8,6 +8,7 @@ import { hasChanges, PLAN_FORMAT_VERSION, type Plan } from '../../plan/plan.js';
 import { planChanges } from '../../plan/planner.js';
 import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
+import type { StackLock } from '../../state/store.js';
 import { confirm } from '../confirm.js';
 import {
   addSourceOptions,
@@ -50,7 +51,7 @@ export function registerApplyCommand(program: Command): void {
       const interrupts = trapInterrupts((name) => process.stderr.write(`\n${name}: finishing the changes in flight, starting no new ones (again to exit now)\n`));
       const targets = new TargetPool(registry, { signal: interrupts.signal, repoDir: source.dir });
       const actor = currentActor();
-      let lock;
+      let lock: StackLock | undefined;
       try {
         lock = await store.lock(stackName, actor);
         let plan: Plan;

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { loadControllerConfig, parseListen } from '../../reconcile/config.js';
-import { createLogger } from '../../server/logger.js';
-import { startController } from '../../server/start.js';
 import { UsageError } from '../context.js';
 
 interface ServeOptions {
@@ -24,6 +22,8 @@ export function registerServeCommand(program: Command): void {
         if (!listen) throw new UsageError(`--listen "${options.listen}" is not HOST:PORT`);
         config = { ...config, listen };
       }
+      // Loaded here: the other commands need no HTTP server.
+      const [{ createLogger }, { startController }] = await Promise.all([import('../../server/logger.js'), import('../../server/start.js')]);
       const logger = createLogger({ level: options.logLevel });
       const running = await startController(config, { logger });
       await new Promise<void>((resolve) => {

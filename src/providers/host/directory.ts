@@ -148,6 +148,7 @@ export const directoryProvider: ResourceProvider<DirectorySpec, DirectoryLive, H
   description: 'A directory on a Host, with its mode and owner; created with its parents, removed only when empty.',
   schema: directorySchema,
   targetKind: 'Host',
+  describe: (spec) => spec.path,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
   async read(handle, specs, ctx) {

@@ -240,6 +240,7 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
   description: 'A regular file on a Host: its content (inline or from the repository), mode and owner; written atomically.',
   schema: fileSchema,
   targetKind: 'Host',
+  describe: (spec) => spec.path,
   async resolve(spec, from, ctx) {
     if (spec.source === undefined) return spec;
     let data: Buffer;

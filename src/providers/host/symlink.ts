@@ -140,6 +140,7 @@ export const symlinkProvider: ResourceProvider<SymlinkSpec, SymlinkLive, HostHan
   description: 'A symbolic link on a Host; created or retargeted atomically, never followed.',
   schema: symlinkSchema,
   targetKind: 'Host',
+  describe: (spec) => spec.path,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
   async read(handle, specs, ctx) {
