@@ -30,7 +30,7 @@ import { formatDiagnostic, hasErrors, sortDiagnostics, type Diagnostic } from '.
 import { countActions, hasChanges, isChange, type Plan } from '../plan/plan.js';
 import { renderPlanText } from '../plan/render-text.js';
 import type { SourceInfo } from '../source/source.js';
-import type { Actor, ControllerStore, StackLock, StackPlanRecord, StackStatusPatch, StackStatusRecord, Store } from '../state/store.js';
+import type { Actor, ControllerStore, StackLock, StackPlanRecord, StackPlanState, StackStatusPatch, StackStatusRecord, Store } from '../state/store.js';
 import { jittered } from './backoff.js';
 import type { Clock } from './clock.js';
 import type { StackConfig } from './config.js';
@@ -167,7 +167,7 @@ export class StackReconciler {
       if (reasons.length === 0) {
         const result = await this.#apply(stack, ctx, session, saved, input.approved.decidedBy ?? 'approved', 'approved plan');
         await cs.transitionPlan(stack.name, 'approved', 'applied', { id: input.approved.id });
-        await this.#afterApply(stack, result, saved, { drifted: 0 });
+        await this.#afterApply(stack, result, saved, { drifted: 0, storePlan: false });
         return 'applied';
       }
       await cs.transitionPlan(stack.name, 'approved', 'stale', { id: input.approved.id });
@@ -206,7 +206,7 @@ export class StackReconciler {
       this.#emit(stack, ctx, { type: 'drift.detected', runId: null, message: `${changed} resource(s) drifted from commit ${short(source.commit)}`, data: { addresses: plan.changes.filter((c) => isChange(c.action)).map((c) => c.address) } });
       if (stack.policy === 'auto' && stack.selfHeal) {
         const result = await this.#apply(stack, ctx, session, plan, 'controller', 'self-heal');
-        await this.#afterApply(stack, result, plan, { drifted: 0 });
+        await this.#afterApply(stack, result, plan, { drifted: 0, storePlan: true });
         return 'healed';
       }
       const pending = stack.policy === 'approve' ? await this.#offer(stack, ctx, plan) : (await this.#putPlan(stack, plan, 'latest'), false);
@@ -217,7 +217,7 @@ export class StackReconciler {
     switch (stack.policy) {
       case 'auto': {
         const result = await this.#apply(stack, ctx, session, plan, 'controller', `commit ${short(source.commit)}`);
-        await this.#afterApply(stack, result, plan, { drifted: 0 });
+        await this.#afterApply(stack, result, plan, { drifted: 0, storePlan: true });
         return 'applied';
       }
       case 'approve':
@@ -246,7 +246,7 @@ export class StackReconciler {
     return true;
   }
 
-  async #putPlan(stack: StackConfig, plan: Plan, state: 'latest' | 'pending'): Promise<string> {
+  async #putPlan(stack: StackConfig, plan: Plan, state: StackPlanState): Promise<string> {
     const id = randomUUID().slice(0, 8);
     await this.#deps.controllerStore.putPlan({
       stack: stack.name,
@@ -294,8 +294,10 @@ export class StackReconciler {
     return result;
   }
 
-  async #afterApply(stack: StackConfig, result: ApplyResult, plan: Plan, values: { drifted: number }): Promise<void> {
+  async #afterApply(stack: StackConfig, result: ApplyResult, plan: Plan, values: { drifted: number; storePlan: boolean }): Promise<void> {
     const { controllerStore: cs } = this.#deps;
+    // The plan just applied becomes the stack's current plan (an approved one already is).
+    if (values.storePlan) await this.#putPlan(stack, plan, 'applied');
     if (result.status === 'succeeded') {
       await cs.updateStackStatus(stack.name, {
         status: 'synced',
