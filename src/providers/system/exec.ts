@@ -260,7 +260,6 @@ async function runMain(handle: HostHandle, spec: ExecSpec, address: Address, sig
     const output = tail(result.stderr) || tail(result.stdout);
     throw new ProviderError(
       `${address} on ${hostLabel(handle)}${why ? ` (${why})` : ''}: ${displayCommand(spec.command)} ${describeExit(result, timeoutMs(spec))}` +
-        (result.timedOut ? ` (timeout ${spec.timeout})` : '') +
         (output ? `: ${output}` : ''),
     );
   }
