@@ -3,9 +3,11 @@
  *
  * - `sqlite:PATH` (also `sqlite:///abs/path`): the embedded store; a relative
  *   PATH is resolved against the current directory.
- * - `postgres://...`: reserved for the controller's PostgreSQL store.
+ * - `postgres://...` or `postgresql://...`: the PostgreSQL store, for controllers
+ *   that run as several replicas; `?schema=NAME` keeps it in that schema.
  */
 import path from 'node:path';
+import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
@@ -16,9 +18,7 @@ export async function openStore(url: string): Promise<Store> {
     if (file === '') throw new Error('the state URL "sqlite:" names no file; use sqlite:PATH');
     return SqliteStore.open(file === ':memory:' ? file : path.resolve(file));
   }
-  if (/^postgres(ql)?:\/\//i.test(url)) {
-    throw new Error('the PostgreSQL store comes with the controller; use sqlite:PATH');
-  }
+  if (/^postgres(ql)?:\/\//i.test(url)) return PostgresStore.open(url);
   throw new Error(`unsupported state URL "${redactCredentials(url)}"; use sqlite:PATH`);
 }
 
