@@ -141,3 +141,21 @@ describe('Exec on a Host', () => {
     expect(host.recorder.execs).toEqual([]);
   });
 });
+
+describe('Exec notified without refreshOnly', () => {
+  let host: TestHost;
+
+  beforeAll(async () => {
+    host = await openTestHost();
+    await fs.mkdir(host.real('/work'));
+  });
+  afterAll(() => host?.cleanup());
+
+  it('runs when notified while its guards allow, and not once they say no', async () => {
+    const spec = exec({ command: ['sh', '-c', 'echo run >> log; touch stop'], unless: ['test', '-e', 'stop'] });
+    const notification = { address: 'Exec/x', desired: spec, live: null, notifiedBy: ['File/a'] };
+    expect(await execProvider.refresh(host.handle, notification, ctx)).toEqual({ creates: null, onlyIf: null, unless: 0, guardsAllow: false });
+    await execProvider.refresh(host.handle, notification, ctx);
+    expect(await fs.readFile(host.real('/work/log'), 'utf8')).toBe('run\n');
+  });
+});

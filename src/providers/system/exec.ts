@@ -289,12 +289,17 @@ async function applyExec(handle: HostHandle, request: ApplyRequest<ExecSpec, Exe
   return refreshOrRun(handle, desired, request.address, signal);
 }
 
-async function refreshOrRun(handle: HostHandle, spec: ExecSpec, address: Address, signal: AbortSignal, why?: string): Promise<ExecLive> {
-  // A handler keeps its guards: notified, it still does not run when they say no.
-  if (spec.refreshOnly && hasGuards(spec)) {
+/**
+ * Runs the command for `apply` or for a notification. A planned run was
+ * decided by the plan; a notified one (or a handler's) still respects the
+ * guards: when they say no, it does not run.
+ */
+async function refreshOrRun(handle: HostHandle, spec: ExecSpec, address: Address, signal: AbortSignal, notifiedBy?: readonly Address[]): Promise<ExecLive> {
+  if ((notifiedBy !== undefined || spec.refreshOnly) && hasGuards(spec)) {
     const [now] = await readExecs(handle, [spec], signal);
     if (!now!.guardsAllow) return now!;
   }
+  const why = notifiedBy !== undefined && notifiedBy.length > 0 ? `notified by ${notifiedBy.join(', ')}` : undefined;
   return runMain(handle, spec, address, signal, why);
 }
 
@@ -308,6 +313,5 @@ export const execProvider: ResourceProvider<ExecSpec, ExecLive, HostHandle> & Re
   read: (handle, specs, ctx) => readExecs(handle, specs, ctx.signal),
   diff: diffExec,
   apply: (handle, request, ctx) => applyExec(handle, request, ctx.signal),
-  refresh: (handle, request, ctx) =>
-    refreshOrRun(handle, request.desired, request.address, ctx.signal, request.notifiedBy.length > 0 ? `notified by ${request.notifiedBy.join(', ')}` : undefined),
+  refresh: (handle, request, ctx) => refreshOrRun(handle, request.desired, request.address, ctx.signal, request.notifiedBy),
 };
