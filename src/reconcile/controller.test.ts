@@ -301,6 +301,45 @@ describe('Controller: the loop', () => {
   });
 });
 
+describe('Controller: graceful stop', () => {
+  it('lets a pass in flight finish within the grace period, and takes no new work', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1' });
+    let open!: () => void;
+    h.engine.applyGate = new Promise<void>((resolve) => (open = resolve));
+    h.controller.start();
+    await settle();
+    let stopped = false;
+    const stopping = h.controller.stop(30 * SECOND).then(() => (stopped = true));
+    expect(h.controller.trigger('prod')).toBe(false);
+    await h.clock.advance(10 * SECOND);
+    expect(stopped).toBe(false);
+    open();
+    await settle();
+    await stopping;
+    expect(h.engine.live.get('a')).toBe('1');
+    expect((await h.store.listRuns({ stack: 'prod' }))[0]?.status).toBe('succeeded');
+    // The stack lock is released: another process may take the stack.
+    const lock = await h.store.lock('prod', { user: 'cli', host: os.hostname(), pid: process.pid });
+    await lock.release();
+    await h.clock.advance(120 * SECOND);
+    expect(h.engine.calls.resolve).toBe(1);
+  });
+
+  it('stops an apply still running after the grace period through its signal, recording it as interrupted', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1' });
+    h.engine.hangApplies = true;
+    h.controller.start();
+    await settle();
+    const stopping = h.controller.stop(5 * SECOND);
+    await h.clock.advance(5 * SECOND);
+    await stopping;
+    expect(h.engine.live.has('a')).toBe(false);
+    expect((await h.store.listRuns({ stack: 'prod' }))[0]?.status).toBe('interrupted');
+  });
+});
+
 describe('Controller: one writer per stack across replicas', () => {
   it('only the replica holding the stack lock reconciles; another takes over when it stops', async () => {
     const h = await harness(stackConfig());

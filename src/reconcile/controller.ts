@@ -162,11 +162,11 @@ export class Controller {
     this.#stopping = true;
     this.#watchTimer?.cancel();
     const drained = this.#queue.stop();
-    const grace = setTimeout(() => this.abortInFlight('shutting down: grace period over'), graceMs);
+    const grace = this.#options.clock.setTimer(() => this.abortInFlight('shutting down: grace period over'), graceMs);
     try {
       await drained;
     } finally {
-      clearTimeout(grace);
+      grace.cancel();
     }
     for (const [name, lock] of this.#locks) {
       await lock.release().catch((err: unknown) => this.#options.logger.warn({ stack: name, err }, 'could not release the stack lock'));
