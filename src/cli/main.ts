@@ -1,40 +1,45 @@
 import { Command, CommanderError } from 'commander';
 import { DiagnosticsError } from '../diag/diagnostic.js';
 import { StackLockedError } from '../state/store.js';
-import { registerApplyCommand } from './commands/apply.js';
-import { registerDriftCommand } from './commands/drift.js';
-import { registerHistoryCommand } from './commands/history.js';
-import { registerPlanCommand } from './commands/plan.js';
-import { registerRenderCommand } from './commands/render.js';
-import { registerSchemaCommand } from './commands/schema.js';
-import { registerServeCommand } from './commands/serve.js';
-import { registerTestCommand } from './commands/test.js';
-import { registerTokenCommand } from './commands/token.js';
-import { registerValidateCommand } from './commands/validate.js';
 import { UsageError } from './context.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Commands load on demand: `capstan plan` never pays for the controller's HTTP
+ * server, and `capstan serve` never for what it does not use. Start-up time is
+ * part of every no-op run.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  validate: async () => (await import('./commands/validate.js')).registerValidateCommand,
+  plan: async () => (await import('./commands/plan.js')).registerPlanCommand,
+  apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
+  drift: async () => (await import('./commands/drift.js')).registerDriftCommand,
+  history: async () => (await import('./commands/history.js')).registerHistoryCommand,
+  render: async () => (await import('./commands/render.js')).registerRenderCommand,
+  test: async () => (await import('./commands/test.js')).registerTestCommand,
+  schema: async () => (await import('./commands/schema.js')).registerSchemaCommand,
+  serve: async () => (await import('./commands/serve.js')).registerServeCommand,
+  token: async () => (await import('./commands/token.js')).registerTokenCommand,
+};
+
+/** The program with the command named in argv, or with every command (for help and unknown commands). */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('capstan')
     .description('GitOps engine: validate, plan and apply infrastructure declared in git')
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  registerValidateCommand(program);
-  registerPlanCommand(program);
-  registerApplyCommand(program);
-  registerDriftCommand(program);
-  registerHistoryCommand(program);
-  registerRenderCommand(program);
-  registerTestCommand(program);
-  registerSchemaCommand(program);
-  registerServeCommand(program);
-  registerTokenCommand(program);
+  const named = argv.slice(2).find((a) => !a.startsWith('-'));
+  const wanted = named && named in COMMANDS ? [named] : Object.keys(COMMANDS);
+  const registers = await Promise.all(wanted.map((name) => COMMANDS[name]!()));
+  for (const register of registers) register(program);
   return program;
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync([...argv]);
+    await (await buildProgram(argv)).parseAsync([...argv]);
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 1;
