@@ -367,4 +367,26 @@ describe('Controller: one writer per stack across replicas', () => {
     expect(h.engine.appliedCommits).toEqual(['c1', 'c2', 'c3']);
     expect((await h.cs.getStackStatus('prod'))?.owner).toBe('replica-b');
   });
+
+  it('a lost lock stops the pass in flight; the replica then competes for the stack again', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1' });
+    const losers: AbortController[] = [];
+    const realLock = h.store.lock.bind(h.store);
+    h.store.lock = async (stack, actor) => {
+      const lock = await realLock(stack, actor);
+      const lost = new AbortController();
+      losers.push(lost);
+      return Object.assign(lock, { signal: lost.signal });
+    };
+    h.engine.hangApplies = true;
+    h.controller.start();
+    await settle();
+    expect(h.controller.runtime('prod').owned).toBe(true);
+    losers[0]!.abort(new Error('connection lost'));
+    await settle();
+    expect(h.controller.runtime('prod').owned).toBe(false);
+    expect((await h.store.listRuns({ stack: 'prod' }))[0]?.status).toBe('interrupted');
+    expect(h.outcomes).toEqual(['error']);
+  });
 });

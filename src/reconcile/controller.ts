@@ -168,10 +168,11 @@ export class Controller {
     } finally {
       grace.cancel();
     }
-    for (const [name, lock] of this.#locks) {
+    const held = [...this.#locks];
+    this.#locks.clear();
+    for (const [name, lock] of held) {
       await lock.release().catch((err: unknown) => this.#options.logger.warn({ stack: name, err }, 'could not release the stack lock'));
     }
-    this.#locks.clear();
   }
 
   /** Stops every pass in flight through its AbortSignal. */
@@ -246,6 +247,17 @@ export class Controller {
     try {
       const lock = await this.#options.store.lock(name, this.#options.actor);
       this.#locks.set(name, lock);
+      // A lock can be lost (a PostgreSQL connection cut): stop writing, and try to win it back like any replica.
+      lock.signal?.addEventListener(
+        'abort',
+        () => {
+          if (this.#locks.get(name) !== lock) return;
+          this.#locks.delete(name);
+          this.#options.logger.warn({ stack: name, reason: String(lock.signal?.reason) }, 'lost the stack lock: stopping the pass in flight');
+          this.#inflight.get(name)?.abort(new Error(`lost the lock on stack "${name}"`));
+        },
+        { once: true },
+      );
       this.#reconciler.forget(name);
       log.info({ replica: this.#options.replicaId }, 'this replica now reconciles the stack');
       return lock;

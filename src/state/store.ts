@@ -105,6 +105,12 @@ export interface StackLock {
   release(): Promise<void>;
   /** Names the run working under this lock, so `StackLockedError` can show it. Throws if the lock was lost. */
   setRunId?(runId: number): Promise<void>;
+  /**
+   * Optional: aborts when this acquisition stops holding the lock (released, or
+   * its connection lost), so a long-lived holder such as the controller stops
+   * writing at once.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface Store {
