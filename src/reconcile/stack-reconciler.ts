@@ -177,10 +177,12 @@ export class StackReconciler {
 
     const plan = await session.plan({ stack: stack.name, desired: input.desired, source: planSource(source), allowMassDelete: stack.allowMassDelete });
     if (hasErrors(plan.diagnostics)) {
+      // The planner speaks to CLI users; under the controller the switch is the stack's setting.
+      const message = firstError(plan.diagnostics).replace('run again with --allow-mass-delete', 'set allowMassDelete: true on the stack in the controller configuration');
       await this.#putPlan(stack, plan, 'latest');
-      await cs.updateStackStatus(stack.name, { status: 'failed', error: `the plan has errors: ${firstError(plan.diagnostics)}`, owner: this.#deps.replicaId });
-      this.#emit(stack, ctx, { type: 'plan.failed', runId: null, message: firstError(plan.diagnostics) });
-      throw new Error(`the plan of commit ${short(source.commit)} has errors: ${firstError(plan.diagnostics)}`);
+      await cs.updateStackStatus(stack.name, { status: 'failed', error: `the plan has errors: ${message}`, owner: this.#deps.replicaId });
+      this.#emit(stack, ctx, { type: 'plan.failed', runId: null, message });
+      throw new Error(`the plan of commit ${short(source.commit)} has errors: ${message}`);
     }
 
     const needsApply = hasChanges(plan) || plan.changes.some((c) => c.recordOnly);

@@ -207,6 +207,16 @@ describe('capstan serve', () => {
     expect((await api(served, '/api/stacks/web/sync', { method: 'POST', token: operator })).status).toBe(202);
     await waitFor('the fix applied', async () => (await readFile(motd, 'utf8')) === 'v3\n');
     expect((await stackOf(served, operator, 'web')).lastAppliedCommit).toBe(fixed);
+
+    // Deleting every managed resource is refused without allowMassDelete on the stack.
+    await remote.push({ 'stack/motd.yaml': null }, 'remove motd');
+    expect((await api(served, '/api/stacks/web/sync', { method: 'POST', token: operator })).status).toBe(202);
+    const refused = await waitFor('the mass delete refused', async () => {
+      const s = await stackOf(served, operator, 'web');
+      return s.status === 'failed' ? s : undefined;
+    });
+    expect(refused.error).toMatch(/deletes 1 of 1 managed resources.*allowMassDelete: true/);
+    expect(await readFile(motd, 'utf8')).toBe('v3\n');
     expect(await served.stop()).toBe(0);
   });
 
