@@ -1,0 +1,96 @@
+/**
+ * One JSON Schema (draft 2020-12) for a Capstan document, for editors: point
+ * yaml-language-server at the output of `capstan schema` and every document gets
+ * completion and checking of its envelope and of the spec of its kind.
+ *
+ * Each kind's spec schema comes from its provider's zod schema (`z.toJSONSchema`,
+ * input side: fields with defaults are optional). Definitions it generates are
+ * hoisted into the root `$defs`, prefixed with the kind, and their `$ref`s rewritten.
+ */
+import { z } from 'zod';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { ENVELOPE_KEYS, GROUP_PREFIX } from './envelope.js';
+import { NAME_PATTERN } from './resource.js';
+
+type JsonObject = Record<string, unknown>;
+
+const NAME = NAME_PATTERN.source.slice(1, -1); // without ^ and $
+
+export function specJsonSchema(registry: ProviderRegistry): JsonObject {
+  const defs: JsonObject = {};
+  const kinds = registry.kinds();
+  const perKind: JsonObject[] = [];
+
+  for (const kind of kinds) {
+    const provider = registry.get(kind)!;
+    const defName = `${kind}Spec`;
+    defs[defName] = { ...specSchemaOf(provider.schema, defName, defs), description: provider.description };
+    const then: JsonObject = { properties: { spec: { $ref: `#/$defs/${defName}` } } };
+    if (provider.role === 'resource') {
+      then['required'] = ['target'];
+    } else {
+      // Targets have no target and no dependsOn.
+      then['properties'] = { ...(then['properties'] as JsonObject), target: false, dependsOn: false };
+    }
+    perKind.push({ if: { properties: { kind: { const: kind } }, required: ['kind'] }, then });
+  }
+
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    title: 'Capstan document',
+    description: 'One resource or target of a Capstan stack.',
+    type: 'object',
+    required: ['kind', 'name'],
+    additionalProperties: false,
+    properties: {
+      kind: {
+        description: 'The resource kind.',
+        anyOf: kinds.map((kind) => ({ const: kind, description: registry.get(kind)!.description })),
+      },
+      name: { description: 'Unique per kind in the stack.', type: 'string', pattern: NAME_PATTERN.source },
+      target: {
+        description: `The target this resource lives on, by name; ${GROUP_PREFIX}NAME for every member of a group.`,
+        type: 'string',
+        pattern: `^(${GROUP_PREFIX})?${NAME}$`,
+      },
+      dependsOn: {
+        description: 'Resources that must be applied first, as Kind/name.',
+        type: 'array',
+        items: { type: 'string', pattern: `^[A-Z][A-Za-z0-9]*/${NAME}$` },
+      },
+      spec: { description: "The kind's own fields.", type: 'object' },
+    } satisfies Record<(typeof ENVELOPE_KEYS)[number], unknown>,
+    allOf: perKind,
+    $defs: defs,
+  };
+}
+
+function specSchemaOf(schema: z.ZodType, defName: string, defs: JsonObject): JsonObject {
+  let generated: JsonObject;
+  try {
+    generated = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as JsonObject;
+  } catch (e) {
+    // A schema zod cannot describe must not take the whole document schema down with it.
+    return { type: 'object', $comment: `no JSON Schema for this spec: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  const { $schema: _schema, $defs: nested, ...root } = generated;
+  const rewrite = (ref: string): string => {
+    if (ref === '#') return `#/$defs/${defName}`;
+    const m = /^#\/\$defs\/([^/]+)(.*)$/.exec(ref);
+    if (m) return `#/$defs/${defName}_${m[1]}${m[2]}`;
+    if (ref.startsWith('#/')) return `#/$defs/${defName}${ref.slice(1)}`;
+    return ref;
+  };
+  if (nested && typeof nested === 'object') {
+    for (const [name, def] of Object.entries(nested as JsonObject)) defs[`${defName}_${name}`] = rewriteRefs(def, rewrite);
+  }
+  return rewriteRefs(root, rewrite) as JsonObject;
+}
+
+function rewriteRefs(value: unknown, rewrite: (ref: string) => string): unknown {
+  if (Array.isArray(value)) return value.map((v) => rewriteRefs(v, rewrite));
+  if (value === null || typeof value !== 'object') return value;
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(value as JsonObject)) out[k] = k === '$ref' && typeof v === 'string' ? rewrite(v) : rewriteRefs(v, rewrite);
+  return out;
+}

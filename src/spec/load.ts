@@ -1,0 +1,339 @@
+/**
+ * Loading a stack: every `*.yaml`/`*.yml` under a directory becomes validated,
+ * expanded resource instances, or diagnostics saying exactly where and why not.
+ * All problems are collected in one pass; `loadStack` throws only when the
+ * directory itself cannot be read.
+ *
+ *   files ─► parse-yaml ─► envelope ─► checkDocuments ─► resolve ─► checkReferences
+ *         ─► expand ─► checkGraph ─► LoadedStack (+ specHash)
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readSync, type Dirent } from 'node:fs';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { error, sortDiagnostics, warning, type Diagnostic } from '../diag/diagnostic.js';
+import type { ResolveContext } from '../providers/provider.js';
+import { ProviderError } from '../providers/provider.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { readEnvelope } from './envelope.js';
+import { expandResources, targetResource, TargetIndex, type CheckedResourceDocument } from './expand.js';
+import { MAX_ALIAS_COUNT, MAX_DOCUMENTS, MAX_FILE_BYTES, parseYamlDocuments } from './parse-yaml.js';
+import { createResolveContext, ResolveFileError } from './resolve-context.js';
+import { baseAddress, type Resource } from './resource.js';
+import { checkDocuments, checkGraph, checkReferences, type DeclaredDocument } from './validate.js';
+
+export interface LoadOptions {
+  /** Largest YAML file, and largest file `resolve` may read (default 16 MiB). */
+  readonly maxFileBytes?: number;
+  /** Most YAML documents in the whole stack (default 100,000). */
+  readonly maxDocuments?: number;
+  /** Alias expansions allowed per document (default 100). */
+  readonly maxAliasCount?: number;
+}
+
+export interface LoadedStack {
+  /** Absolute path of the directory loaded. */
+  readonly repoDir: string;
+  /** Every YAML file read, relative to `repoDir` with `/` separators, sorted. */
+  readonly files: string[];
+  readonly targets: Resource[];
+  /**
+   * Resource instances after expansion, spec parsed by the provider's schema and
+   * resolved, in document order; documents with errors of their own (or on a target
+   * with errors) are left out.
+   */
+  readonly resources: Resource[];
+  /** Sorted by file, line, column. The stack is usable only when none is an error. */
+  readonly diagnostics: Diagnostic[];
+  /** sha256 (hex) of the canonical JSON of every target and resource. */
+  readonly specHash: string;
+}
+
+/** Resolves run at the same time. */
+const CONCURRENCY = 32;
+/** Files read between two turns of the event loop. */
+const READ_BATCH = 256;
+
+export async function loadStack(dir: string, registry: ProviderRegistry, options: LoadOptions = {}): Promise<LoadedStack> {
+  const repoDir = path.resolve(dir);
+  const maxFileBytes = options.maxFileBytes ?? MAX_FILE_BYTES;
+  const maxDocuments = options.maxDocuments ?? MAX_DOCUMENTS;
+  const maxAliasCount = options.maxAliasCount ?? MAX_ALIAS_COUNT;
+  const diagnostics: Diagnostic[] = [];
+
+  const listing = await listYamlFiles(repoDir);
+  diagnostics.push(...listing.diagnostics);
+  const files = listing.files;
+
+  // Read and parse in file order: the document budget is spent deterministically.
+  const declared: DeclaredDocument[] = [];
+  let documentsLeft = maxDocuments;
+  for (let i = 0; i < files.length && documentsLeft > 0; i++) {
+    // Let the event loop breathe (a controller serves HTTP while it loads).
+    if (i > 0 && i % READ_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+    const file = files[i]!;
+    const read = readYamlText(repoDir, file, maxFileBytes);
+    if (typeof read !== 'string') {
+      diagnostics.push(read);
+      continue;
+    }
+    const parsed = parseYamlDocuments(read, file, { maxDocuments: documentsLeft, documentLimit: maxDocuments, maxAliasCount, maxBytes: maxFileBytes });
+    documentsLeft -= parsed.count;
+    diagnostics.push(...parsed.diagnostics);
+    for (const broken of parsed.broken) declared.push({ ...broken, doc: undefined, valid: false, invalidKeys: new Set() });
+    for (const p of parsed.documents) {
+      const envelope = readEnvelope(p);
+      diagnostics.push(...envelope.diagnostics);
+      const doc = envelope.document;
+      if (doc) declared.push({ kind: doc.kind, name: doc.name, source: p.source, doc, valid: envelope.valid, invalidKeys: envelope.invalidKeys });
+    }
+    if (parsed.limitReached) break;
+  }
+
+  const checked = checkDocuments(declared, registry);
+  diagnostics.push(...checked.diagnostics);
+
+  // Every target whose spec parsed serves lookups, so that the resources on it are checked too;
+  // only valid ones are targets of the stack.
+  const allTargets = checked.targets.map(targetResource);
+  const targets = allTargets.filter((_, i) => checked.targets[i]!.valid);
+  const index = new TargetIndex(allTargets, registry);
+  const context = createResolveContext(repoDir, { maxFileBytes });
+  const documents = await resolveAll(checked.resources, context, diagnostics);
+
+  const references = checkReferences(documents, index, checked.declared, checked.invalidTargetKinds, registry);
+  diagnostics.push(...references.diagnostics);
+  const instances = expandResources(
+    documents.filter((d) => references.targetResolved.has(d)),
+    index,
+  );
+  diagnostics.push(...checkGraph(allTargets, instances, registry));
+
+  // Resources of the stack: instances of documents without errors of their own, on valid targets.
+  // Those the graph checks find fault with (a cycle, a provider's check) stay: the errors already
+  // make the stack unusable, and the graph layer can still show them.
+  const validDocuments = new Set(
+    documents.filter((d) => d.valid && !references.invalid.has(d)).map((d) => baseAddress(d.doc.kind, d.doc.name)),
+  );
+  const validTargets = new Set(targets.map((t) => t.address));
+  const resources = instances.filter((r) => validDocuments.has(baseAddress(r.kind, r.name)) && validTargets.has(r.target!));
+
+  return {
+    repoDir,
+    files,
+    targets,
+    resources,
+    diagnostics: sortDiagnostics(diagnostics),
+    specHash: specHash([...targets, ...resources]),
+  };
+}
+
+/**
+ * Runs each provider's `resolve` once per document whose spec parsed. A failure is
+ * a diagnostic and leaves the document without a usable spec. Order is kept.
+ */
+async function resolveAll(
+  documents: readonly CheckedResourceDocument[],
+  context: ResolveContext,
+  diagnostics: Diagnostic[],
+): Promise<CheckedResourceDocument[]> {
+  const results: CheckedResourceDocument[] = [...documents];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < documents.length) {
+      const i = next++;
+      const checked = documents[i]!;
+      const resolve = checked.provider.resolve;
+      if (!resolve || !checked.specOk) continue;
+      const requested: string[] = [];
+      const tracking: ResolveContext = {
+        repoDir: context.repoDir,
+        readFile: (relativePath, fromFile) => {
+          requested.push(relativePath);
+          return context.readFile(relativePath, fromFile);
+        },
+      };
+      try {
+        const spec: unknown = await resolve.call(checked.provider, checked.spec, { file: checked.doc.source.file }, tracking);
+        results[i] = { ...checked, spec };
+      } catch (e) {
+        const { doc } = checked;
+        const culprit = e instanceof ResolveFileError ? e.requestedPath : requested[requested.length - 1];
+        const where = culprit === undefined ? undefined : pathOfString(doc.spec, culprit);
+        const message =
+          e instanceof ResolveFileError || e instanceof ProviderError
+            ? e.message
+            : `${doc.kind} could not resolve its spec: ${e instanceof Error ? e.message : String(e)}`;
+        diagnostics.push(error(message, { address: baseAddress(doc.kind, doc.name), source: doc.positionOf(['spec', ...(where ?? [])]) }));
+        results[i] = { ...checked, spec: undefined, specOk: false, valid: false };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, documents.length) }, worker));
+  return results;
+}
+
+/** Where in a raw spec a string value appears (depth first), to point an error at it. */
+function pathOfString(value: unknown, wanted: string, depth = 0): (string | number)[] | undefined {
+  if (value === wanted) return [];
+  if (depth > 64 || value === null || typeof value !== 'object') return undefined;
+  const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+  for (const [key, child] of entries) {
+    const rest = pathOfString(child, wanted, depth + 1);
+    if (rest) return [key, ...rest];
+  }
+  return undefined;
+}
+
+interface Listing {
+  readonly files: string[];
+  readonly diagnostics: Diagnostic[];
+}
+
+/**
+ * Every `*.yaml`/`*.yml` under `repoDir`, sorted. Skips dot-folders, dot-files
+ * (`.gitlab-ci.yml` and the like are not Capstan documents) and `node_modules`.
+ * A symlinked file is read when it stays inside the repository; a symlinked
+ * directory is not followed.
+ */
+async function listYamlFiles(repoDir: string): Promise<Listing> {
+  const files: string[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const realRoot = await realpath(repoDir);
+  const pending = [''];
+  while (pending.length > 0) {
+    const rel = pending.pop()!;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(path.join(repoDir, rel), { withFileTypes: true });
+    } catch (e) {
+      if (rel === '') throw e;
+      diagnostics.push(error(`cannot read directory: ${(e as Error).message}`, { source: { file: rel, line: 1, col: 1 } }));
+      continue;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+      const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      if (entry.isDirectory()) {
+        pending.push(relPath);
+        continue;
+      }
+      const yaml = /\.ya?ml$/.test(entry.name);
+      if (entry.isSymbolicLink()) {
+        const where = { file: relPath, line: 1, col: 1 };
+        let real: string;
+        let isDirectory: boolean;
+        try {
+          real = await realpath(path.join(repoDir, relPath));
+          isDirectory = (await stat(real)).isDirectory();
+        } catch (e) {
+          if (yaml) diagnostics.push(error(`broken symlink: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { source: where }));
+          continue;
+        }
+        if (isDirectory) {
+          diagnostics.push(warning('symlinked directory not followed', { source: where }));
+          continue;
+        }
+        if (!yaml) continue;
+        const inside = path.relative(realRoot, real);
+        if (inside === '..' || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside)) {
+          diagnostics.push(error('symlink leads out of the repository: not read', { source: where }));
+          continue;
+        }
+      } else if (!yaml || !entry.isFile()) {
+        continue;
+      }
+      files.push(relPath);
+    }
+  }
+  files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { files, diagnostics };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The file's text, or a diagnostic. Never reads more than the size fstat gave
+ * plus one byte. Synchronous on purpose: for thousands of small files, four
+ * direct system calls each cost a fraction of the promise API's round trips
+ * through the thread pool; the caller yields to the event loop between batches.
+ */
+function readYamlText(repoDir: string, file: string, maxBytes: number): string | Diagnostic {
+  const where = { file, line: 1, col: 1 };
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO behind a symlink must not hang the load.
+    fd = openSync(`${repoDir}${path.sep}${file}`, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    return error(`cannot read file: ${(e as Error).message}`, { source: where });
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return error('not a regular file', { source: where });
+    const size = stats.size;
+    if (size > maxBytes) return error(`file is ${size} bytes, over the limit of ${maxBytes}`, { source: where });
+    // One byte more than the size: reading it means the file grew since fstat.
+    const buffer = Buffer.allocUnsafe(size + 1);
+    let length = 0;
+    for (;;) {
+      const wanted = buffer.length - length;
+      const bytesRead = readSync(fd, buffer, length, wanted, length);
+      length += bytesRead;
+      // A short read of a regular file is its end.
+      if (bytesRead < wanted || length === buffer.length) break;
+    }
+    if (length > size) return error('file changed while it was read: load again', { source: where });
+    try {
+      const text = utf8.decode(buffer.subarray(0, length));
+      return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+    } catch {
+      return error('file is not valid UTF-8', { source: where });
+    }
+  } catch (e) {
+    return error(`cannot read file: ${(e as Error).message}`, { source: where });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** sha256 over what the stack declares: address, kind, target, dependsOn and spec of each target and resource. */
+export function specHash(resources: readonly Resource[]): string {
+  const entries = resources
+    .map((r) => ({ address: r.address, kind: r.kind, target: r.target ?? null, dependsOn: [...r.dependsOn].sort(), spec: r.spec }))
+    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  return createHash('sha256').update(canonicalJson(entries)).digest('hex');
+}
+
+/**
+ * JSON with object keys sorted at every level, so equal values always give equal
+ * text. `undefined` members are left out as JSON does; non-finite numbers and
+ * bigints become strings, binary data base64, so no two distinct values collide
+ * with `null`.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : JSON.stringify(String(value));
+    case 'bigint':
+      return JSON.stringify(value.toString());
+    case 'object':
+      break;
+    default:
+      return 'null';
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (ArrayBuffer.isView(value)) return JSON.stringify(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'));
+  if (value instanceof Map) return canonicalJson(Object.fromEntries(value));
+  if (value instanceof Set) return canonicalJson([...value]);
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined && typeof obj[k] !== 'function')
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+}
