@@ -265,6 +265,18 @@ describe('approve policy through the API', () => {
   });
 });
 
+describe('per-resource status and events', () => {
+  it('lists the resources of the current plan and the stack events', async () => {
+    controller.trigger('prod');
+    await settle();
+    const r = await app.inject({ url: '/api/stacks/prod/resources', headers: auth('viewer') });
+    expect(r.json()).toMatchObject({ stack: 'prod', planCommit: 'c1', resources: [{ address: 'a', managed: false, plannedAction: 'create' }] });
+    const events = (await app.inject({ url: '/api/stacks/prod/events', headers: auth('viewer') })).json() as { type: string }[];
+    expect(events.map((e) => e.type)).toEqual(['apply.started', 'resource.finished', 'apply.finished', 'reconcile.finished']);
+    expect((await app.inject({ url: '/api/stacks/nope/resources', headers: auth('viewer') })).statusCode).toBe(404);
+  });
+});
+
 describe('health, readiness, metrics, UI', () => {
   it('serves them without a token', async () => {
     expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });

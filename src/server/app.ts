@@ -186,19 +186,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (!stack) return reply;
     const [inventory, plan] = await Promise.all([store.inventory(stack.name), cs.getPlan(stack.name)]);
     const planned = new Map(planChanges(plan?.plan).map((c) => [c.address, c.action]));
-    const resources = inventory.map((e) => ({
+    const resources: ResourceView[] = inventory.map((e) => ({
       address: e.address,
       kind: e.kind,
       target: e.target,
-      origin: e.origin,
       managed: true,
+      origin: e.origin,
       lastRunId: e.lastRunId,
       updatedAt: e.updatedAt,
       plannedAction: planned.get(e.address) ?? null,
     }));
     const known = new Set(inventory.map((e) => e.address));
     for (const [address, action] of planned) {
-      if (!known.has(address)) resources.push({ address, kind: address.split('/')[0] ?? '', target: null, origin: null as never, managed: false, lastRunId: null as never, updatedAt: null as never, plannedAction: action });
+      if (known.has(address)) continue;
+      resources.push({ address, kind: address.split('/')[0] ?? '', target: null, managed: false, origin: null, lastRunId: null, updatedAt: null, plannedAction: action });
     }
     return { stack: stack.name, planCommit: plan?.commit ?? null, planId: plan?.id ?? null, resources };
   });
@@ -379,6 +380,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
 
   return app;
+}
+
+/** One resource of a stack: managed (in the inventory) or only planned so far. */
+interface ResourceView {
+  address: string;
+  kind: string;
+  target: string | null;
+  managed: boolean;
+  origin: 'created' | 'adopted' | null;
+  lastRunId: number | null;
+  updatedAt: string | null;
+  /** The action of the stack's current plan for it (`noop` when in sync with it). */
+  plannedAction: string | null;
 }
 
 function runView(run: RunRecord) {
