@@ -160,6 +160,8 @@ function collectSubjects(
   const managed = new Map(inventory.map((e) => [e.address, e]));
   const subjects: Subject[] = [];
   for (const r of desired.resources) {
+    // A declaration (no target) is rendered and tested, never applied.
+    if (r.target === undefined && registry.resource(r.kind)?.targetOptional) continue;
     const provider = registry.resource(r.kind);
     const target = r.target ? targetsByAddress.get(r.target) : undefined;
     if (!provider || !target) {

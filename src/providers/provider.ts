@@ -107,6 +107,12 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
   readonly schema: z.ZodType<Spec>;
   /** The kind of target this resource lives on, e.g. `Host`. */
   readonly targetKind: string;
+  /**
+   * Without a `target:` the resource is a declaration: validated, rendered and
+   * tested (e.g. an SLO whose rules `capstan render` writes out), but planned
+   * and applied only where a target is given.
+   */
+  readonly targetOptional?: boolean;
   /** A short human label for plans and logs, e.g. the file's path; secrets never. */
   describe?(spec: Spec): string;
   resolve?(spec: Spec, from: { file: string }, ctx: ResolveContext): Promise<Spec>;

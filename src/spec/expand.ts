@@ -97,7 +97,8 @@ export function expandResources(documents: readonly CheckedResourceDocument[], t
   interface Pending {
     readonly checked: CheckedResourceDocument;
     readonly address: Address;
-    readonly target: Resource;
+    /** undefined for a declaration: a kind whose provider allows no target. */
+    readonly target: Resource | undefined;
     readonly expanded: boolean;
   }
   const pending: Pending[] = [];
@@ -107,7 +108,15 @@ export function expandResources(documents: readonly CheckedResourceDocument[], t
 
   for (const checked of documents) {
     const { doc } = checked;
-    if (doc.target === undefined || !checked.specOk) continue;
+    if (!checked.specOk) continue;
+    if (doc.target === undefined) {
+      if (checked.provider.targetOptional) {
+        const address = baseAddress(doc.kind, doc.name);
+        pending.push({ checked, address, target: undefined, expanded: false });
+        addresses.add(address);
+      }
+      continue;
+    }
     const expanded = doc.target.startsWith(GROUP_PREFIX);
     const base = baseAddress(doc.kind, doc.name);
     for (const target of targets.select(doc.target, checked.provider.targetKind)) {
@@ -124,13 +133,13 @@ export function expandResources(documents: readonly CheckedResourceDocument[], t
     const deps = new Set<Address>();
     for (const dep of doc.dependsOn) {
       if (dep === self) continue;
-      for (const resolved of resolveDependency(dep, target.name, addresses, instancesOf)) deps.add(resolved);
+      for (const resolved of resolveDependency(dep, target?.name ?? '', addresses, instancesOf)) deps.add(resolved);
     }
     return {
       address,
       kind: doc.kind,
       name: doc.name,
-      target: target.address,
+      target: target?.address,
       dependsOn: [...deps],
       spec: checked.spec,
       source: doc.source,

@@ -27,7 +27,7 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
     defs[defName] = { ...specSchemaOf(provider.schema, defName, defs), description: provider.description };
     const then: JsonObject = { properties: { spec: { $ref: `#/$defs/${defName}` } } };
     if (provider.role === 'resource') {
-      then['required'] = ['target'];
+      if (!provider.targetOptional) then['required'] = ['target'];
     } else {
       // Targets have no target and no dependsOn.
       then['properties'] = { ...(then['properties'] as JsonObject), target: false, dependsOn: false };

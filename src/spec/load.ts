@@ -104,7 +104,7 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
   const references = checkReferences(documents, index, checked.declared, checked.invalidTargetKinds, registry);
   diagnostics.push(...references.diagnostics);
   const instances = expandResources(
-    documents.filter((d) => references.targetResolved.has(d)),
+    documents.filter((d) => references.targetResolved.has(d) || (d.doc.target === undefined && d.provider.targetOptional)),
     index,
   );
   diagnostics.push(...checkGraph(allTargets, instances, registry));
@@ -116,7 +116,7 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
     documents.filter((d) => d.valid && !references.invalid.has(d)).map((d) => baseAddress(d.doc.kind, d.doc.name)),
   );
   const validTargets = new Set(targets.map((t) => t.address));
-  const resources = instances.filter((r) => validDocuments.has(baseAddress(r.kind, r.name)) && validTargets.has(r.target!));
+  const resources = instances.filter((r) => validDocuments.has(baseAddress(r.kind, r.name)) && (r.target === undefined || validTargets.has(r.target)));
 
   return {
     repoDir,

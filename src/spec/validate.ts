@@ -102,7 +102,7 @@ export function checkDocuments(documents: readonly DeclaredDocument[], registry:
           }),
         );
       }
-    } else if (doc.target === undefined && !declared.invalidKeys.has('target')) {
+    } else if (doc.target === undefined && !provider.targetOptional && !declared.invalidKeys.has('target')) {
       problem(
         error(`${doc.kind} needs a target: the ${provider.targetKind} it lives on`, {
           address,

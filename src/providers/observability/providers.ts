@@ -68,6 +68,7 @@ export const sloProvider: ResourceProvider<SloSpec, FileSetLive, HostHandle> = {
   description: 'A service level objective: recording rules and multi-window burn-rate alerts for Prometheus, a Grafana dashboard, generated alert tests.',
   schema: sloSpecSchema,
   targetKind: 'Host',
+  targetOptional: true,
   async resolve(spec, from, ctx) {
     return { ...spec, name: await resolveName('SLO', sloSpecSchema, spec, from, ctx) };
   },
@@ -88,6 +89,7 @@ export const alertRulesProvider: ResourceProvider<AlertRulesSpec, FileSetLive, H
   description: 'Prometheus rule groups (every alert with a runbook_url), delivered to a Prometheus rules directory.',
   schema: alertRulesSpecSchema,
   targetKind: 'Host',
+  targetOptional: true,
   async resolve(spec, from, ctx) {
     const name = await resolveName('AlertRules', alertRulesSpecSchema, spec, from, ctx);
     return resolveAlertRulesSource({ ...spec, name }, from, (p, f) => ctx.readFile(p, f));
@@ -105,6 +107,7 @@ export const alertingProvider: ResourceProvider<AlertingSpec, FileSetLive, HostH
   description: 'On-call teams, routes, escalation and inhibition: the Alertmanager configuration, checked with amtool and reloaded.',
   schema: alertingSpecSchema,
   targetKind: 'Host',
+  targetOptional: true,
   validate: (r, sameTarget) => [...validateAlerting(r), ...oneConfigPerFile(r, sameTarget)],
   ...fileSetMethods<AlertingSpec>({
     files: (spec) => [{ path: spec.alertmanager.configFile, content: alertmanagerFileText(spec) }],
@@ -127,6 +130,7 @@ export const dashboardProvider: ResourceProvider<DashboardSpec, FileSetLive, Hos
   description: 'A Grafana dashboard (typed panels, or JSON inline or from a file) with its file-provisioning YAML.',
   schema: dashboardSpecSchema,
   targetKind: 'Host',
+  targetOptional: true,
   async resolve(spec, from, ctx) {
     const name = await resolveName('Dashboard', dashboardSpecSchema, spec, from, ctx);
     return resolveDashboardSource({ ...spec, name }, from, (p, f) => ctx.readFile(p, f));
@@ -151,6 +155,7 @@ export const alertTestProvider: ResourceProvider<AlertTestSpec, null, HostHandle
   description: 'promtool unit tests of SLO and AlertRules resources, run by `capstan test`; nothing is delivered.',
   schema: alertTestSpecSchema,
   targetKind: 'Host',
+  targetOptional: true,
   resolve: (spec, from, ctx) => resolveAlertTestSource(spec, from, (p, f) => ctx.readFile(p, f)),
   read: async (_handle, specs) => specs.map(() => null),
   diff: () => ({ action: 'noop', fields: [] }),
