@@ -136,6 +136,18 @@ describe('capstan serve', () => {
     const allLogs = JSON.stringify(served.logs());
     for (const secret of [SECRET, viewer, operator, admin]) expect(allLogs).not.toContain(secret);
 
+    // Rollback: the spec of an earlier commit is applied as a new run, and stays until the next push.
+    expect((await api(served, '/api/stacks/web/rollback', { method: 'POST', token: viewer, body: { commit: c1 } })).status).toBe(403);
+    const rollback = await api<{ commit: string }>(served, '/api/stacks/web/rollback', { method: 'POST', token: operator, body: { commit: c1.slice(0, 12) } });
+    expect(rollback).toMatchObject({ status: 202, body: { commit: c1 } });
+    await waitFor('the rollback applied', async () => (await readFile(motd, 'utf8')) === 'v1\n');
+    const rolledBack = await waitFor('recorded', async () => {
+      const s = await stackOf(served, viewer, 'web');
+      return s.lastAppliedCommit === c1 && s.lastRun?.commit === c1 ? s : undefined;
+    });
+    expect(rolledBack).toMatchObject({ headCommit: c2, lastRun: { kind: 'apply', status: 'succeeded' } });
+    expect((await api<unknown[]>(served, '/api/stacks/web/runs', { token: viewer })).body).toHaveLength(3);
+
     expect(await served.stop()).toBe(0);
   });
 
