@@ -28,6 +28,7 @@ import type { ApplyResult } from '../apply/apply.js';
 import type { ApplyReporter } from '../apply/reporter.js';
 import { formatDiagnostic, hasErrors, sortDiagnostics, type Diagnostic } from '../diag/diagnostic.js';
 import { countActions, hasChanges, isChange, type Plan } from '../plan/plan.js';
+import type { DesiredState } from '../plan/planner.js';
 import { renderPlanText } from '../plan/render-text.js';
 import type { SourceInfo } from '../source/source.js';
 import type { Actor, ControllerStore, StackLock, StackPlanRecord, StackPlanState, StackStatusPatch, StackStatusRecord, Store } from '../state/store.js';
@@ -137,7 +138,7 @@ export class StackReconciler {
 
     const session = engine.session(ctx.signal);
     try {
-      const result = await this.#reconcileLive(stack, ctx, session, { source, desiredSpecHash: desired.specHash, status, approved, desired });
+      const result = await this.#reconcileLive(stack, ctx, session, { source, status, approved, desired });
       memory.lastCheckedCommit = source.commit;
       memory.lastFullCheckAt = clock.now();
       return { outcome: result, requeueAfter: this.#nextDelay(stack, memory) };
@@ -152,10 +153,9 @@ export class StackReconciler {
     session: EngineSession,
     input: {
       source: SourceInfo;
-      desiredSpecHash: string;
       status: StackStatusRecord;
       approved: StackPlanRecord | undefined;
-      desired: Parameters<EngineSession['plan']>[0]['desired'];
+      desired: DesiredState;
     },
   ): Promise<PassResult['outcome']> {
     const { controllerStore: cs } = this.#deps;
@@ -163,7 +163,7 @@ export class StackReconciler {
 
     if (input.approved) {
       const saved = input.approved.plan as Plan;
-      const reasons = await session.staleness(saved, input.desiredSpecHash);
+      const reasons = await session.staleness(saved, input.desired.specHash);
       if (reasons.length === 0) {
         const result = await this.#apply(stack, ctx, session, saved, input.approved.decidedBy ?? 'approved', 'approved plan');
         await cs.transitionPlan(stack.name, 'approved', 'applied', { id: input.approved.id });
