@@ -27,9 +27,8 @@ import { createHash } from 'node:crypto';
 import { formatMode, type PathEscape, type PathInfo, type PathType } from './transport.js';
 
 const PYTHON = String.raw`
-import errno, hashlib, os, stat, sys, base64
-op, confine, maxb, want = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1'
-out = sys.stdout.buffer
+import errno, hashlib, io, os, stat, sys, base64
+out, maxb, want, memo = None, 0, False, {}
 def w(*fields):
     for f in fields:
         out.write(f if isinstance(f, bytes) else str(f).encode())
@@ -42,7 +41,6 @@ def slurp(p):
         return b''
 def join(d, b):
     return d + b if d.endswith(b'/') else d + b'/' + b
-memo = {}
 def resolve_dir(d):
     r = memo.get(d)
     if r is None:
@@ -130,22 +128,50 @@ def inspect(p):
         finally:
             os.close(fd)
     w('O', '%o' % st.st_mode, st.st_uid, st.st_gid, st.st_size, link, kind, payload)
-w('CAPSTAN1', slurp('/etc/passwd'), slurp('/etc/group'))
-paths = [p for p in sys.stdin.buffer.read().split(b'\0') if p]
-root = os.fsencode(confine)
-for p in paths:
-    try:
-        if op == 'realpath':
-            w('R', resolve_dir(p)[1])
-            continue
-        e = escape(p, root) if root else None
-        if e is not None:
-            w('E', *e)
-        else:
-            inspect(p)
-    except OSError as e:
-        w('X', errno.errorcode.get(e.errno, 'EIO'), e.strerror or str(e))
-w('END')
+def answer(op, root, paths):
+    global memo
+    memo = {}
+    w('CAPSTAN1', slurp('/etc/passwd'), slurp('/etc/group'))
+    for p in paths:
+        try:
+            if op == 'realpath':
+                w('R', resolve_dir(p)[1])
+                continue
+            e = escape(p, root) if root else None
+            if e is not None:
+                w('E', *e)
+            else:
+                inspect(p)
+        except OSError as e:
+            w('X', errno.errorcode.get(e.errno, 'EIO'), e.strerror or str(e))
+    w('END')
+def read_exact(f, n):
+    b = b''
+    while len(b) < n:
+        c = f.read(n - len(b))
+        if not c:
+            return None
+        b += c
+    return b
+if sys.argv[1] == 'serve':
+    inp, dst = sys.stdin.buffer, sys.stdout.buffer
+    dst.write(b'CAPSTAN-HELPER1\n')
+    dst.flush()
+    while True:
+        head = read_exact(inp, 4)
+        req = head and read_exact(inp, int.from_bytes(head, 'big'))
+        if req is None:
+            break
+        f = req.split(b'\0')
+        maxb, want, out = int(f[2]), f[3] == b'1', io.BytesIO()
+        answer(f[0].decode(), f[1], [p for p in f[4:] if p])
+        data = out.getvalue()
+        dst.write(len(data).to_bytes(8, 'big'))
+        dst.write(data)
+        dst.flush()
+else:
+    maxb, want, out = int(sys.argv[3]), sys.argv[4] == '1', sys.stdout.buffer
+    answer(sys.argv[1], os.fsencode(sys.argv[2]), [p for p in sys.stdin.buffer.read().split(b'\0') if p])
 `;
 
 // Run by xargs -0 with the paths as arguments, after the launcher wrote the header.
@@ -284,6 +310,32 @@ export function inspectCommand(
     PYTHON,
     SH,
   ];
+}
+
+/**
+ * The persistent form of the python3 script, for a transport that keeps one
+ * process per connection (ssh-helper.ts): it prints `CAPSTAN-HELPER1\n`, then
+ * answers requests framed as a 4-byte big-endian length and
+ * `op NUL confineTo NUL maxBytes NUL 0|1 NUL path NUL path...`, each answer
+ * framed as an 8-byte big-endian length and the output described above. Exits
+ * 127 when the host has no python3.
+ */
+export function helperCommand(): string[] {
+  return ['sh', '-c', 'command -v python3 >/dev/null 2>&1 || exit 127; exec python3 -S -E -c "$1" serve', 'capstan-helper', PYTHON];
+}
+
+export const HELPER_HELLO = 'CAPSTAN-HELPER1\n';
+
+/** One request for the helper, framed. */
+export function encodeHelperRequest(
+  op: 'inspect' | 'realpath',
+  options: { confineTo: string; maxContentBytes: number; content: boolean },
+  paths: readonly string[],
+): Buffer {
+  const body = Buffer.from([op, options.confineTo, String(options.maxContentBytes), options.content ? '1' : '0', ...paths].map((f) => `${f}\0`).join(''), 'utf8');
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
 }
 
 /** Paths as the script reads them on stdin. */

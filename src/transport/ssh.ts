@@ -36,7 +36,9 @@ import { posix } from 'node:path';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper, type Stats as SftpStats } from 'ssh2';
 import { fingerprint, hostKeyAlgorithmsFor, keyTypeOf, knownHostsName, readKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts.js';
 import {
+  encodeHelperRequest,
   encodePaths,
+  helperCommand,
   inspectCommand,
   parseIdDatabase,
   parseInspectOutput,
@@ -44,6 +46,7 @@ import {
   type RemoteInterpreter,
 } from './remote-inspect.js';
 import { isShellName, quoteArg, quoteCommand } from './shell-quote.js';
+import { InspectHelper } from './ssh-helper.js';
 import { processConnectionLimiter, Semaphore, type ConnectionLimiter, type LimitedConnection } from './ssh-limits.js';
 import {
   modeBits,
@@ -118,8 +121,12 @@ interface Connection {
   readonly client: Client;
   readonly jumpClient: Client | null;
   sftp: Promise<SFTPWrapper> | null;
+  /** The persistent inspect helper; resolves null when the host has no python3. */
+  helper: Promise<InspectHelper | null> | null;
   /** Set when the connection dropped; operations in flight fail with it. */
   lost: Error | null;
+  /** Aborted when the connection drops or is closed. */
+  readonly closed: AbortController;
 }
 
 type State =
@@ -174,8 +181,8 @@ export class SshTransport implements HostTransport, LimitedConnection {
     this.user = options.user ?? 'root';
     this.description = `ssh ${this.user}@${this.host}:${this.port}${options.jump ? ` via ${options.jump.host}` : ''}`;
     this.label = options.label ? `${options.label} (${this.description})` : this.description;
-    // One session is the SFTP channel; the rest run commands.
-    this.sessions = new Semaphore(Math.max(1, (options.maxSessions ?? 10) - 1));
+    // Two sessions are the SFTP channel and the inspect helper; the rest run commands.
+    this.sessions = new Semaphore(Math.max(1, (options.maxSessions ?? 10) - 2));
     this.limiter = options.limiter ?? processConnectionLimiter;
   }
 
@@ -187,26 +194,15 @@ export class SshTransport implements HostTransport, LimitedConnection {
   async inspect(paths: readonly string[], options: InspectOptions): Promise<PathInfo[]> {
     for (const p of paths) assertAbsolute(p);
     if (paths.length === 0) return [];
-    const command = inspectCommand('inspect', {
-      interpreter: this.options.interpreter ?? 'auto',
-      confineTo: options.confineTo ?? '',
-      maxContentBytes: options.maxContentBytes,
-      content: options.content,
-    });
-    const result = await this.runScript(command, encodePaths(paths), 'inspect', options.signal);
-    return parseInspectOutput(result.stdout, paths, options.maxContentBytes);
+    const request = { confineTo: options.confineTo ?? '', maxContentBytes: options.maxContentBytes, content: options.content };
+    const answer = await this.remoteRead('inspect', request, paths, options.signal);
+    return parseInspectOutput(answer, paths, options.maxContentBytes);
   }
 
   async realpath(path: string): Promise<string> {
     assertAbsolute(path);
-    const command = inspectCommand('realpath', {
-      interpreter: this.options.interpreter ?? 'auto',
-      confineTo: '',
-      maxContentBytes: 0,
-      content: false,
-    });
-    const result = await this.runScript(command, encodePaths([posix.normalize(path)]), 'realpath');
-    const [real] = parseRealpathOutput(result.stdout, 1);
+    const answer = await this.remoteRead('realpath', { confineTo: '', maxContentBytes: 0, content: false }, [posix.normalize(path)]);
+    const [real] = parseRealpathOutput(answer, 1);
     return real!;
   }
 
@@ -215,22 +211,22 @@ export class SshTransport implements HostTransport, LimitedConnection {
     const bits = modeBits(options.mode);
     const tmp = temporarySibling(path);
     await this.withSftp(async (sftp) => {
-      const handle = await sftpCall<Buffer>('open', tmp, (cb) => sftp.open(tmp, 'wx', { mode: 0o600 }, cb));
+      const handle = await sftpCall<Buffer>(sftp, 'open', tmp, (cb) => sftp.open(tmp, 'wx', { mode: 0o600 }, cb));
       let closed = false;
       try {
-        if (data.length > 0) await sftpCall('write', tmp, (cb) => sftp.write(handle, data, 0, data.length, 0, cb));
+        if (data.length > 0) await sftpCall(sftp, 'write', tmp, (cb) => sftp.write(handle, data, 0, data.length, 0, cb));
         // chown before chmod: chown clears setuid/setgid bits.
         if (options.uid !== undefined || options.gid !== undefined) {
-          await sftpCall('chown', tmp, (cb) => sftp.fsetstat(handle, { uid: options.uid ?? NO_CHANGE_ID, gid: options.gid ?? NO_CHANGE_ID }, cb));
+          await sftpCall(sftp, 'chown', tmp, (cb) => sftp.fsetstat(handle, { uid: options.uid ?? NO_CHANGE_ID, gid: options.gid ?? NO_CHANGE_ID }, cb));
         }
-        await sftpCall('chmod', tmp, (cb) => sftp.fsetstat(handle, { mode: bits }, cb));
-        if (hasExtension(sftp, 'fsync@openssh.com')) await sftpCall('fsync', tmp, (cb) => sftp.ext_openssh_fsync(handle, cb));
+        await sftpCall(sftp, 'chmod', tmp, (cb) => sftp.fsetstat(handle, { mode: bits }, cb));
+        if (hasExtension(sftp, 'fsync@openssh.com')) await sftpCall(sftp, 'fsync', tmp, (cb) => sftp.ext_openssh_fsync(handle, cb));
         closed = true;
-        await sftpCall('close', tmp, (cb) => sftp.close(handle, cb));
+        await sftpCall(sftp, 'close', tmp, (cb) => sftp.close(handle, cb));
         await this.renameWith(sftp, tmp, path);
       } catch (err) {
-        if (!closed) await sftpCall('close', tmp, (cb) => sftp.close(handle, cb)).catch(() => undefined);
-        await sftpCall('unlink', tmp, (cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
+        if (!closed) await sftpCall(sftp, 'close', tmp, (cb) => sftp.close(handle, cb)).catch(() => undefined);
+        await sftpCall(sftp, 'unlink', tmp, (cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
         throw err;
       }
     });
@@ -243,7 +239,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
       if (options.parents && path !== '/') await this.mkdirParents(sftp, posix.dirname(path));
       try {
         // Created private, then opened up: never more open than asked, even for an instant.
-        await sftpCall('mkdir', path, (cb) => sftp.mkdir(path, { mode: 0o700 }, cb));
+        await sftpCall(sftp, 'mkdir', path, (cb) => sftp.mkdir(path, { mode: 0o700 }, cb));
       } catch (err) {
         const st = await sftpStat(sftp, path, 'stat');
         if (st?.isDirectory()) return false;
@@ -251,7 +247,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
         throw err;
       }
       if (options.uid !== undefined || options.gid !== undefined) await this.chownNoFollow(sftp, path, options);
-      await sftpCall('chmod', path, (cb) => sftp.setstat(path, { mode: bits }, cb));
+      await sftpCall(sftp, 'chmod', path, (cb) => sftp.setstat(path, { mode: bits }, cb));
       return true;
     });
   }
@@ -260,11 +256,11 @@ export class SshTransport implements HostTransport, LimitedConnection {
     assertAbsolute(path);
     const bits = modeBits(mode);
     await this.withSftp(async (sftp) => {
-      const st = await sftpCall<SftpStats>('lstat', path, (cb) => sftp.lstat(path, cb));
+      const st = await sftpCall<SftpStats>(sftp, 'lstat', path, (cb) => sftp.lstat(path, cb));
       if (!st.isFile() && !st.isDirectory()) {
         throw withCode(new Error(`cannot chmod ${path} on ${this.label}: it is a ${typeName(st)}`), 'ETYPE');
       }
-      await sftpCall('chmod', path, (cb) => sftp.setstat(path, { mode: bits }, cb));
+      await sftpCall(sftp, 'chmod', path, (cb) => sftp.setstat(path, { mode: bits }, cb));
     });
   }
 
@@ -278,11 +274,11 @@ export class SshTransport implements HostTransport, LimitedConnection {
     assertAbsolute(path);
     const tmp = temporarySibling(path);
     await this.withSftp(async (sftp) => {
-      await sftpCall('symlink', tmp, (cb) => sftp.symlink(target, tmp, cb));
+      await sftpCall(sftp, 'symlink', tmp, (cb) => sftp.symlink(target, tmp, cb));
       try {
         await this.renameWith(sftp, tmp, path);
       } catch (err) {
-        await sftpCall('unlink', tmp, (cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
+        await sftpCall(sftp, 'unlink', tmp, (cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
         throw err;
       }
     });
@@ -304,14 +300,14 @@ export class SshTransport implements HostTransport, LimitedConnection {
         throw withCode(new Error(`cannot remove ${path} on ${this.label}: it is a ${actual}, not a ${options.type}`), 'ETYPE');
       }
       if (actual !== 'directory') {
-        await sftpCall('unlink', path, (cb) => sftp.unlink(path, cb));
+        await sftpCall(sftp, 'unlink', path, (cb) => sftp.unlink(path, cb));
         return true;
       }
       try {
-        await sftpCall('rmdir', path, (cb) => sftp.rmdir(path, cb));
+        await sftpCall(sftp, 'rmdir', path, (cb) => sftp.rmdir(path, cb));
       } catch (err) {
         if (errnoOf(err) === 'EIO') {
-          const entries = await sftpCall<unknown[]>('readdir', path, (cb) => sftp.readdir(path, cb)).catch(() => []);
+          const entries = await sftpCall<unknown[]>(sftp, 'readdir', path, (cb) => sftp.readdir(path, cb)).catch(() => []);
           if (entries.length > 0) throw withCode(err, 'ENOTEMPTY', `directory not empty: ${path}`);
         }
         throw err;
@@ -504,10 +500,11 @@ export class SshTransport implements HostTransport, LimitedConnection {
       jumpClient?.end();
       throw err;
     }
-    const conn: Connection = { client, jumpClient, sftp: null, lost: null };
+    const conn: Connection = { client, jumpClient, sftp: null, helper: null, lost: null, closed: new AbortController() };
     const onLost = (why: string) => (err?: Error) => {
       if (conn.lost) return;
       conn.lost = err ?? new Error(why);
+      conn.closed.abort(conn.lost);
       this.lostOnce = true;
       if (this.state.kind === 'open' && this.state.conn === conn) {
         this.state = { kind: 'idle' };
@@ -620,18 +617,99 @@ export class SshTransport implements HostTransport, LimitedConnection {
 
   private sftpOf(conn: Connection): Promise<SFTPWrapper> {
     if (!conn.sftp) {
-      conn.sftp = this.sessions.run(
-        () =>
-          new Promise<SFTPWrapper>((resolve, reject) => {
-            conn.client.sftp((err, sftp) => (err ? reject(new Error(`cannot open SFTP on ${this.label}: ${err.message}`, { cause: err })) : resolve(sftp)));
-          }),
-      );
-      // The SFTP channel holds one session for the connection's life: take it out of the pool for good.
-      conn.sftp.catch(() => {
-        conn.sftp = null;
+      // Its session is one of the two kept out of the command pool (see the constructor).
+      const opened = new Promise<SFTPWrapper>((resolve, reject) => {
+        conn.client.sftp((err, sftp) => {
+          if (err) {
+            reject(new Error(`cannot open SFTP on ${this.label}: ${err.message}`, { cause: err }));
+            return;
+          }
+          sftpClosed.set(sftp, conn.closed.signal);
+          resolve(sftp);
+        });
+      });
+      conn.sftp = opened;
+      opened.catch(() => {
+        if (conn.sftp === opened) conn.sftp = null;
       });
     }
     return conn.sftp;
+  }
+
+  /**
+   * Runs the inspect script for `paths`: through the connection's persistent
+   * helper when the host has python3 (one round trip), else as one `sh` script
+   * per call.
+   */
+  private async remoteRead(
+    op: 'inspect' | 'realpath',
+    request: { confineTo: string; maxContentBytes: number; content: boolean },
+    paths: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Buffer> {
+    const interpreter = this.options.interpreter ?? 'auto';
+    const timeout = this.options.commandTimeoutMs ?? 120_000;
+    if (interpreter !== 'sh') {
+      const answer = await this.use(async (conn) => {
+        const helper = await this.helperOf(conn);
+        return helper && helper.request(encodeHelperRequest(op, request, paths), timeout, signal);
+      }, signal);
+      if (answer !== null) return answer;
+      if (interpreter === 'python3') throw withCode(new Error(`python3 is not installed on ${this.label}`), 'ENOENT');
+    }
+    const command = inspectCommand(op, { interpreter: 'sh', ...request });
+    return (await this.runScript(command, encodePaths(paths), op, signal)).stdout;
+  }
+
+  private helperOf(conn: Connection): Promise<InspectHelper | null> {
+    if (!conn.helper) {
+      const started: Promise<InspectHelper | null> = this.startHelper(conn, () => {
+        if (conn.helper === started) conn.helper = null;
+      });
+      conn.helper = started;
+      started.catch(() => {
+        if (conn.helper === started) conn.helper = null;
+      });
+    }
+    return conn.helper;
+  }
+
+  /** Starts the helper; null when the host has no python3. `onEnd` runs when a helper that did start ends. */
+  private async startHelper(conn: Connection, onEnd: () => void): Promise<InspectHelper | null> {
+    const stream = await this.openChannel(conn, quoteCommand(helperCommand()));
+    const what = `the inspect helper on ${this.label}`;
+    const helper = new InspectHelper(stream, stream, what, () => killChannel(stream));
+    let stderr = '';
+    let exitCode: number | null | undefined;
+    let started = false;
+    stream.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 4096) stderr += chunk.toString('utf8');
+    });
+    // ssh2 repeats the exit status on 'close' (an 'exit' event may come before this code listens).
+    stream.on('close', (code?: number | null) => {
+      exitCode = code;
+      helper.fail(
+        conn.lost
+          ? new SshConnectionError(`connection to ${this.label} lost: ${conn.lost.message}`, 'ECONNRESET', false)
+          : withCode(new Error(`${what} exited (${exitCode ?? 'killed'})${stderr.trim() ? `: ${stderr.trim()}` : ''}`), 'EIO'),
+      );
+      if (started) onEnd();
+    });
+    const timeout = this.options.commandTimeoutMs ?? 120_000;
+    const timer = setTimeout(() => {
+      helper.fail(new Error(`${what} did not start within ${timeout} ms`));
+      killChannel(stream);
+    }, timeout);
+    try {
+      await helper.ready;
+    } catch (err) {
+      if (exitCode === 127) return null;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    started = true;
+    return helper;
   }
 
   /** Runs one of the inspect scripts; a non-zero exit or a timeout is an error. */
@@ -686,11 +764,11 @@ export class SshTransport implements HostTransport, LimitedConnection {
                 signal?.addEventListener('abort', onAbort, { once: true });
                 stream.on('data', (chunk: Buffer) => out.push(chunk));
                 stream.stderr.on('data', (chunk: Buffer) => errOut.push(chunk));
-                stream.on('exit', (code: number | null, sig?: string) => {
+                // ssh2 gives the exit status (or signal, as `SIGKILL`...) with 'close'. Its 'exit'
+                // event can fire before this listener exists, when the answer comes in one packet.
+                stream.on('close', (code?: number | null, sig?: string) => {
                   exitCode = code;
-                  if (sig) exitSignal = `SIG${sig}`;
-                });
-                stream.on('close', () => {
+                  exitSignal = sig ?? null;
                   channelClosed();
                   if (exitCode === undefined) {
                     const why = conn.lost ? `: ${conn.lost.message}` : '';
@@ -738,7 +816,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
       ? (cb: (err?: Error | null) => void) => sftp.ext_openssh_rename(from, to, cb)
       : (cb: (err?: Error | null) => void) => sftp.rename(from, to, cb);
     try {
-      await sftpCall('rename', from, rename);
+      await sftpCall(sftp, 'rename', from, rename);
     } catch (err) {
       if (errnoOf(err) !== 'EIO') throw err;
       throw withCode(err, await this.renameFailure(sftp, from, to), undefined);
@@ -749,7 +827,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
     if (to === from || to.startsWith(`${from}/`)) return 'EINVAL';
     const target = await sftpStat(sftp, to, 'lstat');
     if (target?.isDirectory()) {
-      const entries = await sftpCall<unknown[]>('readdir', to, (cb) => sftp.readdir(to, cb)).catch(() => []);
+      const entries = await sftpCall<unknown[]>(sftp, 'readdir', to, (cb) => sftp.readdir(to, cb)).catch(() => []);
       if (entries.length > 0) return 'ENOTEMPTY';
     }
     // Different filesystems: SFTP cannot tell, `stat` can.
@@ -765,7 +843,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
     if (st !== null) throw withCode(new Error(`cannot create ${dir} on ${this.label}: it exists and is not a directory`), 'ENOTDIR');
     if (dir !== '/') await this.mkdirParents(sftp, posix.dirname(dir));
     try {
-      await sftpCall('mkdir', dir, (cb) => sftp.mkdir(dir, { mode: 0o755 }, cb));
+      await sftpCall(sftp, 'mkdir', dir, (cb) => sftp.mkdir(dir, { mode: 0o755 }, cb));
     } catch (err) {
       // Made meanwhile by someone else: fine, as with mkdir -p.
       if (!(await sftpStat(sftp, dir, 'stat'))?.isDirectory()) throw err;
@@ -775,7 +853,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
   private async chownNoFollow(sftp: SFTPWrapper, path: string, ids: Ownership): Promise<void> {
     const attrs = { uid: ids.uid ?? NO_CHANGE_ID, gid: ids.gid ?? NO_CHANGE_ID };
     if (hasExtension(sftp, 'lsetstat@openssh.com')) {
-      await sftpCall('chown', path, (cb) => sftp.ext_openssh_lsetstat(path, attrs, cb));
+      await sftpCall(sftp, 'chown', path, (cb) => sftp.ext_openssh_lsetstat(path, attrs, cb));
       return;
     }
     const owner = `${ids.uid ?? ''}:${ids.gid ?? ''}`.replace(/:$/, '');
@@ -785,6 +863,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
 
   private shutdown(conn: Connection): void {
     conn.lost ??= new Error('closed');
+    conn.closed.abort(conn.lost);
     conn.client.end();
     conn.jumpClient?.end();
   }
@@ -859,11 +938,36 @@ function connectError(err: Error, where: string, user: string, withKey: boolean)
   });
 }
 
-function sftpCall<T = void>(op: string, path: string, call: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+/** Aborted when the connection an SFTP channel belongs to is lost or closed. */
+const sftpClosed = new WeakMap<SFTPWrapper, AbortSignal>();
+
+/**
+ * One SFTP request. ssh2 silently drops a request made on a channel that has
+ * closed (its callback never comes), so a request fails at once when the
+ * connection is gone, and a waiting one fails when it goes.
+ */
+function sftpCall<T = void>(
+  sftp: SFTPWrapper,
+  op: string,
+  path: string,
+  call: (cb: (err: Error | null | undefined, value?: T) => void) => void,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    const closed = sftpClosed.get(sftp);
+    const onClosed = () => reject(Object.assign(new Error(`${op} ${path}: the connection closed`), { code: 'ECONNRESET', path }));
+    if (closed?.aborted || (sftp as unknown as { outgoing?: { state?: string } }).outgoing?.state !== 'open') {
+      onClosed();
+      return;
+    }
+    closed?.addEventListener('abort', onClosed, { once: true });
     try {
-      call((err, value) => (err ? reject(sftpError(err, op, path)) : resolve(value as T)));
+      call((err, value) => {
+        closed?.removeEventListener('abort', onClosed);
+        if (err) reject(sftpError(err, op, path));
+        else resolve(value as T);
+      });
     } catch (err) {
+      closed?.removeEventListener('abort', onClosed);
       reject(sftpError(err as Error, op, path));
     }
   });
@@ -872,7 +976,7 @@ function sftpCall<T = void>(op: string, path: string, call: (cb: (err: Error | n
 /** `stat`/`lstat` that answers null for a missing path. */
 async function sftpStat(sftp: SFTPWrapper, path: string, which: 'stat' | 'lstat'): Promise<SftpStats | null> {
   try {
-    return await sftpCall<SftpStats>(which, path, (cb) => (which === 'stat' ? sftp.stat(path, cb) : sftp.lstat(path, cb)));
+    return await sftpCall<SftpStats>(sftp, which, path, (cb) => (which === 'stat' ? sftp.stat(path, cb) : sftp.lstat(path, cb)));
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return null;
     throw err;
@@ -887,7 +991,7 @@ function sftpError(err: Error, op: string, path: string): Error {
 
 async function readOptional(sftp: SFTPWrapper, path: string): Promise<string> {
   try {
-    return (await sftpCall<Buffer>('read', path, (cb) => sftp.readFile(path, cb))).toString('utf8');
+    return (await sftpCall<Buffer>(sftp, 'read', path, (cb) => sftp.readFile(path, cb))).toString('utf8');
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return '';
     throw err;

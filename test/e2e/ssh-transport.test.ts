@@ -27,7 +27,7 @@ let fleet: Fleet;
 const open: { close(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  fleet = await createFleet({ size: 3 });
+  fleet = await createFleet({ size: 3, withoutPython: [2] });
 }, 60_000);
 afterAll(async () => {
   await Promise.allSettled(open.map((t) => t.close()));
@@ -147,6 +147,20 @@ describe('SshTransport', () => {
     expect(remote.map((i) => i.escape !== null)).toEqual([false, false, false, false, false, true, true, false, false]);
   });
 
+  it('falls back to the POSIX sh script on a host without python3', async () => {
+    expect((await transport(2).exec(['sh', '-c', 'command -v python3 || echo none'], { timeoutMs: 10_000 })).stdout).toBe('none\n');
+    const root = path.join(host(2).root, 'no-python');
+    await fs.mkdir(path.join(root, 'd'), { recursive: true });
+    await fs.writeFile(path.join(root, 'd/f'), 'text\n');
+    await fs.symlink('/', path.join(root, 'escape'));
+    const paths = ['d', 'd/f', 'escape/etc/passwd', 'missing'].map((n) => path.join(root, n));
+    const options: InspectOptions = { content: true, maxContentBytes: 1024, confineTo: root };
+    const t = transport(2);
+    expect(await t.inspect(paths, options)).toEqual(await new LocalTransport().inspect(paths, options));
+    expect(await t.realpath(path.join(root, 'escape/tmp/x'))).toBe('/tmp/x');
+    await expect(transport(2, { interpreter: 'python3' }).inspect(paths, options)).rejects.toThrow(/python3 is not installed on Host\/host-3/);
+  });
+
   it('runs argument arrays exactly, with input, cwd, env, exit status and a timeout', async () => {
     const t = transport(1);
     const words = ["it's", '"quoted"', '$HOME', '`id`', 'back\\slash', 'new\nline', '', 'ünï ✓', '-n'];
@@ -160,6 +174,7 @@ describe('SshTransport', () => {
       env: { GREETING: "hello 'there'" },
     });
     expect(piped).toEqual({ exitCode: 7, signal: null, timedOut: false, stdout: `from stdin\n${host(1).root}\n`, stderr: "hello 'there'" });
+    expect(await t.exec(['sh', '-c', 'kill -TERM $$'], { timeoutMs: 10_000 })).toMatchObject({ exitCode: null, signal: 'SIGTERM', timedOut: false });
     const started = Date.now();
     const slow = await t.exec(['sleep', '30'], { timeoutMs: 500 });
     expect(slow).toMatchObject({ exitCode: null, timedOut: true });

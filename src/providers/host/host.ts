@@ -3,7 +3,7 @@ import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalTransport } from '../../transport/local.js';
-import { SshTransport } from '../../transport/ssh.js';
+import type { SshTransport } from '../../transport/ssh.js';
 import type { HostTransport } from '../../transport/transport.js';
 import { ProviderError, type ProviderContext, type TargetHandle, type TargetProvider } from '../provider.js';
 import { rootPathSchema } from './paths.js';
@@ -94,7 +94,7 @@ async function connect(resource: Resource<HostSpec>, ctx: ProviderContext): Prom
   const spec = resource.spec;
   let transport: HostTransport;
   if (spec.transport === 'ssh') {
-    const ssh = new SshTransport({
+    const ssh: SshTransport = new (await loadSsh()).SshTransport({
       label: resource.address,
       host: spec.address,
       port: spec.port,
@@ -123,6 +123,10 @@ async function connect(resource: Resource<HostSpec>, ctx: ProviderContext): Prom
   }
   return new OpenHost(resource.address, resource.name, transport, spec.root, realRoot);
 }
+
+// Loaded on first use: a run with local Hosts only does not pay for ssh2 at start-up.
+let sshModule: Promise<typeof import('../../transport/ssh.js')> | undefined;
+const loadSsh = () => (sshModule ??= import('../../transport/ssh.js'));
 
 /**
  * A key or known_hosts file named by a Host: absolute, `~/...` in the home

@@ -14,7 +14,8 @@
  *
  * Inside each sshd's mount namespace (which `ip netns exec` creates), root's
  * `~/.bashrc` is masked by an empty file: on this machine it runs `pyenv init`,
- * which costs seconds per SSH command, and real servers do not do that.
+ * which costs seconds per SSH command, and real servers do not do that. Hosts
+ * can also be made to lack python3 the same way (`withoutPython`).
  *
  * Needs root, iproute2, openssh-server and openssh-client. Everything is torn
  * down by `destroy()` (sshd killed, namespaces and veths deleted, files
@@ -73,6 +74,8 @@ export interface FleetOptions {
   readonly size: number;
   /** Hash the known_hosts entries of odd hosts (default true). */
   readonly hashSome?: boolean;
+  /** Hosts (by index) on which python3 cannot be run, to exercise the POSIX sh paths. */
+  readonly withoutPython?: readonly number[];
 }
 
 /** Kills what earlier runs left behind: namespaces whose creating process is gone, their veths and temp dirs. */
@@ -176,7 +179,7 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       const config = path.join(dir, `host-${index + 1}`, 'sshd_config');
       const child = spawn(
         'ip',
-        ['netns', 'exec', h.namespace, 'sh', '-c', 'mount --bind "$1" /root/.bashrc 2>/dev/null; exec "$2" -D -e -f "$3"', 'sshd', emptyRc, SSHD, config],
+        ['netns', 'exec', h.namespace, 'sh', '-c', SSHD_LAUNCHER, 'sshd', emptyRc, SSHD, config, options.withoutPython?.includes(index) ? '1' : '0'],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
       let stderr = '';
@@ -234,6 +237,21 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
     throw err;
   }
 }
+
+/**
+ * Runs inside the mount namespace `ip netns exec` gives sshd: masks root's
+ * .bashrc and, for a host without python, every python3 binary (with /dev/null,
+ * which is not executable), then becomes sshd.
+ */
+const SSHD_LAUNCHER = `
+mount --bind "$1" /root/.bashrc 2>/dev/null
+if [ "$4" = 1 ]; then
+  for p in /usr/bin/python3* /usr/local/bin/python3*; do
+    [ -f "$p" ] && ! [ -L "$p" ] && mount --bind /dev/null "$p"
+  done
+fi
+exec "$2" -D -e -f "$3"
+`;
 
 function sshdConfig(o: { address: string; key: string; authorizedKeys: string }): string {
   return [
