@@ -443,7 +443,7 @@ describe('refProblem', () => {
           expect(refProblem(ref) === null).toBe(byGit.exitCode === 0);
         },
       ),
-      { numRuns: 200 },
+      { numRuns: 60 },
     );
   });
 });
