@@ -66,7 +66,7 @@ describe('interrupted applies', () => {
     const after = JSON.parse((await capstan(['history', ws.repo, '--state', ws.state, '--json'])).stdout) as { status: string }[];
     // The killed run is marked interrupted once its lock is taken over.
     expect(after.map((r) => r.status)).toEqual(['succeeded', 'interrupted']);
-  });
+  }, 240_000);
 
   it('SIGINT stops taking new work, records what finished, and exits non-zero', async () => {
     ws = await workspace();
@@ -83,5 +83,5 @@ describe('interrupted applies', () => {
     expect(runs[0]!.counts.create).toBe((await countFiles()) + 1);
     expect(runs[0]!.counts.skipped).toBeGreaterThan(0);
     await expectConverged();
-  });
+  }, 240_000);
 });
