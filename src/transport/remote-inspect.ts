@@ -1,9 +1,10 @@
 /**
- * The batched `inspect` of the SSH transport: one remote script per call, which
+ * The batched `inspect` of the SSH transport: one remote step per call, which
  * answers for every path at once, as LocalTransport does on this machine.
  *
- * The script runs under python3 when the host has it, and otherwise under POSIX
- * sh with coreutils (`stat`, `readlink`, `base64`, `sha256sum`, `xargs -0`).
+ * The script runs under python3 when the host has it (as a persistent helper,
+ * see `helperCommand`), and otherwise under POSIX sh with coreutils (`stat`,
+ * `readlink`, `base64`, `sha256sum`, `xargs -0`), once per call.
  * Paths go in on stdin, NUL-separated. The answer comes back on stdout as
  * NUL-terminated fields:
  *

@@ -2,8 +2,11 @@
  * A machine reached over SSH: one ssh2 connection per host, reused by every
  * operation of a run.
  *
- * - `inspect` and `realpath` run ONE remote script per call (remote-inspect.ts):
- *   python3 when the host has it, POSIX sh + coreutils otherwise.
+ * - `inspect` and `realpath` answer a whole batch in one remote step
+ *   (remote-inspect.ts): a request to the connection's persistent python3 helper
+ *   (ssh-helper.ts; one process for the connection's life, so a read costs a
+ *   round trip, not a process start), or, on a host without python3, one POSIX
+ *   sh + coreutils script per call.
  * - Writes and metadata changes go through one SFTP channel: files are written
  *   under a temporary name in the same directory, given their owner and mode,
  *   fsynced (when the server offers fsync@openssh.com) and renamed over the
@@ -22,8 +25,9 @@
  * reconnects once, and if that fails every later one fails at once with the same
  * error, so a dead host costs one timeout, not one per resource.
  *
- * Channels per connection are capped (`maxSessions`, sshd's MaxSessions), and
- * connections per process by a shared ConnectionLimiter (ssh-limits.ts).
+ * Channels per connection are capped (`maxSessions`, sshd's MaxSessions: the
+ * SFTP channel, the helper and up to eight commands), and connections per
+ * process by a shared ConnectionLimiter (ssh-limits.ts).
  *
  * Errors carry errno-style codes like LocalTransport's. SFTP reports most
  * failures as a bare "Failure"; where a provider relies on the reason

@@ -245,6 +245,20 @@ describe('SshTransport', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it('logs in with the SSH agent when the Host names no identityFile', async () => {
+    const socket = path.join(fleet.dir, 'agent.sock');
+    const agent = execa('ssh-agent', ['-D', '-a', socket], { reject: false });
+    try {
+      for (let tries = 0; tries < 100 && !(await fs.stat(socket).catch(() => null)); tries++) await new Promise((r) => setTimeout(r, 20));
+      await execa('ssh-add', ['-q', fleet.identityFile], { env: { SSH_AUTH_SOCK: socket } });
+      const t = transport(1, { identityFile: undefined, agent: socket });
+      expect((await t.exec(['echo', 'via agent'], { timeoutMs: 10_000 })).stdout).toBe('via agent\n');
+    } finally {
+      agent.kill('SIGTERM');
+      await agent;
+    }
+  });
+
   it('reaches a host through a jump host', async () => {
     // 127.0.0.1 inside host-3's namespace: only the jump host itself can reach it.
     const knownHosts = path.join(fleet.dir, 'jump_known_hosts');
