@@ -1,7 +1,7 @@
 import { chmod, lstat, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertBuilt, capstan, fileDoc, git, hostDoc, workspace, type Workspace } from './harness.js';
 
 interface PlanJson {
@@ -9,6 +9,9 @@ interface PlanJson {
   diagnostics: { summary: string }[];
   source: { commit: string | null };
 }
+
+// Each test runs the CLI a dozen times; on a loaded 2-core machine one call can take seconds.
+vi.setConfig({ testTimeout: 240_000 });
 
 let ws: Workspace;
 beforeAll(assertBuilt);
