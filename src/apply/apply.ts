@@ -28,6 +28,12 @@ export interface ApplyOptions {
   readonly parallelism?: number;
   /** Abort to stop taking new work; in-flight changes finish and are recorded. */
   readonly signal?: AbortSignal;
+  /**
+   * Abort to cancel the changes in flight too (a hard stop). Kept apart from
+   * `signal` on purpose: a graceful stop must let a change that already wrote
+   * its object read it back and record it, or the store would lose a result.
+   */
+  readonly cancel?: AbortSignal;
   readonly reporter?: ApplyReporter;
   /** Called once the run exists, e.g. to name it in the stack lock. */
   readonly onRunStarted?: (run: RunRecord) => void;
@@ -57,6 +63,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const { plan, registry, store, targets } = options;
   if (hasErrors(plan.diagnostics)) throw new PlanNotApplicableError('the plan has errors and cannot be applied');
   const signal = options.signal ?? new AbortController().signal;
+  const cancel = options.cancel ?? new AbortController().signal;
   const reporter = options.reporter ?? silentReporter;
 
   const run = await store.startRun({
@@ -100,7 +107,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
       const live = await provider.apply(
         handle,
         { action: change.action as Exclude<PlannedChange['action'], 'noop'>, address: change.address, desired: change.after, prior: change.prior, live: change.before },
-        { signal },
+        { signal: cancel },
       );
       checkPromise(provider, change, live);
       const entry =

@@ -156,6 +156,27 @@ describe('planChanges and applyPlan', () => {
     expect(r.failures[0]!.error).toMatch(/provider Item broke its promise: after apply, value still differ/);
   });
 
+  it('a graceful stop lets the changes in flight finish and records them; the rest are skipped', async () => {
+    const registry = memoryRegistry(world);
+    const provider = registry.resource('Item')!;
+    const original = provider.apply.bind(provider);
+    const stop = new AbortController();
+    const seenAborted: boolean[] = [];
+    provider.apply = async (h, req, ctx) => {
+      stop.abort(new Error('SIGINT'));
+      await new Promise((r) => setTimeout(r, 5));
+      seenAborted.push(ctx.signal.aborted);
+      return original(h, req, ctx);
+    };
+    const targets = new TargetPool(registry, { signal: new AbortController().signal });
+    const p = await plan([item('a', '1'), item('b', '2'), item('c', '3')]);
+    const r = await applyPlan({ plan: p, registry, store, targets, actor, parallelism: 1, signal: stop.signal });
+    expect(r.status).toBe('interrupted');
+    expect(seenAborted).toEqual([false]);
+    expect(r.counts).toMatchObject({ create: 1, skipped: 2 });
+    expect((await store.inventory('s')).map((e) => e.address)).toEqual(['Item/a']);
+  });
+
   it('detects drift against the last applied spec', async () => {
     await apply(await plan([item('a', '1'), item('b', '2')]));
     const registry = memoryRegistry(world);
