@@ -14,6 +14,10 @@
  *   diff      pure: compare desired with live (and the last applied spec) and say
  *             which action is needed and which fields change.
  *   apply     carry out one planned action and return the live state after it.
+ *   refresh   (optional) react to a change of another resource that names this
+ *             one in `notify:` (restart a service, run a command): Ansible's
+ *             handlers, Puppet's refresh. Only resources of kinds with `refresh`
+ *             may be notified.
  *
  * Errors: `read` and `apply` throw on failure (a transport error, a refused
  * write); the engine records the failure against the resource address, skips its
@@ -123,6 +127,22 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
   read(target: Handle, specs: readonly Spec[], ctx: ProviderContext): Promise<(Live | null)[]>;
   diff(desired: Spec, live: Live | null, prior: Spec | null): ResourceDiff;
   apply(target: Handle, request: ApplyRequest<Spec, Live>, ctx: ProviderContext): Promise<Live | null>;
+  /**
+   * Runs once per apply after one or more resources that `notify:` this one
+   * changed successfully, and returns the live state after it. Not called when
+   * this resource's own change already ran in the same apply.
+   */
+  refresh?(target: Handle, request: RefreshRequest<Spec, Live>, ctx: ProviderContext): Promise<Live | null>;
+}
+
+/** What the engine passes when a notified resource must react. */
+export interface RefreshRequest<Spec, Live> {
+  readonly address: Address;
+  readonly desired: Spec;
+  /** The live state read at plan time. */
+  readonly live: Live | null;
+  /** The addresses whose successful change triggered this refresh, for messages. */
+  readonly notifiedBy: readonly Address[];
 }
 
 export type AnyResourceProvider = ResourceProvider<any, any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

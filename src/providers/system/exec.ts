@@ -24,7 +24,7 @@ import { z } from 'zod';
 import type { Address } from '../../spec/resource.js';
 import type { HostHandle } from '../host/host.js';
 import { inspectConfined, realPathOf, specPathSchema } from '../host/paths.js';
-import { ProviderError, type ApplyRequest, type ProviderContext, type ResourceDiff, type ResourceProvider } from '../provider.js';
+import { ProviderError, type ApplyRequest, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import { describeExit, formatDuration, hostLabel, sameValue, tail } from './command.js';
 
 const DEFAULT_TIMEOUT_MS = 300_000;
@@ -132,20 +132,6 @@ export interface ExecLive {
   readonly unless: number | null;
   /** Every guard allows the command to run (true when there are none). */
   readonly guardsAllow: boolean;
-}
-
-/** What the engine passes when a notified handler must run. */
-export interface RefreshRequest<Spec, Live> {
-  readonly address: Address;
-  readonly desired: Spec;
-  readonly live: Live | null;
-  /** The addresses whose change triggered this run, for messages. */
-  readonly notifiedBy: readonly Address[];
-}
-
-/** A provider whose resources can be `notify:` targets. */
-export interface RefreshableProvider<Spec, Live, Handle> {
-  refresh(target: Handle, request: RefreshRequest<Spec, Live>, ctx: ProviderContext): Promise<Live | null>;
 }
 
 function hasGuards(spec: ExecSpec): boolean {
@@ -303,7 +289,7 @@ async function refreshOrRun(handle: HostHandle, spec: ExecSpec, address: Address
   return runMain(handle, spec, address, signal, why);
 }
 
-export const execProvider: ResourceProvider<ExecSpec, ExecLive, HostHandle> & RefreshableProvider<ExecSpec, ExecLive, HostHandle> = {
+export const execProvider: ResourceProvider<ExecSpec, ExecLive, HostHandle> & Required<Pick<ResourceProvider<ExecSpec, ExecLive, HostHandle>, 'refresh'>> = {
   role: 'resource',
   kind: 'Exec',
   description:

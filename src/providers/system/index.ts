@@ -18,7 +18,7 @@ export const systemProviders: readonly AnyProvider[] = [
   execProvider,
 ];
 
-export { execProvider, execSchema, type ExecLive, type ExecSpec, type RefreshableProvider, type RefreshRequest } from './exec.js';
+export { execProvider, execSchema, type ExecLive, type ExecSpec } from './exec.js';
 export { firewallProvider, firewallSchema, type FirewallLive, type FirewallSpec } from './firewall.js';
 export { groupProvider, groupSchema, type GroupLive, type GroupSpec } from './group.js';
 export { packageProvider, packageSchema, type PackageLive, type PackageSpec } from './package.js';
