@@ -1,7 +1,9 @@
 /**
  * The resource graph: one node per resource instance (targets are not nodes), an
- * edge for every explicit `dependsOn` and every implicit dependency a provider
- * declares (e.g. a File under a managed Directory on the same host).
+ * edge for every explicit `dependsOn`, from every notified handler to the resource
+ * that notifies it (the handler runs after it), and for every implicit
+ * dependency a provider declares (e.g. a File under a managed Directory on the
+ * same host).
  */
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Address, Resource } from '../spec/resource.js';
@@ -20,6 +22,7 @@ export function buildResourceGraph(resources: readonly Resource[], registry: Pro
 
   for (const r of resources) {
     for (const dep of r.dependsOn) if (dep !== r.address && dag.has(dep)) dag.addEdge(r.address, dep);
+    for (const handler of r.notify ?? []) if (handler !== r.address && dag.has(handler)) dag.addEdge(handler, r.address);
   }
 
   for (const onTarget of groupByTarget(resources).values()) {

@@ -8,7 +8,7 @@ import { error, type Diagnostic } from '../diag/diagnostic.js';
 import type { ParsedDocument } from './parse-yaml.js';
 import { baseAddress, KIND_PATTERN, NAME_PATTERN, parseAddress, type PositionLookup, type ResourceDocument } from './resource.js';
 
-export const ENVELOPE_KEYS = ['kind', 'name', 'target', 'dependsOn', 'spec'] as const;
+export const ENVELOPE_KEYS = ['kind', 'name', 'target', 'dependsOn', 'notify', 'spec'] as const;
 export const GROUP_PREFIX = 'group:';
 
 /**
@@ -21,6 +21,8 @@ export interface LoadedDocument extends ResourceDocument {
   readonly index: number;
   /** For each `dependsOn` entry kept, its index in the YAML list (invalid entries are left out). */
   readonly dependsOnAt: readonly number[];
+  /** For each `notify` entry kept, its index in the YAML list. */
+  readonly notifyAt: readonly number[];
   readonly keyPositionOf: PositionLookup;
 }
 
@@ -78,33 +80,37 @@ export function readEnvelope(parsed: ParsedDocument): EnvelopeResult {
     }
   }
 
-  const dependsOn: string[] = [];
-  const dependsOnAt: number[] = [];
-  const deps = v['dependsOn'];
-  if (deps !== undefined && deps !== null) {
-    if (!Array.isArray(deps)) {
-      fail('dependsOn must be a list of addresses', 'dependsOn', typeof deps === 'string' ? `write dependsOn: [${deps}]` : undefined);
-    } else {
-      deps.forEach((dep: unknown, i) => {
-        const bad = (summary: string, detail?: string) => {
-          invalidKeys.add('dependsOn');
-          diagnostics.push(error(summary, { address, source: parsed.positionOf(['dependsOn', i]), detail }));
-        };
-        const parsedDep = typeof dep === 'string' ? parseAddress(dep) : undefined;
-        if (typeof dep !== 'string') bad(`dependsOn entries must be strings, not ${describe(dep)}`);
-        else if (!parsedDep) bad(`dependsOn ${JSON.stringify(dep)} is not an address`, 'write Kind/name, e.g. Directory/app');
-        else if (parsedDep.instance !== undefined) {
-          bad(
-            `dependsOn ${JSON.stringify(dep)} names an instance`,
-            `write ${baseAddress(parsedDep.kind, parsedDep.name)}: the instance on the same target is chosen automatically`,
-          );
-        } else {
-          dependsOn.push(dep);
-          dependsOnAt.push(i);
-        }
-      });
+  const readAddresses = (key: 'dependsOn' | 'notify', example: string): { addresses: string[]; at: number[] } => {
+    const addresses: string[] = [];
+    const positions: number[] = [];
+    const list = v[key];
+    if (list === undefined || list === null) return { addresses, at: positions };
+    if (!Array.isArray(list)) {
+      fail(`${key} must be a list of addresses`, key, typeof list === 'string' ? `write ${key}: [${list}]` : undefined);
+      return { addresses, at: positions };
     }
-  }
+    list.forEach((entry: unknown, i) => {
+      const bad = (summary: string, detail?: string) => {
+        invalidKeys.add(key);
+        diagnostics.push(error(summary, { address, source: parsed.positionOf([key, i]), detail }));
+      };
+      const parsedEntry = typeof entry === 'string' ? parseAddress(entry) : undefined;
+      if (typeof entry !== 'string') bad(`${key} entries must be strings, not ${describe(entry)}`);
+      else if (!parsedEntry) bad(`${key} ${JSON.stringify(entry)} is not an address`, `write Kind/name, e.g. ${example}`);
+      else if (parsedEntry.instance !== undefined) {
+        bad(
+          `${key} ${JSON.stringify(entry)} names an instance`,
+          `write ${baseAddress(parsedEntry.kind, parsedEntry.name)}: the instance on the same target is chosen automatically`,
+        );
+      } else {
+        addresses.push(entry);
+        positions.push(i);
+      }
+    });
+    return { addresses, at: positions };
+  };
+  const { addresses: dependsOn, at: dependsOnAt } = readAddresses('dependsOn', 'Directory/app');
+  const { addresses: notify, at: notifyAt } = readAddresses('notify', 'Exec/reload-nginx');
 
   let spec = v['spec'];
   if (spec === undefined || spec === null) spec = {};
@@ -137,6 +143,8 @@ export function readEnvelope(parsed: ParsedDocument): EnvelopeResult {
       target,
       dependsOn,
       dependsOnAt,
+      notify,
+      notifyAt,
       spec,
       source: parsed.source,
       positionOf: parsed.positionOf,

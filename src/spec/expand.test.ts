@@ -42,6 +42,8 @@ function doc(name: string, targetValue: string, dependsOn: string[] = []): Check
     target: targetValue,
     dependsOn,
     dependsOnAt: dependsOn.map((_, i) => i),
+    notify: [],
+    notifyAt: [],
     spec: {},
     source: position,
     positionOf: () => position,

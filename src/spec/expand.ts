@@ -1,7 +1,7 @@
 /**
  * Expansion: documents become resource instances. `target: group:NAME` yields one
  * instance per member target (`Kind/name@host`); a single target keeps `Kind/name`.
- * `dependsOn: [Kind/name]` from a resource on host H resolves to `Kind/name@H` when
+ * `dependsOn: [Kind/name]` (and `notify:`) from a resource on host H resolves to `Kind/name@H` when
  * that instance exists, else to the single resource `Kind/name`, else to every
  * instance of it.
  *
@@ -130,17 +130,22 @@ export function expandResources(documents: readonly CheckedResourceDocument[], t
   return pending.map(({ checked, address, target }) => {
     const { doc } = checked;
     const self = baseAddress(doc.kind, doc.name);
-    const deps = new Set<Address>();
-    for (const dep of doc.dependsOn) {
-      if (dep === self) continue;
-      for (const resolved of resolveDependency(dep, target?.name ?? '', addresses, instancesOf)) deps.add(resolved);
-    }
+    const resolveAll = (entries: readonly Address[]): Address[] => {
+      const resolved = new Set<Address>();
+      for (const entry of entries) {
+        if (entry === self) continue;
+        for (const r of resolveDependency(entry, target?.name ?? '', addresses, instancesOf)) resolved.add(r);
+      }
+      return [...resolved];
+    };
+    const notify = resolveAll(doc.notify);
     return {
       address,
       kind: doc.kind,
       name: doc.name,
       target: target?.address,
-      dependsOn: [...deps],
+      dependsOn: resolveAll(doc.dependsOn),
+      ...(notify.length > 0 ? { notify } : {}),
       spec: checked.spec,
       source: doc.source,
       positionOf: doc.positionOf,

@@ -29,8 +29,8 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
     if (provider.role === 'resource') {
       if (!provider.targetOptional) then['required'] = ['target'];
     } else {
-      // Targets have no target and no dependsOn.
-      then['properties'] = { ...(then['properties'] as JsonObject), target: false, dependsOn: false };
+      // Targets have no target, no dependsOn and no notify.
+      then['properties'] = { ...(then['properties'] as JsonObject), target: false, dependsOn: false, notify: false };
     }
     perKind.push({ if: { properties: { kind: { const: kind } }, required: ['kind'] }, then });
   }
@@ -55,6 +55,11 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
       },
       dependsOn: {
         description: 'Resources that must be applied first, as Kind/name.',
+        type: 'array',
+        items: { type: 'string', pattern: `^[A-Z][A-Za-z0-9]*/${NAME}$` },
+      },
+      notify: {
+        description: 'Resources to refresh (restart, re-run) after this one changes, as Kind/name; they run once, after it.',
         type: 'array',
         items: { type: 'string', pattern: `^[A-Z][A-Za-z0-9]*/${NAME}$` },
       },

@@ -16,6 +16,8 @@ export interface ResourceDocument {
   /** A target name, or `group:NAME`; absent for targets themselves. */
   readonly target: string | undefined;
   readonly dependsOn: readonly string[];
+  /** Addresses `Kind/name` to refresh after this resource changes (handlers). */
+  readonly notify: readonly string[];
   readonly spec: unknown;
   readonly source: SourcePosition;
   readonly positionOf: PositionLookup;
@@ -33,6 +35,12 @@ export interface Resource<Spec = unknown> {
   readonly target: Address | undefined;
   /** Resolved addresses of the instances this one depends on (explicit only). */
   readonly dependsOn: readonly Address[];
+  /**
+   * Resolved addresses of the instances to refresh after this one changes
+   * (`notify:`); each is also a dependency edge, so a handler runs after the
+   * resources that notify it. Absent means none.
+   */
+  readonly notify?: readonly Address[];
   readonly spec: Spec;
   readonly source: SourcePosition;
   readonly positionOf: PositionLookup;

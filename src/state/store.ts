@@ -82,6 +82,24 @@ export interface ResourceResult {
   readonly durationMs: number;
   /** undefined: leave the inventory as it is (failed, skipped). */
   readonly inventory?: Omit<InventoryEntry, 'updatedAt' | 'lastRunId'> | null | undefined;
+  /**
+   * Handlers this (successful) change notified: recorded as pending refreshes in
+   * the same transaction as the result, so a run killed before a handler ran
+   * still runs it next time.
+   */
+  readonly notify?: readonly Address[] | undefined;
+  /** This resource reacted to its notifications (refreshed or re-applied): its pending refreshes are cleared. */
+  readonly refreshed?: boolean | undefined;
+}
+
+/** A notification a handler has not reacted to yet. */
+export interface PendingRefresh {
+  /** The handler to refresh. */
+  readonly address: Address;
+  /** The resource whose change notified it. */
+  readonly notifiedBy: Address;
+  readonly runId: number;
+  readonly at: string;
 }
 
 export interface EventRecord {
@@ -130,6 +148,11 @@ export interface Store {
   listResults(runId: number): Promise<(ResourceResult & { finishedAt: string })[]>;
   listEvents(runId: number): Promise<EventRecord[]>;
   inventory(stack: string): Promise<InventoryEntry[]>;
+  /**
+   * Notifications not yet acted on, by handler then notifier. A result with
+   * `refreshed`, or one that deletes the handler from the inventory, clears them.
+   */
+  pendingRefreshes(stack: string): Promise<PendingRefresh[]>;
   /** Increases each time the stack's inventory changes; a saved plan records it to detect that state moved. */
   serial(stack: string): Promise<number>;
   close(): Promise<void>;

@@ -175,6 +175,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);
     `,
   },
+  {
+    version: 3,
+    name: 'pending refreshes of notified handlers',
+    sql: `
+      -- a notify: handler whose notifier changed, until the handler has reacted
+      CREATE TABLE pending_refreshes (
+        stack        text COLLATE "C" NOT NULL REFERENCES stacks (name),
+        address      text COLLATE "C" NOT NULL,
+        notified_by  text COLLATE "C" NOT NULL,
+        run_id       bigint NOT NULL REFERENCES runs (id),
+        at           timestamptz NOT NULL,
+        PRIMARY KEY (stack, address, notified_by)
+      );
+    `,
+  },
 ];
 
 /** Schema names the store accepts in `?schema=`: a plain identifier, used quoted. */
@@ -265,6 +280,15 @@ export interface StateTables {
   stack_status: StackStatusTable;
   stack_plans: StackPlansTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  pending_refreshes: PendingRefreshesTable;
+}
+
+export interface PendingRefreshesTable {
+  stack: string;
+  address: string;
+  notified_by: string;
+  run_id: number;
+  at: string;
 }
 
 type Json = ColumnType<unknown, string, string>;

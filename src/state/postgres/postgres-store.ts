@@ -47,6 +47,7 @@ import {
   type EventRecord,
   type InventoryEntry,
   type LockHolder,
+  type PendingRefresh,
   type ResourceResult,
   type RunInput,
   type RunRecord,
@@ -281,6 +282,17 @@ export class PostgresStore implements Store, ControllerCapable {
     }));
   }
 
+  async pendingRefreshes(stack: string): Promise<PendingRefresh[]> {
+    const rows = await this.#db
+      .selectFrom('pending_refreshes')
+      .selectAll()
+      .where('stack', '=', stack)
+      .orderBy('address')
+      .orderBy('notified_by')
+      .execute();
+    return rows.map((r) => ({ address: r.address, notifiedBy: r.notified_by, runId: Number(r.run_id), at: r.at }));
+  }
+
   async serial(stack: string): Promise<number> {
     const row = await this.#db.selectFrom('stacks').select('serial').where('name', '=', stack).executeTakeFirst();
     return row?.serial ?? 0;
@@ -486,6 +498,8 @@ async function writeResults(trx: Transaction<StateTables>, runId: number, result
          WITH ORDINALITY AS r (address, action, status, error, duration_ms, ord)
     ORDER BY r.ord`.execute(trx);
 
+  await writePendingRefreshes(trx, run.stack, runId, at, results);
+
   const segments: Map<string, InventoryWrite | null>[] = [new Map()];
   for (const result of results) {
     if (result.inventory === undefined) continue;
@@ -520,6 +534,29 @@ async function writeResults(trx: Transaction<StateTables>, runId: number, result
     }))
     .where('id', '=', runId)
     .execute();
+}
+
+/** Clears the refreshes a result acted on, then records the ones it notified, in result order. */
+async function writePendingRefreshes(
+  trx: Transaction<StateTables>,
+  stack: string,
+  runId: number,
+  at: string,
+  results: readonly ResourceResult[],
+): Promise<void> {
+  for (const result of results) {
+    if (result.status !== 'succeeded') continue;
+    if (result.refreshed || result.inventory === null) {
+      await trx.deleteFrom('pending_refreshes').where('stack', '=', stack).where('address', '=', result.address).execute();
+    }
+    const handlers = result.notify ?? [];
+    if (handlers.length === 0) continue;
+    await trx
+      .insertInto('pending_refreshes')
+      .values(handlers.map((address) => ({ stack, address, notified_by: result.address, run_id: runId, at })))
+      .onConflict((oc) => oc.columns(['stack', 'address', 'notified_by']).doUpdateSet((eb) => ({ run_id: eb.ref('excluded.run_id'), at: eb.ref('excluded.at') })))
+      .execute();
+  }
 }
 
 /**

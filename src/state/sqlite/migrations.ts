@@ -172,6 +172,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);
     `,
   },
+  {
+    version: 3,
+    name: 'pending refreshes of notified handlers',
+    sql: `
+      -- a notify: handler whose notifier changed, until the handler has reacted
+      CREATE TABLE pending_refreshes (
+        stack        TEXT NOT NULL REFERENCES stacks (name),
+        address      TEXT NOT NULL,
+        notified_by  TEXT NOT NULL,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        at           TEXT NOT NULL,
+        PRIMARY KEY (stack, address, notified_by)
+      ) STRICT;
+    `,
+  },
 ];
 
 /**
@@ -218,6 +233,15 @@ export interface StateTables {
   events: EventsTable;
   locks: LocksTable;
   schema_migrations: SchemaMigrationsTable;
+  pending_refreshes: PendingRefreshesTable;
+}
+
+export interface PendingRefreshesTable {
+  stack: string;
+  address: string;
+  notified_by: string;
+  run_id: number;
+  at: string;
 }
 
 export interface StacksTable {

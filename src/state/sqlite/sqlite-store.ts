@@ -25,6 +25,7 @@ import {
   type EventRecord,
   type InventoryEntry,
   type LockHolder,
+  type PendingRefresh,
   type ResourceResult,
   type RunCounts,
   type RunInput,
@@ -147,6 +148,17 @@ export class SqliteStore implements Store, ControllerCapable {
   }
 
   /** The stack's inventory, sorted by address. */
+  async pendingRefreshes(stack: string): Promise<PendingRefresh[]> {
+    const rows = await this.#kysely
+      .selectFrom('pending_refreshes')
+      .selectAll()
+      .where('stack', '=', stack)
+      .orderBy('address')
+      .orderBy('notified_by')
+      .execute();
+    return rows.map((r) => ({ address: r.address, notifiedBy: r.notified_by, runId: r.run_id, at: r.at }));
+  }
+
   async inventory(stack: string): Promise<InventoryEntry[]> {
     const rows = await this.#kysely.selectFrom('inventory').selectAll().where('stack', '=', stack).orderBy('address').execute();
     return rows.map((r) => ({
@@ -250,6 +262,11 @@ function prepareStatements(db: BetterSqlite3.Database) {
        updated_at = excluded.updated_at, last_run_id = excluded.last_run_id`,
   );
   const deleteInventory = db.prepare('DELETE FROM inventory WHERE stack = ? AND address = ?');
+  const addPendingRefresh = db.prepare(
+    `INSERT INTO pending_refreshes (stack, address, notified_by, run_id, at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (stack, address, notified_by) DO UPDATE SET run_id = excluded.run_id, at = excluded.at`,
+  );
+  const clearPendingRefreshes = db.prepare('DELETE FROM pending_refreshes WHERE stack = ? AND address = ?');
   const bumpSerial = db.prepare('UPDATE stacks SET serial = serial + 1 WHERE name = ?');
   const lockRow = db.prepare<[string], { holder: string }>('SELECT holder FROM locks WHERE stack = ?');
   const writeLock = db.prepare(
@@ -304,6 +321,10 @@ function prepareStatements(db: BetterSqlite3.Database) {
       for (const result of results) {
         insertResult.run(runId, result.address, result.action, result.status, result.error, Math.round(result.durationMs), at);
         counts[result.status === 'succeeded' ? result.action : result.status] += 1;
+        if (result.status === 'succeeded') {
+          if (result.refreshed || result.inventory === null) clearPendingRefreshes.run(run.stack, result.address);
+          for (const handler of result.notify ?? []) addPendingRefresh.run(run.stack, handler, result.address, runId, at);
+        }
         if (result.inventory === null) {
           if (deleteInventory.run(run.stack, result.address).changes > 0) inventoryChanged = true;
         } else if (result.inventory !== undefined) {

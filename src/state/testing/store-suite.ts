@@ -349,6 +349,45 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreUnderT
       });
     });
 
+    describe('pending refreshes', () => {
+      it('records the handlers a successful change notified, and clears them when the handler reacted', async () => {
+        const first = await store.startRun(runInput('prod'));
+        await store.recordResults(first.id, [
+          { ...result('File/conf', 'update', 'succeeded', entry('File/conf')), notify: ['Exec/reload', 'Exec/restart'] },
+          { ...result('File/other', 'update', 'failed'), notify: ['Exec/never'] },
+          { ...result('File/skipped', 'update', 'skipped'), refreshed: true },
+        ]);
+        const pending = await store.pendingRefreshes('prod');
+        expect(pending.map((p) => [p.address, p.notifiedBy, p.runId])).toEqual([
+          ['Exec/reload', 'File/conf', first.id],
+          ['Exec/restart', 'File/conf', first.id],
+        ]);
+        expect(pending[0]!.at).toMatch(ISO_UTC);
+
+        // A later run that notifies again keeps one row per notifier, now naming that run.
+        const second = await store.startRun(runInput('prod'));
+        await store.recordResults(second.id, [
+          { ...result('File/conf', 'update', 'succeeded', entry('File/conf')), notify: ['Exec/reload'] },
+          { ...result('Exec/restart', 'update', 'failed'), refreshed: true },
+        ]);
+        expect((await store.pendingRefreshes('prod')).map((p) => [p.address, p.runId])).toEqual([
+          ['Exec/reload', second.id],
+          ['Exec/restart', first.id],
+        ]);
+
+        await store.recordResults(second.id, [{ ...result('Exec/reload', 'update', 'succeeded', entry('Exec/reload')), refreshed: true }]);
+        await store.recordResults(second.id, [result('Exec/restart', 'delete', 'succeeded', null)]);
+        expect(await store.pendingRefreshes('prod')).toEqual([]);
+      });
+
+      it('keeps each stack’s pending refreshes apart', async () => {
+        const a = await store.startRun(runInput('a'));
+        await store.recordResults(a.id, [{ ...result('File/conf', 'create', 'succeeded', entry('File/conf')), notify: ['Exec/reload'] }]);
+        expect(await store.pendingRefreshes('b')).toEqual([]);
+        expect(await store.pendingRefreshes('a')).toHaveLength(1);
+      });
+    });
+
     describe('events', () => {
       it('appends events to a run and lists them in order', async () => {
         const run = await store.startRun(runInput('prod'));
