@@ -104,17 +104,35 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
       const target = plan.targets[change.target];
       if (!target) throw new Error(`the plan has no target ${change.target}`);
       const handle = await targets.connect(storedTarget(change.target, target.kind, target.spec));
-      const live = await provider.apply(
-        handle,
-        { action: change.action as Exclude<PlannedChange['action'], 'noop'>, address: change.address, desired: change.after, prior: change.prior, live: change.before },
-        { signal: cancel },
-      );
+      let live: unknown;
+      if (change.refresh) {
+        if (!provider.refresh) throw new Error(`${change.kind} cannot be notified: its provider has no refresh`);
+        live = await provider.refresh(
+          handle,
+          { address: change.address, desired: change.after, live: change.before, notifiedBy: change.notifiedBy ?? [] },
+          { signal: cancel },
+        );
+      } else {
+        live = await provider.apply(
+          handle,
+          { action: change.action as Exclude<PlannedChange['action'], 'noop'>, address: change.address, desired: change.after, prior: change.prior, live: change.before },
+          { signal: cancel },
+        );
+      }
       checkPromise(provider, change, live);
       const entry =
         change.action === 'delete'
           ? null
           : { ...inventoryEntry(plan, change, change.origin ?? (change.action === 'create' ? 'created' : 'adopted')), liveFingerprint: fingerprint(live) };
-      await finish(change, { status: 'succeeded', error: null, durationMs: performance.now() - started, inventory: entry });
+      await finish(change, {
+        status: 'succeeded',
+        error: null,
+        durationMs: performance.now() - started,
+        inventory: entry,
+        // Recorded with the result, in one transaction: a crash from here on still runs the handlers next time.
+        ...(change.notifies?.length ? { notify: change.notifies } : {}),
+        ...(change.notifiedBy?.length ? { refreshed: true } : {}),
+      });
       return 'succeeded';
     } catch (err) {
       await finish(change, { status: 'failed', error: messageOf(err), durationMs: performance.now() - started });

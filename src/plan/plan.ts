@@ -74,6 +74,15 @@ export interface PlannedChange {
   readonly origin: 'created' | 'adopted' | null;
   /** A noop whose inventory entry is missing or out of date: apply records it without touching the live object. */
   readonly recordOnly: boolean;
+  /** Handlers (`notify:`) this change notifies when it succeeds. */
+  readonly notifies?: readonly Address[] | undefined;
+  /**
+   * On a handler: the changes of this plan, and the earlier notifications still
+   * pending in the state, that make it react.
+   */
+  readonly notifiedBy?: readonly Address[] | undefined;
+  /** An `update` that runs the provider's `refresh` (restart, re-run) rather than `apply`: the object itself already matches. */
+  readonly refresh?: boolean | undefined;
 }
 
 export interface Plan {

@@ -9,7 +9,7 @@ import type { AnyResourceProvider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { storedTarget, type TargetPool } from '../providers/target-pool.js';
 import type { Address, Resource } from '../spec/resource.js';
-import type { InventoryEntry, Store } from '../state/store.js';
+import type { InventoryEntry, PendingRefresh, Store } from '../state/store.js';
 import { canonicalJson, fingerprint, sha256 } from './canonical.js';
 import { readLiveState } from './read-live.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
@@ -56,7 +56,7 @@ export function resourceSpecHash(resource: Pick<Resource, 'target' | 'spec'>): s
 export async function planChanges(options: PlanOptions): Promise<Plan> {
   const { desired, registry, store, stack } = options;
   const diagnostics: Diagnostic[] = [...desired.diagnostics];
-  const [inventory, priorSerial] = await Promise.all([store.inventory(stack), store.serial(stack)]);
+  const [inventory, priorSerial, pending] = await Promise.all([store.inventory(stack), store.serial(stack), store.pendingRefreshes(stack)]);
   const base = {
     formatVersion: PLAN_FORMAT_VERSION,
     stack,
@@ -146,8 +146,63 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   }
   changes.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
 
-  checkMassDelete(changes, inventory.length, options, diagnostics);
-  return { ...base, targets, changes, diagnostics };
+  const notified = markNotified(changes, desired.resources, pending);
+  checkMassDelete(notified, inventory.length, options, diagnostics);
+  return { ...base, targets, changes: notified, diagnostics };
+}
+
+/**
+ * Handlers: a change of a resource with `notify:` makes each handler it names
+ * react once, after it. A handler with nothing to change of its own becomes an
+ * `update` that refreshes it; one with its own change keeps it (that change is
+ * its reaction). Notifications an earlier run recorded but whose handler never
+ * reacted (it failed, was skipped, or the process died) count too.
+ */
+function markNotified(changes: readonly PlannedChange[], resources: readonly Resource[], pending: readonly PendingRefresh[]): PlannedChange[] {
+  const handlersOf = new Map<Address, readonly Address[]>();
+  for (const r of resources) if (r.notify?.length) handlersOf.set(r.address, r.notify);
+  const notifiedBy = new Map<Address, Set<Address>>();
+  const note = (handler: Address, by: Address): void => {
+    const set = notifiedBy.get(handler) ?? new Set();
+    set.add(by);
+    notifiedBy.set(handler, set);
+  };
+  const earlier = new Map<Address, PendingRefresh[]>();
+  for (const p of pending) {
+    note(p.address, p.notifiedBy);
+    earlier.set(p.address, [...(earlier.get(p.address) ?? []), p]);
+  }
+  // A handler that reacts notifies its own handlers in turn (a chain of handlers), so iterate to a fixpoint.
+  const byAddress = new Map(changes.map((c) => [c.address, c]));
+  const changing = new Set<Address>();
+  const queue: Address[] = changes.filter((c) => c.action === 'create' || c.action === 'update' || c.action === 'replace').map((c) => c.address);
+  for (const handler of notifiedBy.keys()) if (byAddress.get(handler)?.action === 'noop') queue.push(handler);
+  while (queue.length > 0) {
+    const address = queue.pop()!;
+    if (changing.has(address)) continue;
+    changing.add(address);
+    for (const handler of handlersOf.get(address) ?? []) {
+      note(handler, address);
+      if (!changing.has(handler) && byAddress.get(handler)?.action === 'noop') queue.push(handler);
+    }
+  }
+  const reacts = (c: PlannedChange): boolean => changing.has(c.address);
+
+  return changes.map((c) => {
+    const handlers = reacts(c) ? handlersOf.get(c.address) : undefined;
+    const withNotifies = handlers ? { ...c, notifies: handlers } : c;
+    const by = notifiedBy.get(c.address);
+    if (!by || c.action === 'delete') return withNotifies;
+    const list = [...by].sort();
+    if (c.action !== 'noop') return { ...withNotifies, notifiedBy: list };
+    const carried = earlier.get(c.address) ?? [];
+    const fromThisPlan = list.filter((a) => !carried.some((p) => p.notifiedBy === a));
+    const reason = [
+      ...(fromThisPlan.length > 0 ? [`notified by ${fromThisPlan.join(', ')}`] : []),
+      ...(carried.length > 0 ? [`notified by ${carried.map((p) => `${p.notifiedBy} in run ${p.runId}`).join(', ')}, not yet refreshed`] : []),
+    ].join('; ');
+    return { ...withNotifies, action: 'update', refresh: true, notifiedBy: list, reason, recordOnly: false };
+  });
 }
 
 function collectSubjects(

@@ -58,10 +58,12 @@ type Paint = (code: string, text: string) => string;
 function renderChange(c: PlannedChange, paint: Paint): string[] {
   const color = ACTION_COLOR[c.action];
   const lines = [
-    paint(ANSI.dim, `  # ${c.address} ${ACTION_PHRASE[c.action]}${c.reason ? ` (${c.reason})` : ''}`),
+    paint(ANSI.dim, `  # ${c.address} ${c.refresh ? 'will be refreshed' : ACTION_PHRASE[c.action]}${c.reason ? ` (${c.reason})` : ''}`),
     `  ${paint(color, ACTION_SYMBOL[c.action])} ${paint(ANSI.bold, c.address)}${c.label ? ` ${c.label}` : ''} ${paint(ANSI.dim, `on ${c.target}`)}`,
   ];
   for (const f of c.fields) lines.push(...renderField(f, c.action, paint));
+  if (c.notifies?.length) lines.push(paint(ANSI.dim, `      notifies ${c.notifies.join(', ')}`));
+  if (c.notifiedBy?.length && !c.refresh) lines.push(paint(ANSI.dim, `      notified by ${c.notifiedBy.join(', ')}: this change is its reaction`));
   return lines;
 }
 

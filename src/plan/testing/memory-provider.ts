@@ -68,20 +68,25 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
       handle.bucket.set(key, request.desired!.value);
       return { value: request.desired!.value };
     },
+    async refresh(handle, request) {
+      world.applied.push(`refresh ${request.address} <- ${request.notifiedBy.join(', ')}`);
+      if (world.failing.has(request.desired.key)) throw new ProviderError(`cannot refresh ${request.desired.key}`);
+      return handle.bucket.has(request.desired.key) ? { value: handle.bucket.get(request.desired.key)! } : null;
+    },
   };
   return new ProviderRegistry([target, item]);
 }
 
 let line = 0;
-function resource(kind: string, name: string, spec: unknown, target: string | undefined, dependsOn: string[]): Resource {
+function resource(kind: string, name: string, spec: unknown, target: string | undefined, dependsOn: string[], notify: string[] = []): Resource {
   const source = { file: 'test.yaml', line: ++line, col: 1 };
-  return { address: `${kind}/${name}`, kind, name, target, dependsOn, spec, source, positionOf: () => source };
+  return { address: `${kind}/${name}`, kind, name, target, dependsOn, ...(notify.length ? { notify } : {}), spec, source, positionOf: () => source };
 }
 
 export function bucket(name: string): Resource {
   return resource('Bucket', name, { groups: [] }, undefined, []);
 }
 
-export function item(name: string, value: string, options: { bucket?: string; dependsOn?: string[]; key?: string } = {}): Resource {
-  return resource('Item', name, { key: options.key ?? name, value }, `Bucket/${options.bucket ?? 'b'}`, options.dependsOn ?? []);
+export function item(name: string, value: string, options: { bucket?: string; dependsOn?: string[]; notify?: string[]; key?: string } = {}): Resource {
+  return resource('Item', name, { key: options.key ?? name, value }, `Bucket/${options.bucket ?? 'b'}`, options.dependsOn ?? [], options.notify ?? []);
 }
