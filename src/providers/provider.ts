@@ -6,7 +6,11 @@
  *
  *   resolve   (optional) turn the user's spec into a self-contained one, e.g. read
  *             a `source:` file from the repository into `content`. Runs once per
- *             document at load time; its result is what the spec hash covers.
+ *             document at load time.
+ *   instantiate (optional) turn the resolved spec into the spec of one instance
+ *             (`Kind/name@host`) with that target's variables, e.g. render a
+ *             template into `content`. Runs at load time for every instance; its
+ *             result is what the plan shows and the spec hash covers.
  *   validate  (optional) semantic checks the schema cannot express.
  *   read      batch-read the live state of many resources on one target. One call
  *             per target and provider per plan: a provider that talks to a remote
@@ -54,6 +58,28 @@ export interface ResolveContext {
   readFile(relativePath: string, fromFile: string): Promise<Buffer>;
 }
 
+/**
+ * What `instantiate` knows about one instance: its address, its target, and the
+ * target's variables (groups' vars, then the target's own, then its builtins such
+ * as `host.name`; see src/spec/variables.ts).
+ */
+export interface InstanceFacts {
+  /** `Kind/name`, or `Kind/name@host` for an instance expanded over a group. */
+  readonly address: Address;
+  /** The target it lives on; undefined for a declaration (a kind with `targetOptional`, written without target). */
+  readonly target: { readonly address: Address; readonly name: string } | undefined;
+  /** The target's variables; empty for a declaration. Never mutate. */
+  readonly vars: Readonly<Record<string, unknown>>;
+}
+
+/** What a target defines for templates. */
+export interface TargetVariables {
+  /** Facts about the target itself, e.g. `{ host: { name, address, groups } }`. Their names are reserved. */
+  readonly builtins: Readonly<Record<string, unknown>>;
+  /** The target's own `vars:`; they win over its groups' vars. */
+  readonly vars: Readonly<Record<string, unknown>>;
+}
+
 /** A live connection to a target (a host, a database server, an HTTP endpoint), shared by all its resources in one run. */
 export interface TargetHandle {
   readonly address: Address;
@@ -66,8 +92,10 @@ export interface TargetProvider<Spec = unknown, Handle extends TargetHandle = Ta
   readonly kind: string;
   readonly description: string;
   readonly schema: z.ZodType<Spec>;
-  /** Group names this target belongs to, for `target: group:NAME`. */
+  /** Group names this target belongs to, for `target: group:NAME`, in the order written (later groups' vars win). */
   groupsOf(spec: Spec): readonly string[];
+  /** (optional) Builtins and own vars for templates of resources on this target. Pure. */
+  variables?(resource: Resource<Spec>): TargetVariables;
   validate?(resource: Resource<Spec>): Diagnostic[];
   /** Opens the connection. Throw with a message naming the target when it cannot be reached. */
   connect(resource: Resource<Spec>, ctx: ProviderContext): Promise<Handle>;
@@ -120,6 +148,15 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
   /** A short human label for plans and logs, e.g. the file's path; secrets never. */
   describe?(spec: Spec): string;
   resolve?(spec: Spec, from: { file: string }, ctx: ResolveContext): Promise<Spec>;
+  /**
+   * The spec of one instance, from the resolved spec and the instance's facts.
+   * Pure and deterministic (the same inputs give the same spec on every run), and
+   * synchronous: it runs for every instance of a large fleet. Return `spec` itself
+   * when there is nothing to do. Throw `SpecFieldError` naming the spec field at
+   * fault (its message becomes a diagnostic at that field, with the instance
+   * address); the instance is then left out and the stack has an error.
+   */
+  instantiate?(spec: Spec, instance: InstanceFacts): Spec;
   /** Checks one resource against the others on the same target (conflicting paths, ...). */
   validate?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Diagnostic[];
   /** Edges the user need not write, e.g. a File under a managed Directory on the same host. */
@@ -154,5 +191,18 @@ export class ProviderError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'ProviderError';
+  }
+}
+
+/** A `resolve` or `instantiate` failure caused by one field of the spec: the diagnostic points at that field. */
+export class SpecFieldError extends ProviderError {
+  constructor(
+    message: string,
+    /** Path of the field inside `spec`, e.g. `['template']`. */
+    readonly specPath: readonly (string | number)[],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'SpecFieldError';
   }
 }

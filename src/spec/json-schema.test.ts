@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ResourceProvider, TargetProvider } from '../providers/provider.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { hostProviders } from '../providers/host/index.js';
+import { hostGroupDescription } from './host-group.js';
 import { specJsonSchema } from './json-schema.js';
 
 const unused = {
@@ -72,11 +73,12 @@ describe('specJsonSchema', () => {
     expect(schema['required']).toEqual(['kind', 'name']);
     expect(schema['additionalProperties']).toBe(false);
     const props = schema['properties'] as Json;
-    expect(Object.keys(props)).toEqual(['kind', 'name', 'target', 'dependsOn', 'spec']);
+    expect(Object.keys(props)).toEqual(['kind', 'name', 'target', 'dependsOn', 'notify', 'spec']);
     expect((props['kind'] as Json)['anyOf']).toEqual([
       { const: 'File', description: 'a file' },
       { const: 'Host', description: 'a host' },
       { const: 'Menu', description: 'a recursive spec' },
+      { const: 'HostGroup', description: hostGroupDescription },
     ]);
     const target = new RegExp((props['target'] as Json)['pattern'] as string);
     expect(['web-1', 'group:web', 'a.b_c'].every((t) => target.test(t))).toBe(true);
@@ -88,15 +90,31 @@ describe('specJsonSchema', () => {
 
   it('has one if/then per kind with the spec schema of its provider', () => {
     const allOf = schema['allOf'] as Json[];
-    expect(allOf.map((c) => ((c['if'] as Json)['properties'] as Json)['kind'])).toEqual([{ const: 'File' }, { const: 'Host' }, { const: 'Menu' }]);
+    expect(allOf.map((c) => ((c['if'] as Json)['properties'] as Json)['kind'])).toEqual([
+      { const: 'File' },
+      { const: 'Host' },
+      { const: 'Menu' },
+      { const: 'HostGroup' },
+    ]);
     const [fileRule, hostRule] = allOf as [Json, Json];
     expect(fileRule['then']).toEqual({ properties: { spec: { $ref: '#/$defs/FileSpec' } }, required: ['target'] });
-    expect(hostRule['then']).toEqual({ properties: { spec: { $ref: '#/$defs/HostSpec' }, target: false, dependsOn: false } });
+    expect(hostRule['then']).toEqual({ properties: { spec: { $ref: '#/$defs/HostSpec' }, target: false, dependsOn: false, notify: false } });
     const fileSpec = (schema['$defs'] as Json)['FileSpec'] as Json;
     // Input side: a field with a default is optional; strict objects forbid unknown keys.
     expect(fileSpec['required']).toEqual(['path']);
     expect(fileSpec['additionalProperties']).toBe(false);
     expect(fileSpec['description']).toBe('a file');
+  });
+
+  it('describes HostGroup, which the spec layer reads itself: no target, dependsOn or notify, its spec with defaults optional', () => {
+    const rule = (schema['allOf'] as Json[]).at(-1)!;
+    expect(rule['then']).toEqual({ properties: { spec: { $ref: '#/$defs/HostGroupSpec' }, target: false, dependsOn: false, notify: false } });
+    const spec = (schema['$defs'] as Json)['HostGroupSpec'] as Json;
+    expect(spec['additionalProperties']).toBe(false);
+    expect(spec['required']).toBeUndefined();
+    const rollout = (spec['properties'] as Json)['rollout'] as Json;
+    expect(Object.keys(rollout['properties'] as Json)).toEqual(['batch', 'maxFailures', 'healthCheck']);
+    expect(((rollout['properties'] as Json)['batch'] as Json)['default']).toBe('100%');
   });
 
   it('hoists nested definitions so every $ref resolves from the root', () => {

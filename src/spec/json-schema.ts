@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { ENVELOPE_KEYS, GROUP_PREFIX } from './envelope.js';
+import { HOST_GROUP_KIND, hostGroupDescription, hostGroupSchema } from './host-group.js';
 import { NAME_PATTERN } from './resource.js';
 
 type JsonObject = Record<string, unknown>;
@@ -34,6 +35,13 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
     }
     perKind.push({ if: { properties: { kind: { const: kind } }, required: ['kind'] }, then });
   }
+  // HostGroup: inventory the spec layer reads itself; no target, no dependsOn, no notify.
+  const groupDef = `${HOST_GROUP_KIND}Spec`;
+  defs[groupDef] = { ...specSchemaOf(hostGroupSchema, groupDef, defs), description: hostGroupDescription };
+  perKind.push({
+    if: { properties: { kind: { const: HOST_GROUP_KIND } }, required: ['kind'] },
+    then: { properties: { spec: { $ref: `#/$defs/${groupDef}` }, target: false, dependsOn: false, notify: false } },
+  });
 
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -45,7 +53,10 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
     properties: {
       kind: {
         description: 'The resource kind.',
-        anyOf: kinds.map((kind) => ({ const: kind, description: registry.get(kind)!.description })),
+        anyOf: [
+          ...kinds.map((kind) => ({ const: kind, description: registry.get(kind)!.description })),
+          { const: HOST_GROUP_KIND, description: hostGroupDescription },
+        ],
       },
       name: { description: 'Unique per kind in the stack.', type: 'string', pattern: NAME_PATTERN.source },
       target: {

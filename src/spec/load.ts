@@ -5,7 +5,8 @@
  * directory itself cannot be read.
  *
  *   files ─► parse-yaml ─► envelope ─► checkDocuments ─► resolve ─► checkReferences
- *         ─► expand ─► checkGraph ─► LoadedStack (+ specHash)
+ *         ─► expand ─► variables per target ─► checkHostGroups ─► instantiate
+ *         ─► checkGraph ─► LoadedStack (+ specHash)
  */
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, type Dirent } from 'node:fs';
@@ -13,14 +14,17 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { error, sortDiagnostics, warning, type Diagnostic } from '../diag/diagnostic.js';
 import type { ResolveContext } from '../providers/provider.js';
-import { ProviderError } from '../providers/provider.js';
+import { ProviderError, SpecFieldError } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { readEnvelope } from './envelope.js';
 import { expandResources, targetResource, TargetIndex, type CheckedResourceDocument } from './expand.js';
+import { checkHostGroups, type HostGroupSpec } from './host-group.js';
+import { instantiateResources } from './instantiate.js';
 import { MAX_ALIAS_COUNT, MAX_DOCUMENTS, MAX_FILE_BYTES, parseYamlDocuments } from './parse-yaml.js';
 import { createResolveContext, ResolveFileError } from './resolve-context.js';
-import { baseAddress, type Resource } from './resource.js';
+import { baseAddress, type Address, type Resource } from './resource.js';
 import { checkDocuments, checkGraph, checkReferences, type DeclaredDocument } from './validate.js';
+import { targetVariables, type Variables } from './variables.js';
 
 export interface LoadOptions {
   /** Largest YAML file, and largest file `resolve` may read (default 16 MiB). */
@@ -38,11 +42,26 @@ export interface LoadedStack {
   readonly files: string[];
   readonly targets: Resource[];
   /**
-   * Resource instances after expansion, spec parsed by the provider's schema and
-   * resolved, in document order; documents with errors of their own (or on a target
-   * with errors) are left out.
+   * Resource instances after expansion, spec parsed by the provider's schema,
+   * resolved and instantiated (templates rendered), in document order; documents
+   * with errors of their own (or on a target with errors) are left out.
    */
   readonly resources: Resource[];
+  /**
+   * HostGroup documents without errors, by group name. A group that targets list
+   * without a HostGroup document is not here: it has no vars and no rollout settings.
+   */
+  readonly hostGroups: Readonly<Record<string, HostGroupSpec>>;
+  /**
+   * Members of every group, by group name: target addresses sorted by name (valid targets only).
+   */
+  readonly groupMembers: Readonly<Record<string, readonly Address[]>>;
+  /**
+   * Template variables of every valid target, by target address (`Host/web-1`): its
+   * groups' vars in the order it lists them, then its own vars, then the builtins
+   * (`host.name`, `host.address`, `host.groups`). Frozen.
+   */
+  readonly varsByTarget: Readonly<Record<Address, Variables>>;
   /** Sorted by file, line, column. The stack is usable only when none is an error. */
   readonly diagnostics: Diagnostic[];
   /** sha256 (hex) of the canonical JSON of every target and resource. */
@@ -103,10 +122,24 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
 
   const references = checkReferences(documents, index, checked.declared, checked.invalidTargetKinds, registry);
   diagnostics.push(...references.diagnostics);
-  const instances = expandResources(
+  const expanded = expandResources(
     documents.filter((d) => references.targetResolved.has(d) || (d.doc.target === undefined && d.provider.targetOptional)),
     index,
   );
+
+  // Variables: every HostGroup whose spec parsed lends its vars, so that templates are checked
+  // against them even when the HostGroup has another error (which already makes the stack unusable).
+  const groupVars: Record<string, Variables> = {};
+  const hostGroups: Record<string, HostGroupSpec> = {};
+  for (const g of checked.hostGroups) {
+    groupVars[g.doc.name] = g.spec.vars;
+    if (g.valid) hostGroups[g.doc.name] = g.spec;
+  }
+  const varsByTarget = targetVariables(targets, registry, groupVars);
+  diagnostics.push(...checkHostGroups(checked.hostGroups, index, varsByTarget, checked.invalidTargetKinds.size > 0));
+  const instantiated = await instantiateResources(expanded, targets, registry, varsByTarget);
+  diagnostics.push(...instantiated.diagnostics);
+  const instances = instantiated.instances;
   diagnostics.push(...checkGraph(allTargets, instances, registry));
 
   // Resources of the stack: instances of documents without errors of their own, on valid targets.
@@ -116,16 +149,41 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
     documents.filter((d) => d.valid && !references.invalid.has(d)).map((d) => baseAddress(d.doc.kind, d.doc.name)),
   );
   const validTargets = new Set(targets.map((t) => t.address));
-  const resources = instances.filter((r) => validDocuments.has(baseAddress(r.kind, r.name)) && (r.target === undefined || validTargets.has(r.target)));
+  const resources = instances.filter(
+    (r) => validDocuments.has(baseAddress(r.kind, r.name)) && (r.target === undefined || validTargets.has(r.target)) && !instantiated.failed.has(r.address),
+  );
 
   return {
     repoDir,
     files,
     targets,
     resources,
+    hostGroups,
+    groupMembers: groupMembers(targets, index),
+    varsByTarget,
     diagnostics: sortDiagnostics(diagnostics),
-    specHash: specHash([...targets, ...resources]),
+    specHash: withHostGroups(specHash([...targets, ...resources]), hostGroups),
   };
+}
+
+/** Valid targets of every group, sorted by name. */
+function groupMembers(targets: readonly Resource[], index: TargetIndex): Record<string, Address[]> {
+  const valid = new Set(targets.map((t) => t.address));
+  const out: Record<string, Address[]> = {};
+  for (const group of index.groups().sort()) {
+    const members = index.group(group).filter((t) => valid.has(t.address));
+    if (members.length > 0) out[group] = members.map((t) => t.address);
+  }
+  return out;
+}
+
+/**
+ * The stack's hash, covering HostGroup documents too (their rollout settings steer
+ * the apply); a stack without HostGroups keeps the hash of its resources alone.
+ */
+function withHostGroups(resourcesHash: string, hostGroups: Readonly<Record<string, HostGroupSpec>>): string {
+  if (Object.keys(hostGroups).length === 0) return resourcesHash;
+  return createHash('sha256').update(resourcesHash).update('\0HostGroup\0').update(canonicalJson(hostGroups)).digest('hex');
 }
 
 /**
@@ -159,7 +217,7 @@ async function resolveAll(
       } catch (e) {
         const { doc } = checked;
         const culprit = e instanceof ResolveFileError ? e.requestedPath : requested[requested.length - 1];
-        const where = culprit === undefined ? undefined : pathOfString(doc.spec, culprit);
+        const where = e instanceof SpecFieldError ? [...e.specPath] : culprit === undefined ? undefined : pathOfString(doc.spec, culprit);
         const message =
           e instanceof ResolveFileError || e instanceof ProviderError
             ? e.message
@@ -296,10 +354,10 @@ function readYamlText(repoDir: string, file: string, maxBytes: number): string |
   }
 }
 
-/** sha256 over what the stack declares: address, kind, target, dependsOn and spec of each target and resource. */
+/** sha256 over what the stack declares: address, kind, target, dependsOn, notify and spec of each target and resource. */
 export function specHash(resources: readonly Resource[]): string {
   const entries = resources
-    .map((r) => ({ address: r.address, kind: r.kind, target: r.target ?? null, dependsOn: [...r.dependsOn].sort(), spec: r.spec }))
+    .map((r) => ({ address: r.address, kind: r.kind, target: r.target ?? null, dependsOn: [...r.dependsOn].sort(), ...(r.notify?.length ? { notify: [...r.notify].sort() } : {}), spec: r.spec }))
     .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   return createHash('sha256').update(canonicalJson(entries)).digest('hex');
 }

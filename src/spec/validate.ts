@@ -3,6 +3,7 @@
  * find:
  *
  *   checkDocuments   kinds, duplicate names, target present/absent, spec schemas
+ *                    (HostGroup documents, inventory the spec layer reads itself, included)
  *   checkReferences  targets and groups exist and are of the right kind, dependsOn
  *   checkGraph       dependency cycles, then each provider's own `validate`
  *
@@ -15,6 +16,7 @@ import type { AnyProvider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { didYouMean, GROUP_PREFIX, parseSpec, type EnvelopeKey, type LoadedDocument } from './envelope.js';
 import type { CheckedResourceDocument, CheckedTargetDocument, TargetIndex } from './expand.js';
+import { checkHostGroupDocument, HOST_GROUP_KIND, type CheckedHostGroup } from './host-group.js';
 import { baseAddress, parseAddress, type Address, type Resource } from './resource.js';
 
 /** A document as far as it could be read: its identity, and the document when its envelope could be read. */
@@ -34,7 +36,9 @@ export interface DocumentChecks {
   readonly targets: CheckedTargetDocument[];
   /** Resource documents of a known kind, in document order. */
   readonly resources: CheckedResourceDocument[];
-  /** Base addresses of every document with a valid kind and name, valid or not. */
+  /** HostGroup documents whose spec parsed, in document order. */
+  readonly hostGroups: CheckedHostGroup[];
+  /** Base addresses of every document with a valid kind and name, valid or not (HostGroups aside: nothing refers to them by address). */
   readonly declared: ReadonlySet<Address>;
   /** Target kinds with a document whose spec is unknown: its groups are unknown, so an empty group is not reported. */
   readonly invalidTargetKinds: ReadonlySet<string>;
@@ -46,8 +50,9 @@ export function checkDocuments(documents: readonly DeclaredDocument[], registry:
   const firstAt = new Map<Address, DeclaredDocument>();
   const targets: CheckedTargetDocument[] = [];
   const resources: CheckedResourceDocument[] = [];
+  const hostGroups: CheckedHostGroup[] = [];
   const invalidTargetKinds = new Set<string>();
-  const knownKinds = registry.kinds();
+  const knownKinds = [...registry.kinds(), HOST_GROUP_KIND].sort();
 
   for (const declared of documents) {
     const address = baseAddress(declared.kind, declared.name);
@@ -64,8 +69,15 @@ export function checkDocuments(documents: readonly DeclaredDocument[], registry:
       continue;
     }
     firstAt.set(address, declared);
-    const provider = registry.get(declared.kind);
     const doc = declared.doc;
+    if (declared.kind === HOST_GROUP_KIND) {
+      if (!doc) continue;
+      const checked = checkHostGroupDocument(doc, declared.valid, declared.invalidKeys.has('target'));
+      diagnostics.push(...checked.diagnostics);
+      if (checked.group) hostGroups.push(checked.group);
+      continue;
+    }
+    const provider = registry.get(declared.kind);
     if (!provider) {
       if (doc) {
         const hint = didYouMean(declared.kind, knownKinds);
@@ -93,11 +105,12 @@ export function checkDocuments(documents: readonly DeclaredDocument[], registry:
       if (doc.target !== undefined || declared.invalidKeys.has('target')) {
         problem(error(`${doc.kind} is a target kind: it cannot have a target`, { address, source: doc.positionOf(['target']), detail: 'remove target:' }));
       }
-      if (doc.dependsOn.length > 0) {
+      for (const key of ['dependsOn', 'notify'] as const) {
+        if (doc[key].length === 0) continue;
         problem(
-          error(`${doc.kind} is a target kind: it cannot have dependsOn`, {
+          error(`${doc.kind} is a target kind: it cannot have ${key}`, {
             address,
-            source: doc.positionOf(['dependsOn']),
+            source: doc.positionOf([key]),
             detail: 'targets are not nodes of the dependency graph',
           }),
         );
@@ -130,7 +143,8 @@ export function checkDocuments(documents: readonly DeclaredDocument[], registry:
       resources.push({ doc, provider, spec, specOk, valid });
     }
   }
-  return { targets, resources, declared: new Set(firstAt.keys()), invalidTargetKinds, diagnostics };
+  const addresses = [...firstAt.keys()].filter((a) => parseAddress(a)?.kind !== HOST_GROUP_KIND);
+  return { targets, resources, hostGroups, declared: new Set(addresses), invalidTargetKinds, diagnostics };
 }
 
 function nameSource(declared: DeclaredDocument): SourcePosition {
@@ -216,32 +230,44 @@ export function checkReferences(
       }
     }
 
-    doc.dependsOn.forEach((dep, i) => {
-      const at = () => doc.positionOf(['dependsOn', doc.dependsOnAt[i] ?? i]);
-      if (dep === address) {
-        problem(error(`${address} depends on itself`, { address, source: at() }));
-        return;
-      }
-      const depKind = parseAddress(dep)?.kind;
-      if (declared.has(dep)) {
-        if (depKind !== undefined && registry.target(depKind)) {
-          problem(
-            error(`dependsOn ${JSON.stringify(dep)} names a target`, {
-              address,
-              source: at(),
-              detail: 'depend on resources; the target a resource lives on is set by target:',
-            }),
-          );
+    for (const key of ['dependsOn', 'notify'] as const) {
+      const positions = key === 'dependsOn' ? doc.dependsOnAt : doc.notifyAt;
+      doc[key].forEach((ref, i) => {
+        const at = () => doc.positionOf([key, positions[i] ?? i]);
+        if (ref === address) {
+          problem(error(key === 'dependsOn' ? `${address} depends on itself` : `${address} notifies itself`, { address, source: at() }));
+          return;
         }
-        return;
-      }
-      dependencyCandidates ??= [...declared].filter((a) => {
-        const k = parseAddress(a)?.kind;
-        return k !== undefined && !registry.target(k);
+        const refKind = parseAddress(ref)?.kind;
+        if (declared.has(ref)) {
+          if (refKind !== undefined && registry.target(refKind)) {
+            problem(
+              error(`${key} ${JSON.stringify(ref)} names a target`, {
+                address,
+                source: at(),
+                detail: `${key === 'dependsOn' ? 'depend on' : 'notify'} resources; the target a resource lives on is set by target:`,
+              }),
+            );
+          } else if (key === 'notify' && refKind !== undefined && !registry.resource(refKind)?.refresh) {
+            const refreshable = registry.kinds().filter((k) => registry.resource(k)?.refresh !== undefined);
+            problem(
+              error(`notify ${JSON.stringify(ref)}: a ${refKind} cannot be notified`, {
+                address,
+                source: at(),
+                detail: `only kinds that can react to a change can be notified: ${refreshable.join(', ') || 'none are loaded'}; use dependsOn for ordering`,
+              }),
+            );
+          }
+          return;
+        }
+        dependencyCandidates ??= [...declared].filter((a) => {
+          const k = parseAddress(a)?.kind;
+          return k !== undefined && !registry.target(k);
+        });
+        const hint = didYouMean(ref, dependencyCandidates);
+        problem(error(`${key} ${JSON.stringify(ref)}: no such resource${hint ? ` (did you mean "${hint}"?)` : ''}`, { address, source: at() }));
       });
-      const hint = didYouMean(dep, dependencyCandidates);
-      problem(error(`dependsOn ${JSON.stringify(dep)}: no such resource${hint ? ` (did you mean "${hint}"?)` : ''}`, { address, source: at() }));
-    });
+    }
   }
   return { targetResolved, invalid, diagnostics };
 }

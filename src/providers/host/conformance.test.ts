@@ -18,7 +18,7 @@ runProviderConformance({
   invalidSpecs: [
     { spec: { path: 'etc/motd', content: 'x' }, message: /path must be absolute/ },
     { spec: { path: '/etc/../motd', content: 'x' }, message: /\.\./ },
-    { spec: { path: '/etc/motd' }, message: /exactly one of content or source/ },
+    { spec: { path: '/etc/motd' }, message: /exactly one of content, source or template/ },
     { spec: { path: '/etc/motd', content: 'x', source: 'motd.txt' }, message: /exactly one of content, source/ },
     { spec: { path: '/etc/motd', content: 'x', mode: 644 }, message: /quoted octal string/ },
     { spec: { path: '/etc/motd', content: 'x', mode: '0999' }, message: /octal digits/ },

@@ -1,8 +1,20 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { z } from 'zod';
+import { compileTemplate, describeTemplateFailure, TemplateError, type CompiledTemplate } from '../../spec/template.js';
+import { mergeVariables, variablesSchema } from '../../spec/variables.js';
 import type { PathInfo, PathType } from '../../transport/transport.js';
-import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
+import {
+  ProviderError,
+  SpecFieldError,
+  type ApplyRequest,
+  type FieldChange,
+  type InstanceFacts,
+  type ResolveContext,
+  type ResourceDiff,
+  type ResourceProvider,
+} from '../provider.js';
 import {
   accountSchema,
   createdAttributes,
@@ -26,6 +38,13 @@ import {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
+const repoPath = (what: string) =>
+  z
+    .string({ error: `${what} must be a path` })
+    .min(1, { error: `${what} must not be empty` })
+    .refine((s) => !s.startsWith('/'), { error: `${what} must be a path relative to the YAML file, inside the repository` })
+    .refine((s) => !s.includes('\0'), { error: `${what} must not contain a NUL character` });
+
 export const fileSchema = z
   .strictObject({
     path: specPathSchema,
@@ -37,12 +56,14 @@ export const fileSchema = z
       .regex(BASE64, { error: 'contentBase64 must be standard base64 (A-Z a-z 0-9 + /, "=" padding)' })
       .optional(),
     /** A file of the repository, relative to the YAML document; read into `content` at load time. */
-    source: z
-      .string({ error: 'source must be a path' })
-      .min(1, { error: 'source must not be empty' })
-      .refine((s) => !s.startsWith('/'), { error: 'source must be a path relative to the YAML file, inside the repository' })
-      .refine((s) => !s.includes('\0'), { error: 'source must not contain a NUL character' })
-      .optional(),
+    source: repoPath('source').optional(),
+    /**
+     * A Liquid template in the repository, relative to the YAML document; read at
+     * load time and rendered into `content` for each host with its variables.
+     */
+    template: repoPath('template').optional(),
+    /** Variables for `template` only; they win over the host's. */
+    vars: variablesSchema.optional(),
     mode: modeSchema.optional(),
     owner: accountSchema('owner').optional(),
     group: accountSchema('group').optional(),
@@ -50,15 +71,18 @@ export const fileSchema = z
     sensitive: z.boolean({ error: 'sensitive must be true or false' }).optional(),
   })
   .superRefine((spec, ctx) => {
-    const given = (['content', 'source', 'contentBase64'] as const).filter((k) => spec[k] !== undefined);
+    const given = (['content', 'source', 'template', 'contentBase64'] as const).filter((k) => spec[k] !== undefined);
     if (given.length !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
           given.length === 0
-            ? 'a File needs exactly one of content or source'
-            : `a File takes exactly one of content, source and contentBase64, not ${given.join(' and ')}`,
+            ? 'a File needs exactly one of content, source or template'
+            : `a File takes exactly one of content, source, template and contentBase64, not ${given.join(' and ')}`,
       });
+    }
+    if (spec.vars !== undefined && spec.template === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['vars'], message: 'vars are for a template: add template:, or remove vars' });
     }
   });
 
@@ -79,6 +103,49 @@ export interface FileLive extends LiveAttributes {
 }
 
 const DEFAULT_MODE = '0644';
+
+/** Templates parsed at resolve time, by the resolved spec they belong to (rendered per instance). */
+const compiledTemplates = new WeakMap<FileSpec, CompiledTemplate>();
+
+/** Reads and parses `spec.template`; every failure names the template field. */
+async function resolveTemplate(spec: FileSpec & { template: string }, from: { file: string }, ctx: ResolveContext): Promise<FileSpec> {
+  // The name errors show: the template's path in the repository.
+  const shown = path.posix.normalize(path.posix.join(path.posix.dirname(from.file.split(path.sep).join('/')), spec.template));
+  let data: Buffer;
+  try {
+    data = await ctx.readFile(spec.template, from.file);
+  } catch (err) {
+    throw new SpecFieldError(`cannot read template ${spec.template}: ${err instanceof Error ? err.message : String(err)}`, ['template'], { cause: err });
+  }
+  if (!isUtf8(data)) throw new SpecFieldError(`template ${shown} is not UTF-8 text`, ['template']);
+  let compiled: CompiledTemplate;
+  try {
+    compiled = compileTemplate(data.toString('utf8'), shown);
+  } catch (err) {
+    if (err instanceof TemplateError) throw new SpecFieldError(err.message, ['template'], { cause: err });
+    throw err;
+  }
+  const resolved: FileSpec = { ...spec };
+  compiledTemplates.set(resolved, compiled);
+  return resolved;
+}
+
+/** The instance's spec: the template rendered with the host's variables (then the File's own) into `content`. */
+function instantiateFile(spec: FileSpec, instance: InstanceFacts): FileSpec {
+  if (spec.template === undefined) return spec;
+  const compiled = compiledTemplates.get(spec);
+  if (!compiled) throw new SpecFieldError(`template ${spec.template} was not read: the spec must be resolved before it is instantiated`, ['template']);
+  const vars = mergeVariables(instance.vars, spec.vars);
+  let content: string;
+  try {
+    content = compiled.render(vars);
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    throw new SpecFieldError(describeTemplateFailure(err, { targetName: instance.target?.name, vars }), ['template'], { cause: err });
+  }
+  const { template: _template, vars: _vars, ...rest } = spec;
+  return { ...rest, content };
+}
 
 function desiredBytes(spec: FileSpec): Buffer {
   if (spec.content !== undefined) return Buffer.from(spec.content, 'utf8');
@@ -237,11 +304,12 @@ async function applyFile(handle: HostHandle, request: ApplyRequest<FileSpec, Fil
 export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
   role: 'resource',
   kind: 'File',
-  description: 'A regular file on a Host: its content (inline or from the repository), mode and owner; written atomically.',
+  description: 'A regular file on a Host: its content (inline, from a repository file, or a Liquid template rendered per host), mode and owner; written atomically.',
   schema: fileSchema,
   targetKind: 'Host',
   describe: (spec) => spec.path,
   async resolve(spec, from, ctx) {
+    if (spec.template !== undefined) return resolveTemplate({ ...spec, template: spec.template }, from, ctx);
     if (spec.source === undefined) return spec;
     let data: Buffer;
     try {
@@ -254,6 +322,7 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
     const { source: _source, ...rest } = spec;
     return isUtf8(data) ? { ...rest, content: data.toString('utf8') } : { ...rest, contentBase64: data.toString('base64') };
   },
+  instantiate: instantiateFile,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
   async read(handle, specs, ctx) {

@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
+import { variablesSchema } from '../../spec/variables.js';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalTransport } from '../../transport/local.js';
 import type { SshTransport } from '../../transport/ssh.js';
 import type { HostTransport } from '../../transport/transport.js';
-import { ProviderError, type ProviderContext, type TargetHandle, type TargetProvider } from '../provider.js';
+import { ProviderError, type ProviderContext, type TargetHandle, type TargetProvider, type TargetVariables } from '../provider.js';
 import { rootPathSchema } from './paths.js';
 
 /** An open Host: every Directory, File and Symlink on it goes through `transport`, below `root`. */
@@ -42,7 +43,8 @@ const common = {
   groups: z
     .array(z.string().regex(NAME_PATTERN, { error: 'group names are lowercase: [a-z0-9]([a-z0-9._-]*[a-z0-9])?' }))
     .default([]),
-  vars: z.record(z.string(), z.unknown()).default({}),
+  /** Template variables; they win over the vars of the host's groups (see docs/fleet.md). */
+  vars: variablesSchema.default({}),
 };
 
 const localHost = z.strictObject({ transport: z.literal('local'), ...common });
@@ -143,11 +145,26 @@ function controllerPath(address: string, field: string, value: string, ctx: Prov
   return path.resolve(ctx.repoDir, value);
 }
 
+/** The address templates see as `host.address`: the SSH address, or the loopback address for a local host. */
+export function hostAddress(spec: HostSpec): string {
+  return spec.transport === 'ssh' ? spec.address : '127.0.0.1';
+}
+
+/** `host.name`, `host.address`, `host.groups` and the Host's own vars. */
+function hostVariables(resource: Resource<HostSpec>): TargetVariables {
+  const spec = resource.spec;
+  return {
+    builtins: { host: Object.freeze({ name: resource.name, address: hostAddress(spec), groups: Object.freeze([...spec.groups]) }) },
+    vars: spec.vars,
+  };
+}
+
 export const hostTarget: TargetProvider<HostSpec, HostHandle> = {
   role: 'target',
   kind: 'Host',
   description: 'A machine reached locally or over SSH; Directory, File and Symlink resources live on it, below its root.',
   schema: hostSchema,
   groupsOf: (spec) => spec.groups,
+  variables: hostVariables,
   connect: (resource, ctx) => connect(resource, ctx),
 };
