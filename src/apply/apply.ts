@@ -3,7 +3,8 @@
  * dependency graph. Deletes go first, dependents before what they depended on;
  * then creates, updates and replaces, dependencies first. Each result is
  * recorded durably as it finishes. A failed change skips its dependents; the
- * rest goes on.
+ * rest goes on. The hosts of a planned rollout go out batch by batch instead,
+ * each batch judged before the next starts (see rollout.ts).
  */
 import { hasErrors } from '../diag/diagnostic.js';
 import { fingerprint } from '../plan/canonical.js';
@@ -15,7 +16,10 @@ import { storedTarget, type TargetPool } from '../providers/target-pool.js';
 import type { Actor, InventoryEntry, ResourceResult, RunCounts, RunRecord, RunStatus, Store } from '../state/store.js';
 import { ResultRecorder } from './recorder.js';
 import { silentReporter, type ApplyReporter } from './reporter.js';
+import { RolloutJudge, RolloutSchedule, type GateNode, type RolloutOutcome } from './rollout.js';
 import { walk, type NodeOutcome } from './walk.js';
+import type { HostTransport } from '../transport/transport.js';
+import type { Address } from '../spec/resource.js';
 
 export const DEFAULT_PARALLELISM = 10;
 
@@ -44,6 +48,8 @@ export interface ApplyResult {
   readonly status: Exclude<RunStatus, 'running'>;
   readonly counts: RunCounts;
   readonly failures: readonly { address: string; error: string }[];
+  /** One per planned rollout: how far it went, which hosts changed and which did not. */
+  readonly rollouts: readonly RolloutOutcome[];
 }
 
 export class PlanNotApplicableError extends Error {
@@ -53,11 +59,12 @@ export class PlanNotApplicableError extends Error {
   }
 }
 
-interface Node {
+interface ChangeNode {
   readonly key: string;
   readonly waitsFor: readonly string[];
   readonly change: PlannedChange;
 }
+type Node = ChangeNode | GateNode;
 
 export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const { plan, registry, store, targets } = options;
@@ -81,7 +88,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const work = plan.changes.filter((c) => isChange(c.action) || c.recordOnly);
   reporter.started(work.filter((c) => isChange(c.action)).length, run.id);
 
+  const outcomes = new Map<Address, ResourceResult['status']>();
   const finish = async (change: PlannedChange, result: Omit<ResourceResult, 'address' | 'action'>): Promise<void> => {
+    outcomes.set(change.address, result.status);
     if (result.status === 'failed' && result.error) failures.push({ address: change.address, error: result.error });
     const record = { address: change.address, action: change.action, ...result };
     await recorder.record(record);
@@ -140,32 +149,68 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
     }
   };
 
+  const schedule = new RolloutSchedule(plan.rollouts ?? [], work);
+  const changesOn = new Map<Address, PlannedChange[]>();
+  for (const c of work) changesOn.set(c.target, [...(changesOn.get(c.target) ?? []), c]);
+  const judge = new RolloutJudge(
+    schedule,
+    (host) => changesOn.get(host) ?? [],
+    (address) => outcomes.get(address),
+    (host) => () => hostTransport(plan, targets, host),
+    cancel,
+  );
+  const gateMessages = new Map<string, string>();
+  const runGate = async (gate: GateNode): Promise<NodeOutcome> => {
+    const verdict = await judge.judge(gate);
+    gateMessages.set(gate.key, verdict.message);
+    reporter.note?.(verdict.message);
+    await store.appendEvent(run.id, { address: null, type: verdict.ok ? 'rollout.batch' : 'rollout.stopped', message: verdict.message });
+    return verdict.ok ? 'succeeded' : 'failed';
+  };
+
   const callbacks = {
-    run: (n: Node) => runChange(n.change),
+    run: (n: Node) => ('change' in n ? runChange(n.change) : runGate(n)),
     skip: (n: Node, because: string) =>
-      finish(n.change, { status: 'skipped', error: `skipped: ${because} did not succeed`, durationMs: 0 }),
+      'change' in n
+        ? finish(n.change, { status: 'skipped', error: `skipped: ${gateMessages.get(because) ?? `${because} did not succeed`}`, durationMs: 0 })
+        : Promise.resolve(),
     interrupted: (n: Node) =>
-      isChange(n.change.action) ? finish(n.change, { status: 'skipped', error: 'interrupted before it started', durationMs: 0 }) : Promise.resolve(),
+      'change' in n && isChange(n.change.action)
+        ? finish(n.change, { status: 'skipped', error: 'interrupted before it started', durationMs: 0 })
+        : Promise.resolve(),
   };
   const concurrency = Math.max(1, options.parallelism ?? DEFAULT_PARALLELISM);
-  const toNode = (c: PlannedChange): Node => ({ key: c.address, waitsFor: c.waitsFor, change: c });
-  const deletes = work.filter((c) => c.action === 'delete').map(toNode);
-  const others = work.filter((c) => c.action !== 'delete').map(toNode);
+  // Hosts outside any rollout: deletes first (dependents before what they depended on), then the rest.
+  // Hosts in a rollout: one walk, batch after batch; on each host its deletes still go first.
+  const deletesOn = new Map<Address, Address[]>();
+  for (const c of work) if (c.action === 'delete' && schedule.has(c.target)) deletesOn.set(c.target, [...(deletesOn.get(c.target) ?? []), c.address]);
+  const toNode = (c: PlannedChange): ChangeNode => ({ key: c.address, waitsFor: [...c.waitsFor, ...schedule.waitsFor(c, deletesOn.get(c.target) ?? [])], change: c });
+  const deletes = work.filter((c) => c.action === 'delete' && !schedule.has(c.target)).map(toNode);
+  const others: Node[] = [...work.filter((c) => c.action !== 'delete' || schedule.has(c.target)).map(toNode), ...schedule.gates];
   try {
-    await walk(deletes, callbacks, { concurrency, signal });
-    await walk(others, callbacks, { concurrency, signal });
+    await walk<Node>(deletes, callbacks, { concurrency, signal });
+    await walk<Node>(others, callbacks, { concurrency, signal });
     await recorder.drain();
   } finally {
     reporter.ended();
   }
 
-  const status = signal.aborted ? 'interrupted' : failures.length > 0 ? 'failed' : 'succeeded';
-  const finished = await store.finishRun(
-    run.id,
-    status,
-    signal.aborted ? 'interrupted by a signal' : failures.length > 0 ? `${failures.length} resource(s) failed` : null,
-  );
-  return { run: finished, status, counts: finished.counts, failures };
+  const rollouts = judge.outcomes();
+  const stops = rollouts.filter((r) => r.stopped).map((r) => r.stopped!.message);
+  const status = signal.aborted ? 'interrupted' : failures.length > 0 || stops.length > 0 ? 'failed' : 'succeeded';
+  const why = [...(failures.length > 0 ? [`${failures.length} resource(s) failed`] : []), ...stops].join('; ');
+  const finished = await store.finishRun(run.id, status, signal.aborted ? 'interrupted by a signal' : why || null);
+  return { run: finished, status, counts: finished.counts, failures, rollouts };
+}
+
+/** The transport of a host, for a health check's command: only host-like targets have one. */
+async function hostTransport(plan: Plan, targets: TargetPool, host: Address): Promise<HostTransport> {
+  const target = plan.targets[host];
+  if (!target) throw new Error(`the plan has no target ${host}`);
+  const handle = await targets.connect(storedTarget(host, target.kind, target.spec));
+  const transport = (handle as { transport?: HostTransport }).transport;
+  if (!transport) throw new Error(`${host} is a ${target.kind}: a command health check needs a host with a transport`);
+  return transport;
 }
 
 function inventoryEntry(

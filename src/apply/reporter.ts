@@ -13,6 +13,8 @@ export interface ApplyReporter {
   started(total: number, runId: number): void;
   began(change: PlannedChange): void;
   finished(outcome: ChangeOutcome): void;
+  /** A line about the run as a whole, e.g. a rollout batch judged. */
+  note?(message: string): void;
   ended(): void;
 }
 

@@ -32,6 +32,16 @@ async function record(nodes: WalkNode[], opts: { fail?: Set<string>; concurrency
 }
 
 describe('walk', () => {
+  it('runs a node that runsDespiteFailures once its dependencies settled, failed or skipped, and still skips its dependents on its own failure', async () => {
+    const gate: WalkNode = { key: 'gate', waitsFor: ['a', 'b'], runsDespiteFailures: true };
+    const { order, skipped } = await record([node('a'), node('b', ['a']), gate, node('next', ['gate'])], { fail: new Set(['a', 'gate']) });
+    expect(order).toEqual(['a', 'gate']);
+    expect(skipped).toEqual([
+      ['b', 'a'],
+      ['next', 'gate'],
+    ]);
+  });
+
   it('runs dependencies before dependents', async () => {
     const { order } = await record([node('c', ['b']), node('b', ['a']), node('a')]);
     expect(order).toEqual(['a', 'b', 'c']);

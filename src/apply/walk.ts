@@ -1,6 +1,7 @@
 /**
  * Walks a set of nodes in dependency order with bounded parallelism. A node
- * whose dependency failed is skipped, and so are its own dependents. Once the
+ * whose dependency failed is skipped, and so are its own dependents (unless it
+ * `runsDespiteFailures`). Once the
  * signal is aborted no new node starts; nodes already running finish, and the
  * ones never started are reported as interrupted.
  */
@@ -9,6 +10,11 @@ export interface WalkNode {
   readonly key: string;
   /** Keys of nodes that must succeed first; keys outside the walked set count as done. */
   readonly waitsFor: readonly string[];
+  /**
+   * Run once every node in `waitsFor` has settled, whatever its outcome (a
+   * rollout's check between batches judges the failures itself).
+   */
+  readonly runsDespiteFailures?: boolean;
 }
 
 export type NodeOutcome = 'succeeded' | 'failed';
@@ -55,7 +61,7 @@ export async function walk<N extends WalkNode>(
     const release = (key: string, outcome: NodeOutcome | 'skipped'): Promise<void> => {
       const after: Promise<void>[] = [];
       for (const d of dependents.get(key) ?? []) {
-        if (outcome !== 'succeeded' && !blockedBy.has(d)) blockedBy.set(d, key);
+        if (outcome !== 'succeeded' && !blockedBy.has(d) && !byKey.get(d)!.runsDespiteFailures) blockedBy.set(d, key);
         const left = (pending.get(d) ?? 1) - 1;
         pending.set(d, left);
         if (left === 0) {

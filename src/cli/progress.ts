@@ -28,6 +28,9 @@ class LineProgress implements ApplyReporter {
   finished(o: ChangeOutcome): void {
     this.out.write(outcomeLine(o) + '\n');
   }
+  note(message: string): void {
+    this.out.write(message + '\n');
+  }
   ended(): void {}
 }
 
@@ -58,6 +61,10 @@ class TerminalProgress implements ApplyReporter {
       this.clear();
       this.out.write(outcomeLine(o) + '\n');
     }
+  }
+  note(message: string): void {
+    this.clear();
+    this.out.write(message + '\n');
   }
   ended(): void {
     if (this.timer) clearInterval(this.timer);

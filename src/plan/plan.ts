@@ -5,6 +5,7 @@
  */
 import type { Diagnostic } from '../diag/diagnostic.js';
 import type { FieldChange } from '../providers/provider.js';
+import type { RenderedHealthCheck } from '../spec/host-group.js';
 import type { Address } from '../spec/resource.js';
 
 export const PLAN_FORMAT_VERSION = 1;
@@ -85,6 +86,23 @@ export interface PlannedChange {
   readonly refresh?: boolean | undefined;
 }
 
+/**
+ * How the changes on the members of a group with `rollout:` settings go out:
+ * batch by batch, each batch's hosts checked before the next one starts. Only
+ * hosts with changes in this plan take part.
+ */
+export interface PlannedRollout {
+  readonly group: string;
+  /** Target addresses, batch by batch, in name order. */
+  readonly batches: readonly (readonly Address[])[];
+  /** Members of the group: what percentages were taken of. */
+  readonly members: number;
+  /** Failed hosts tolerated over the whole rollout; one more stops it. */
+  readonly maxFailures: number;
+  /** The health check rendered for each host of `batches`; null when the group has none. */
+  readonly healthChecks: Readonly<Record<Address, RenderedHealthCheck>> | null;
+}
+
 export interface Plan {
   readonly formatVersion: typeof PLAN_FORMAT_VERSION;
   readonly stack: string;
@@ -96,6 +114,8 @@ export interface Plan {
   readonly priorSerial: number;
   readonly targets: Readonly<Record<Address, PlannedTarget>>;
   readonly changes: readonly PlannedChange[];
+  /** Absent in plans made before rollouts existed: read it as none. */
+  readonly rollouts?: readonly PlannedRollout[] | undefined;
   readonly diagnostics: readonly Diagnostic[];
 }
 

@@ -12,10 +12,11 @@ import type { Address, Resource } from '../spec/resource.js';
 import type { InventoryEntry, PendingRefresh, Store } from '../state/store.js';
 import { canonicalJson, fingerprint, sha256 } from './canonical.js';
 import { readLiveState } from './read-live.js';
+import { planRollouts, type RolloutInputs } from './rollout.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
 
 /** The validated desired state (a LoadedStack satisfies it). */
-export interface DesiredState {
+export interface DesiredState extends RolloutInputs {
   readonly targets: readonly Resource[];
   readonly resources: readonly Resource[];
   readonly specHash: string;
@@ -148,7 +149,9 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
 
   const notified = markNotified(changes, desired.resources, pending);
   checkMassDelete(notified, inventory.length, options, diagnostics);
-  return { ...base, targets, changes: notified, diagnostics };
+  // A health check that does not render for a host is an error diagnostic: apply refuses such a plan.
+  const rollouts = planRollouts(desired, notified, registry, diagnostics);
+  return { ...base, targets, changes: notified, ...(rollouts.length > 0 ? { rollouts } : {}), diagnostics };
 }
 
 /**

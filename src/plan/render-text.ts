@@ -2,7 +2,8 @@
 import { structuredPatch } from 'diff';
 import { formatDiagnostic, sortDiagnostics } from '../diag/diagnostic.js';
 import type { FieldChange } from '../providers/provider.js';
-import { ACTION_SYMBOL, countActions, isChange, type Action, type Plan, type PlannedChange } from './plan.js';
+import { ACTION_SYMBOL, countActions, isChange, type Action, type Plan, type PlannedChange, type PlannedRollout } from './plan.js';
+import { describeProbe } from './rollout.js';
 
 export interface Style {
   readonly color: boolean;
@@ -44,8 +45,20 @@ export function renderPlanText(plan: Plan, style: Style = { color: false }): str
     out.push(...renderChange(c, paint));
     out.push('');
   }
+  for (const r of plan.rollouts ?? []) out.push(...renderRollout(r), '');
   out.push(paint(ANSI.bold, summaryLine(plan)));
   return out.join('\n') + '\n';
+}
+
+function renderRollout(r: PlannedRollout): string[] {
+  const host = (a: string) => a.slice(a.indexOf('/') + 1);
+  const checks = r.healthChecks ? Object.values(r.healthChecks) : [];
+  const check = checks[0];
+  return [
+    `Rollout of group ${r.group}: ${r.batches.length} batch${r.batches.length === 1 ? '' : 'es'}, ${r.batches.map((b) => b.map(host).join(', ')).join(' | ')}`,
+    `  between batches: ${check ? `${describeProbe(check)}${checks.length > 1 ? ' (per host)' : ''}, ${check.retries} attempt${check.retries === 1 ? '' : 's'} of ${check.timeoutMs} ms` : 'no health check; a host with a failed change counts as failed'}`,
+    `  stops when more than ${r.maxFailures} host${r.maxFailures === 1 ? '' : 's'} of ${r.members} fail${r.maxFailures === 1 ? 's' : ''}`,
+  ];
 }
 
 export function summaryLine(plan: Plan): string {

@@ -23,6 +23,7 @@ import {
 } from '../context.js';
 import { progressReporter } from '../progress.js';
 import { trapInterrupts } from '../signals.js';
+import { nameOf, type RolloutOutcome } from '../../apply/rollout.js';
 
 interface ApplyCommandOptions extends SourceOptions {
   plan?: string;
@@ -101,6 +102,7 @@ export function registerApplyCommand(program: Command): void {
           process.stderr.write(`\nApply ${result.status} (run ${result.run.id}): ${line}.\n`);
           for (const f of result.failures) process.stderr.write(`  ${f.address}: ${f.error}\n`);
         }
+        for (const r of result.rollouts) process.stderr.write(describeRollout(r));
         process.exitCode = result.status === 'succeeded' ? 0 : (interrupts.exitCode() ?? 1);
       } finally {
         interrupts.dispose();
@@ -123,4 +125,16 @@ async function readSavedPlan(file: string): Promise<Plan> {
   }
   if (hasErrors(plan.diagnostics ?? [])) throw new UsageError(`the saved plan ${file} has errors and cannot be applied`);
   return { ...plan, source: { ...plan.source, dir: path.resolve(plan.source.dir) } };
+}
+
+/** A stopped rollout, for people: why, and which hosts changed and which did not. */
+function describeRollout(r: RolloutOutcome): string {
+  if (!r.stopped) return '';
+  const names = (hosts: readonly string[]): string => (hosts.length > 0 ? hosts.map(nameOf).join(', ') : 'none');
+  return (
+    `\nRollout of group ${r.group} stopped after batch ${r.stopped.afterBatch + 1} of ${r.batches}.\n` +
+    r.failedHosts.map((f) => `  failed:      ${nameOf(f.host)}: ${f.why}\n`).join('') +
+    `  changed:     ${names(r.changedHosts)}\n` +
+    `  not changed: ${names(r.unchangedHosts)}\n`
+  );
 }

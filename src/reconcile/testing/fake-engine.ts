@@ -137,6 +137,6 @@ export class FakeEngine implements StackEngine {
     }
     const status = interrupted ? 'interrupted' : 'succeeded';
     const finished = await this.store.finishRun(run.id, status, interrupted ? 'interrupted by a signal' : null);
-    return { run: finished, status, counts: finished.counts, failures: [] };
+    return { run: finished, status, counts: finished.counts, failures: [], rollouts: [] };
   }
 }
