@@ -12,7 +12,11 @@ import type { Variables } from './variables.js';
 
 /** Instances between two turns of the event loop. */
 const BATCH = 256;
-/** Failures reported per document; the rest are counted in one more diagnostic. */
+/**
+ * Failures reported per document; the rest are counted in one more diagnostic,
+ * and not attempted: a template that fails on every host (or hits its time
+ * limit) costs ten renders, not one per host of the fleet.
+ */
 const MAX_FAILURES_SHOWN = 10;
 
 const NO_VARS: Variables = Object.freeze({});
@@ -51,6 +55,14 @@ export async function instantiateResources(
       out.push(r);
       continue;
     }
+    const base = baseAddress(r.kind, r.name);
+    const earlier = failuresOf.get(base);
+    if (earlier && earlier.shown >= MAX_FAILURES_SHOWN) {
+      earlier.hidden++;
+      failed.add(r.address);
+      out.push(r);
+      continue;
+    }
     const targetName = r.target === undefined ? undefined : nameOf.get(r.target);
     const facts: InstanceFacts = {
       address: r.address,
@@ -63,13 +75,8 @@ export async function instantiateResources(
     } catch (e) {
       failed.add(r.address);
       out.push(r);
-      const base = baseAddress(r.kind, r.name);
-      const tally = failuresOf.get(base) ?? { shown: 0, hidden: 0, first: r };
+      const tally = earlier ?? { shown: 0, hidden: 0, first: r };
       failuresOf.set(base, tally);
-      if (tally.shown >= MAX_FAILURES_SHOWN) {
-        tally.hidden++;
-        continue;
-      }
       tally.shown++;
       const message =
         e instanceof ProviderError ? e.message : `${r.kind} could not be instantiated: ${e instanceof Error ? e.message : String(e)}`;
@@ -80,10 +87,10 @@ export async function instantiateResources(
   for (const [base, { hidden, first }] of failuresOf) {
     if (hidden === 0) continue;
     diagnostics.push(
-      error(`${base} also fails on ${hidden} more instance${hidden === 1 ? '' : 's'}`, {
+      error(`${base} was not instantiated on ${hidden} more instance${hidden === 1 ? '' : 's'}`, {
         address: base,
         source: first.source,
-        detail: `only the first ${MAX_FAILURES_SHOWN} failures are shown`,
+        detail: `it failed on the first ${MAX_FAILURES_SHOWN}; fix those and load again`,
       }),
     );
   }

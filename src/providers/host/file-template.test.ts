@@ -225,12 +225,12 @@ spec: { path: /b, content: x, vars: { a: 1 } }
     ]);
   });
 
-  it('stops listing failures of one document after ten instances', async () => {
+  it('stops rendering a document after it failed on ten instances', async () => {
     const many = Array.from({ length: 12 }, (_, i) => `kind: Host\nname: h-${i}\nspec: { transport: local, root: ${dir}/root/h-${i}, groups: [many] }\n`).join('---\n');
     await write({ 'hosts.yaml': many, 'f.yaml': 'kind: File\nname: f\ntarget: group:many\nspec: { path: /f, template: t.liquid }\n', 't.liquid': '{{ nope }}' });
     const m = messages(await load());
     expect(m).toHaveLength(11);
     expect(m.filter((x) => x.includes('undefined variable "nope"'))).toHaveLength(10);
-    expect(m).toContain('f.yaml:1:1: File/f: File/f also fails on 2 more instances (only the first 10 failures are shown)');
+    expect(m).toContain('f.yaml:1:1: File/f: File/f was not instantiated on 2 more instances (it failed on the first 10; fix those and load again)');
   });
 });
