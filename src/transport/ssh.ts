@@ -20,20 +20,31 @@
  *
  * Connection failures (refused, reset, unreachable, handshake timeout) are
  * retried with exponential backoff; an authentication or host-key failure is not,
- * and neither is a command that ran: its failure is the answer. When an
- * established connection is lost, operations in flight fail; the next operation
- * reconnects once, and if that fails every later one fails at once with the same
- * error, so a dead host costs one timeout, not one per resource.
+ * and neither is a command that may have run: a channel that closes without an
+ * exit status fails its command, which is never started again. What is retried
+ * is only what ran nothing: a connection that did not open, and a session the
+ * server refused to open. When an established connection is lost, operations in
+ * flight fail; the next operation reconnects once, and if that fails every later
+ * one fails at once with the same error, so a dead host costs one timeout, not
+ * one per resource.
+ *
+ * A command's exit status is watched for from the tick its channel opens, and
+ * the channel is closed by the server (after the status), never by us first,
+ * unless we kill the command.
  *
  * Channels per connection are capped (`maxSessions`, sshd's MaxSessions: the
- * SFTP channel, the helper and up to eight commands), and connections per
- * process by a shared ConnectionLimiter (ssh-limits.ts).
+ * SFTP channel, the helper and up to eight commands); a session the server
+ * refuses anyway (it frees closed ones a little later, or has a lower
+ * MaxSessions) is asked for again while our other commands hold sessions.
+ * Connections per process are capped by a shared ConnectionLimiter
+ * (ssh-limits.ts).
  *
  * Errors carry errno-style codes like LocalTransport's. SFTP reports most
  * failures as a bare "Failure"; where a provider relies on the reason
  * (ENOTEMPTY, EXDEV, EEXIST) the transport looks again and sets the code.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import { posix } from 'node:path';
@@ -131,6 +142,10 @@ interface Connection {
   lost: Error | null;
   /** Aborted when the connection drops or is closed. */
   readonly closed: AbortController;
+  /** Command channels open now (not the SFTP channel or the helper's, which stay open). */
+  channels: number;
+  /** When one of them last closed (ms since the epoch). */
+  lastChannelClose: number;
 }
 
 type State =
@@ -139,6 +154,20 @@ type State =
   | { readonly kind: 'open'; readonly conn: Connection }
   | { readonly kind: 'failed'; readonly error: Error }
   | { readonly kind: 'closed' };
+
+interface ExitStatus {
+  /** Null when the command was killed by a signal. */
+  readonly code: number | null;
+  /** `SIGTERM`, ... */
+  readonly signal: string | null;
+}
+
+/** A command running on its own channel. */
+interface RemoteCommand {
+  readonly stream: ClientChannel;
+  /** Settles once the channel has closed: with the exit status the server sent, or null when it sent none. */
+  readonly closed: Promise<ExitStatus | null>;
+}
 
 interface RawResult {
   readonly exitCode: number | null;
@@ -160,6 +189,8 @@ const SFTP_STATUS: Record<number, string> = {
 };
 const S_IFMT = 0o170000;
 const NO_CHANGE_ID = 0xffffffff;
+/** How long after one of our channels closed a refused session is blamed on it (sshd frees it on its next pass). */
+const SESSION_RELEASE_GRACE_MS = 2_000;
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EAI_AGAIN', 'EPIPE', 'ECONNLOST']);
 
 export class SshTransport implements HostTransport, LimitedConnection {
@@ -504,7 +535,9 @@ export class SshTransport implements HostTransport, LimitedConnection {
       jumpClient?.end();
       throw err;
     }
-    const conn: Connection = { client, jumpClient, sftp: null, helper: null, lost: null, closed: new AbortController() };
+    const conn: Connection = { client, jumpClient, sftp: null, helper: null, lost: null, closed: new AbortController(), channels: 0, lastChannelClose: 0 };
+    // Every SFTP request in flight listens to it.
+    setMaxListeners(0, conn.closed.signal);
     const onLost = (why: string) => (err?: Error) => {
       if (conn.lost) return;
       conn.lost = err ?? new Error(why);
@@ -680,26 +713,25 @@ export class SshTransport implements HostTransport, LimitedConnection {
 
   /** Starts the helper; null when the host has no python3. `onEnd` runs when a helper that did start ends. */
   private async startHelper(conn: Connection, onEnd: () => void): Promise<InspectHelper | null> {
-    const stream = await this.openChannel(conn, quoteCommand(helperCommand()));
+    const timeout = this.options.commandTimeoutMs ?? 120_000;
+    const { stream, closed } = await this.startCommand(conn, quoteCommand(helperCommand()), timeout, undefined, 'helper');
     const what = `the inspect helper on ${this.label}`;
     const helper = new InspectHelper(stream, stream, what, () => killChannel(stream));
     let stderr = '';
-    let exitCode: number | null | undefined;
+    let status: ExitStatus | null = null;
     let started = false;
     stream.stderr.on('data', (chunk: Buffer) => {
       if (stderr.length < 4096) stderr += chunk.toString('utf8');
     });
-    // ssh2 repeats the exit status on 'close' (an 'exit' event may come before this code listens).
-    stream.on('close', (code?: number | null) => {
-      exitCode = code;
+    void closed.then((exit) => {
+      status = exit;
       helper.fail(
         conn.lost
           ? new SshConnectionError(`connection to ${this.label} lost: ${conn.lost.message}`, 'ECONNRESET', false)
-          : withCode(new Error(`${what} exited (${exitCode ?? 'killed'})${stderr.trim() ? `: ${stderr.trim()}` : ''}`), 'EIO'),
+          : withCode(new Error(`${what} exited (${exit?.code ?? exit?.signal ?? 'no exit status'})${stderr.trim() ? `: ${stderr.trim()}` : ''}`), 'EIO'),
       );
       if (started) onEnd();
     });
-    const timeout = this.options.commandTimeoutMs ?? 120_000;
     const timer = setTimeout(() => {
       helper.fail(new Error(`${what} did not start within ${timeout} ms`));
       killChannel(stream);
@@ -707,7 +739,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
     try {
       await helper.ready;
     } catch (err) {
-      if (exitCode === 127) return null;
+      if ((status as ExitStatus | null)?.code === 127) return null;
       throw err;
     } finally {
       clearTimeout(timer);
@@ -735,81 +767,89 @@ export class SshTransport implements HostTransport, LimitedConnection {
    * One command on one channel: feeds `input`, collects both outputs, enforces the
    * timeout. A command that times out (or is cancelled) is killed and answered for
    * at once; its session stays counted until the server closes the channel.
+   *
+   * A channel that closes without an exit status is an error, never retried: the
+   * command may have run, whole or in part.
    */
   private runOn(conn: Connection, command: string, input: Buffer | undefined, timeoutMs: number, signal?: AbortSignal): Promise<RawResult> {
     signal?.throwIfAborted();
     return new Promise<RawResult>((resolve, reject) => {
-      void this.sessions.run(
-        () =>
-          new Promise<void>((channelClosed) => {
-            this.openChannel(conn, command).then(
-              (stream) => {
-                const out: Buffer[] = [];
-                const errOut: Buffer[] = [];
-                let exitCode: number | null | undefined;
-                let exitSignal: string | null = null;
-                let answered = false;
-                const answer = (result: RawResult | Error) => {
-                  if (answered) return;
-                  answered = true;
-                  clearTimeout(timer);
-                  signal?.removeEventListener('abort', onAbort);
-                  if (result instanceof Error) reject(result);
-                  else resolve(result);
-                };
-                const timer = setTimeout(() => {
-                  killChannel(stream);
-                  answer({ exitCode: null, signal: 'SIGKILL', timedOut: true, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) });
-                }, timeoutMs);
-                const onAbort = () => {
-                  killChannel(stream);
-                  answer(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
-                };
-                signal?.addEventListener('abort', onAbort, { once: true });
-                stream.on('data', (chunk: Buffer) => out.push(chunk));
-                stream.stderr.on('data', (chunk: Buffer) => errOut.push(chunk));
-                // ssh2 gives the exit status (or signal, as `SIGKILL`...) with 'close'. Its 'exit'
-                // event can fire before this listener exists, when the answer comes in one packet.
-                stream.on('close', (code?: number | null, sig?: string) => {
-                  exitCode = code;
-                  exitSignal = sig ?? null;
-                  channelClosed();
-                  if (exitCode === undefined) {
-                    const why = conn.lost ? `: ${conn.lost.message}` : '';
-                    answer(new SshConnectionError(`connection to ${this.label} lost while a command ran${why}`, 'ECONNRESET', false));
-                    return;
-                  }
-                  answer({ exitCode, signal: exitSignal, timedOut: false, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) });
-                });
-                stream.end(input);
-              },
-              (err: Error) => {
-                channelClosed();
-                reject(err);
-              },
-            );
-          }),
-      );
+      void this.sessions.run(async () => {
+        let started: RemoteCommand;
+        try {
+          started = await this.startCommand(conn, command, timeoutMs, signal);
+        } catch (err) {
+          reject(err as Error);
+          return;
+        }
+        const { stream, closed } = started;
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let answered = false;
+        const answer = (result: RawResult | Error) => {
+          if (answered) return;
+          answered = true;
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          if (result instanceof Error) reject(result);
+          else resolve(result);
+        };
+        const timer = setTimeout(() => {
+          killChannel(stream);
+          answer({ exitCode: null, signal: 'SIGKILL', timedOut: true, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) });
+        }, timeoutMs);
+        const onAbort = () => {
+          killChannel(stream);
+          answer(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
+        };
+        // Cancelled while the channel was opening: the command has started, so it is killed.
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener('abort', onAbort, { once: true });
+        stream.on('data', (chunk: Buffer) => out.push(chunk));
+        stream.stderr.on('data', (chunk: Buffer) => errOut.push(chunk));
+        stream.end(input);
+        const status = await closed;
+        if (status === null) {
+          answer(
+            conn.lost
+              ? new SshConnectionError(`connection to ${this.label} lost while a command ran: ${conn.lost.message}`, 'ECONNRESET', false)
+              : withCode(new Error(`${this.label} closed the channel of a running command without an exit status: it may or may not have finished`), 'EIO'),
+          );
+          return;
+        }
+        answer({ exitCode: status.code, signal: status.signal, timedOut: false, stdout: Buffer.concat(out), stderr: Buffer.concat(errOut) });
+      });
     });
   }
 
   /**
-   * Opens a session channel and starts `command` on it. A refused channel open
-   * (the server's session limit, reached for an instant as channels close) ran
-   * nothing, so it is retried a few times.
+   * Opens a session channel and starts `command` on it.
+   *
+   * sshd refuses a session beyond its MaxSessions, and it frees the session of a
+   * closed channel only on its next pass after reading our CHANNEL_CLOSE, while
+   * the next command's CHANNEL_OPEN may be in the same read: so a refusal happens
+   * even below the limit, when several channels close at once. A refused open ran
+   * nothing, so it is tried again, for as long as our other channels may be what
+   * holds the server's sessions (up to `timeoutMs`); a refusal with none of ours
+   * open or just closed gives up after a few attempts.
    */
-  private async openChannel(conn: Connection, command: string): Promise<ClientChannel> {
-    for (let attempt = 0; ; attempt++) {
+  private async startCommand(conn: Connection, command: string, timeoutMs: number, signal?: AbortSignal, kind: 'command' | 'helper' = 'command'): Promise<RemoteCommand> {
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 1; ; attempt++) {
       try {
-        return await new Promise<ClientChannel>((resolve, reject) =>
-          conn.client.exec(command, (err, stream) => (err ? reject(err) : resolve(stream))),
-        );
+        return await new Promise<RemoteCommand>((resolve, reject) => {
+          conn.client.exec(command, (err, stream) => (err ? reject(err) : resolve(watchCommand(stream, kind === 'command' ? conn : null))));
+        });
       } catch (err) {
         if (conn.lost) throw new SshConnectionError(`connection to ${this.label} lost: ${conn.lost.message}`, 'ECONNRESET', false, { cause: err });
-        if (attempt >= 5 || !/open failed|Channel open failure/i.test((err as Error).message)) {
-          throw new Error(`cannot start a command on ${this.label}: ${(err as Error).message}`, { cause: err });
+        const message = (err as Error).message;
+        const refused = /Channel open failure/i.test(message);
+        const othersHoldSessions = conn.channels > 0 || Date.now() - conn.lastChannelClose < SESSION_RELEASE_GRACE_MS;
+        if (!refused || (attempt >= 5 && !othersHoldSessions) || Date.now() >= deadline) {
+          const tries = refused && attempt > 1 ? ` (refused ${attempt} times)` : '';
+          throw new Error(`cannot start a command on ${this.label}: ${message}${tries}`, { cause: err });
         }
-        await sleep(50 * 2 ** attempt);
+        await sleep(Math.min(500, 10 * 2 ** attempt), signal);
       }
     }
   }
@@ -874,6 +914,59 @@ export class SshTransport implements HostTransport, LimitedConnection {
 }
 
 const NOT_FOUND = 'capstan-exec: program not found';
+
+/**
+ * Watches a channel from the tick it opened in: ssh2 emits 'exit' as soon as it
+ * parses the exit status, which may arrive in the same read as the reply that
+ * started the command, before any later listener exists. `counted` is the
+ * connection whose command channels it counts, if any.
+ */
+function watchCommand(stream: ClientChannel, counted: Connection | null): RemoteCommand {
+  if (counted) counted.channels++;
+  keepOpenUntilServerCloses(stream);
+  let status: ExitStatus | null = null;
+  let ended = false;
+  // With the status in hand and the output read to its end, nothing more can come: close, for a
+  // server that waits for the client to close first.
+  const closeWhenDone = () => {
+    if (ended && status !== null) stream.close();
+  };
+  stream.once('exit', (code: number | null, sig?: string) => {
+    status ??= { code: code ?? null, signal: code === null || code === undefined ? (sig ?? null) : null };
+    closeWhenDone();
+  });
+  stream.once('end', () => {
+    ended = true;
+    closeWhenDone();
+  });
+  // A write after the server closed the channel; the close answers for the command.
+  stream.on('error', () => undefined);
+  const closed = new Promise<ExitStatus | null>((resolve) => {
+    // ssh2 repeats the exit status (or signal) as the arguments of 'close'; undefined when none came.
+    stream.once('close', (code?: number | null, sig?: string) => {
+      if (counted) {
+        counted.channels--;
+        counted.lastChannelClose = Date.now();
+      }
+      if (code !== undefined) status ??= { code, signal: code === null ? (sig ?? null) : null };
+      resolve(status);
+    });
+  });
+  return { stream, closed };
+}
+
+/**
+ * Stops Node from destroying the channel by itself once its stdout has ended and
+ * its stdin is finished: ssh2's destroy() sends CHANNEL_CLOSE, and a server
+ * that reads our CHANNEL_CLOSE before it has reaped the command may close
+ * without sending the exit status (RFC 4254 lets it). The channel then closes
+ * once the status has come (watchCommand), or when killChannel closes it.
+ */
+function keepOpenUntilServerCloses(stream: ClientChannel): void {
+  const states = stream as unknown as { _readableState?: { autoDestroy: boolean }; _writableState?: { autoDestroy: boolean } };
+  if (states._readableState) states._readableState.autoDestroy = false;
+  if (states._writableState) states._writableState.autoDestroy = false;
+}
 
 /** Kills a running command and closes its channel. */
 function killChannel(stream: ClientChannel): void {

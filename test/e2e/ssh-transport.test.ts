@@ -27,7 +27,8 @@ let fleet: Fleet;
 const open: { close(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  fleet = await createFleet({ size: 3, withoutPython: [2] });
+  // host-4's sshd allows 4 sessions per connection, fewer than the transport's default of 10.
+  fleet = await createFleet({ size: 4, withoutPython: [2], maxSessions: { 3: 4 } });
 }, 60_000);
 afterAll(async () => {
   await Promise.allSettled(open.map((t) => t.close()));
@@ -197,6 +198,33 @@ describe('SshTransport', () => {
     // No temporary file is left behind by the atomic writes.
     expect((await fs.readdir(dir)).filter((n) => n.includes('capstan-'))).toEqual([]);
   });
+
+  it('answers 1,000 commands started at once on one connection, each with its own exit status', async () => {
+    // The inspect helper and SFTP hold two of sshd's ten sessions, so the commands run at its limit, and
+    // sessions are refused whenever several channels close in one of sshd's reads.
+    const t = transport(1);
+    await t.inspect([host(1).root], { content: false, maxContentBytes: 0 });
+    await t.writeFileAtomic(path.join(host(1).root, 'many-commands'), Buffer.from('x'), { mode: '0644' });
+    const count = 1_000;
+    const script = 'case $1 in *0) kill -TERM $$ ;; esac; printf %s "$1"; exit $(($1 % 7))';
+    const results = await Promise.all(Array.from({ length: count }, (_, i) => t.exec(['sh', '-c', script, 'sh', String(i)], { timeoutMs: 120_000 })));
+    const expected = Array.from({ length: count }, (_, i) =>
+      i % 10 === 0 ? { exitCode: null, signal: 'SIGTERM', stdout: '' } : { exitCode: i % 7, signal: null, stdout: String(i) },
+    );
+    expect(results.map((r) => ({ exitCode: r.exitCode, signal: r.signal, stdout: r.stdout }))).toEqual(expected);
+  }, 180_000);
+
+  it('waits for sessions on a host whose sshd allows fewer than the transport would open', async () => {
+    const t = transport(3);
+    await t.inspect([host(3).root], { content: false, maxContentBytes: 0 });
+    await t.writeFileAtomic(path.join(host(3).root, 'few-sessions'), Buffer.from('x'), { mode: '0644' });
+    // Two sessions left for commands; each command holds one for 0.3 s, and most opens are refused at first.
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 16 }, (_, i) => t.exec(['sh', '-c', 'sleep 0.3; echo "$1"', 'sh', String(i)], { timeoutMs: 60_000 })));
+    expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 16 }, (_, i) => `${i}\n`));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(8 * 300);
+    expect(await sshConnections(3)).toBe(1);
+  }, 60_000);
 
   it('closes the least recently used idle connection when the process-wide limit is reached', async () => {
     const limiter = new ConnectionLimiter(1);

@@ -76,6 +76,8 @@ export interface FleetOptions {
   readonly hashSome?: boolean;
   /** Hosts (by index) on which python3 cannot be run, to exercise the POSIX sh paths. */
   readonly withoutPython?: readonly number[];
+  /** sshd's MaxSessions for hosts (by index) that should not have the default of 10. */
+  readonly maxSessions?: Readonly<Record<number, number>>;
 }
 
 /** Kills what earlier runs left behind: namespaces whose creating process is gone, their veths and temp dirs. */
@@ -143,7 +145,7 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `host-${i + 1}`, '-f', key]);
       const hostKey = Buffer.from((await fs.readFile(`${key}.pub`, 'utf8')).split(' ')[1]!, 'base64');
       const address = `${subnet}.${4 * i + 2}`;
-      await fs.writeFile(path.join(hostDir, 'sshd_config'), sshdConfig({ address, key, authorizedKeys: path.join(dir, 'authorized_keys') }));
+      await fs.writeFile(path.join(hostDir, 'sshd_config'), sshdConfig({ address, key, authorizedKeys: path.join(dir, 'authorized_keys'), maxSessions: options.maxSessions?.[i] ?? 10 }));
       hosts.push({
         index: i,
         name: `host-${i + 1}`,
@@ -253,7 +255,7 @@ fi
 exec "$2" -D -e -f "$3"
 `;
 
-function sshdConfig(o: { address: string; key: string; authorizedKeys: string }): string {
+function sshdConfig(o: { address: string; key: string; authorizedKeys: string; maxSessions: number }): string {
   return [
     `ListenAddress ${o.address}:22`,
     // Reachable only from inside the namespace: a jump host's own view of itself.
@@ -270,7 +272,7 @@ function sshdConfig(o: { address: string; key: string; authorizedKeys: string })
     'UseDNS no',
     'PrintMotd no',
     'PrintLastLog no',
-    'MaxSessions 10',
+    `MaxSessions ${o.maxSessions}`,
     'MaxStartups 100:30:200',
     `LogLevel ${process.env.CAPSTAN_FLEET_SSHD_LOGLEVEL ?? 'ERROR'}`,
     'Subsystem sftp /usr/lib/openssh/sftp-server',
