@@ -162,9 +162,11 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const gateMessages = new Map<string, string>();
   const runGate = async (gate: GateNode): Promise<NodeOutcome> => {
     const verdict = await judge.judge(gate);
-    gateMessages.set(gate.key, verdict.message);
-    reporter.note?.(verdict.message);
-    await store.appendEvent(run.id, { address: null, type: verdict.ok ? 'rollout.batch' : 'rollout.stopped', message: verdict.message });
+    gateMessages.set(gate.key, verdict.skipReason);
+    if (verdict.message !== null) {
+      reporter.note?.(verdict.message);
+      await store.appendEvent(run.id, { address: null, type: verdict.ok ? 'rollout.batch' : 'rollout.stopped', message: verdict.message });
+    }
     return verdict.ok ? 'succeeded' : 'failed';
   };
 

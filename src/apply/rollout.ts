@@ -102,11 +102,16 @@ export class RolloutJudge {
     for (const r of schedule.rollouts) this.#state.set(r.group, { failed: [], passed: 0, stopped: null });
   }
 
-  /** Judges one batch; resolves to a message for the run's events, and whether the rollout goes on. */
-  async judge(gate: GateNode): Promise<{ ok: boolean; message: string }> {
+  /**
+   * Judges one batch; resolves to whether the rollout goes on, a message for the
+   * run's events (null when the rollout had already stopped and this batch was
+   * never started), and the reason its later changes are skipped.
+   */
+  async judge(gate: GateNode): Promise<{ ok: boolean; message: string | null; skipReason: string }> {
     const { rollout, batch } = gate;
     const state = this.#state.get(rollout.group)!;
-    if (state.stopped) return { ok: false, message: state.stopped.message };
+    const skipReason = (afterBatch: number) => `the rollout of group ${rollout.group} stopped after batch ${afterBatch + 1} of ${rollout.batches.length}`;
+    if (state.stopped) return { ok: false, message: null, skipReason: skipReason(state.stopped.afterBatch) };
     const hosts = rollout.batches[batch]!;
     const failedHere: RolloutHostFailure[] = [];
     const toCheck: Address[] = [];
@@ -140,10 +145,10 @@ export class RolloutJudge {
         `${label}: ${failures}; ${state.failed.length} failed host${state.failed.length === 1 ? '' : 's'} in all, over the budget of ${rollout.maxFailures}` +
         (more ? `: the rollout stops, later batches are not changed` : '');
       state.stopped = { afterBatch: batch, message };
-      return { ok: false, message };
+      return { ok: false, message, skipReason: skipReason(batch) };
     }
     state.passed = batch + 1;
-    return { ok: true, message: `${label}: ${failures}` };
+    return { ok: true, message: `${label}: ${failures}`, skipReason: '' };
   }
 
   outcomes(): RolloutOutcome[] {

@@ -14,7 +14,7 @@ export function progressReporter(stream: NodeJS.WriteStream, options: { tty?: bo
 
 function outcomeLine(o: ChangeOutcome): string {
   const ms = `${Math.round(o.durationMs)}ms`;
-  if (o.status === 'succeeded') return `${o.change.address}: ${PAST[o.change.action] ?? o.change.action} (${ms})`;
+  if (o.status === 'succeeded') return `${o.change.address}: ${o.change.refresh ? 'refreshed' : (PAST[o.change.action] ?? o.change.action)} (${ms})`;
   if (o.status === 'skipped') return `${o.change.address}: ${o.error ?? 'skipped'}`;
   return `${o.change.address}: FAILED to ${o.change.action}: ${o.error ?? 'unknown error'}`;
 }

@@ -63,7 +63,9 @@ function renderRollout(r: PlannedRollout): string[] {
 
 export function summaryLine(plan: Plan): string {
   const n = countActions(plan.changes);
-  return `Plan: ${n.create} to create, ${n.update} to update, ${n.replace} to replace, ${n.delete} to delete.`;
+  const refreshes = plan.changes.filter((c) => c.refresh).length;
+  const refresh = refreshes > 0 ? `, ${refreshes} to refresh` : '';
+  return `Plan: ${n.create} to create, ${n.update - refreshes} to update${refresh}, ${n.replace} to replace, ${n.delete} to delete.`;
 }
 
 type Paint = (code: string, text: string) => string;
