@@ -4,12 +4,13 @@
  * exactly the answers the local transport gives.
  */
 import { execa } from 'execa';
+import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalTransport } from './local.js';
-import { encodePaths, inspectCommand, parseInspectOutput, parseRealpathOutput, type RemoteInterpreter } from './remote-inspect.js';
+import { encodePaths, FIND_PYTHON, helperCommand, inspectCommand, parseInspectOutput, parseRealpathOutput, type RemoteInterpreter } from './remote-inspect.js';
 import type { InspectOptions } from './transport.js';
 
 let dir: string;
@@ -147,5 +148,34 @@ describe('parseInspectOutput', () => {
   it('reports a path it could not inspect with its errno name', () => {
     const out = Buffer.from('CAPSTAN1\0\0\0X\0EACCES\0Permission denied\0END\0');
     expect(() => parseInspectOutput(out, ['/x'], 10)).toThrow(expect.objectContaining({ code: 'EACCES', path: '/x' }));
+  });
+});
+
+describe('which python3 the scripts run', () => {
+  /** A directory whose `python3` leaves a mark and fails, put first on PATH: a pyenv shim, say. */
+  async function shimFirstOnPath(): Promise<{ env: Record<string, string>; mark: string }> {
+    const bin = join(dir, `shim-${Math.random().toString(16).slice(2)}`);
+    const mark = join(bin, 'ran');
+    await fs.mkdir(bin);
+    await fs.writeFile(join(bin, 'python3'), `#!/bin/sh\ntouch '${mark}'\nexit 3\n`, { mode: 0o755 });
+    return { env: { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` }, mark };
+  }
+
+  it.skipIf(!existsSync('/usr/bin/python3'))('prefers /usr/bin/python3 to a python3 found earlier on PATH', async () => {
+    const { env, mark } = await shimFirstOnPath();
+    const [file, ...args] = inspectCommand('inspect', { interpreter: 'python3', confineTo: '', maxContentBytes: 0, content: false });
+    const r = await execa(file!, args, { input: encodePaths([root]), encoding: 'buffer', env });
+    expect(parseInspectOutput(Buffer.from(r.stdout), [root], 0)[0]?.type).toBe('directory');
+    const [helperFile, ...helperArgs] = helperCommand();
+    const helper = await execa(helperFile!, helperArgs, { input: '', env, reject: false });
+    expect(helper.stdout).toBe('CAPSTAN-HELPER1');
+    expect(existsSync(mark)).toBe(false);
+  });
+
+  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/python3'))('falls back to the python3 on PATH when the system has none', async () => {
+    const { env } = await shimFirstOnPath();
+    // In a mount namespace of its own, the system python3 becomes /dev/null, which cannot be executed.
+    const r = await execa('unshare', ['-m', 'sh', '-c', `mount --bind /dev/null "$(readlink -f /usr/bin/python3)" && ${FIND_PYTHON} && echo "$py"`], { env });
+    expect(r.stdout).toBe(join(env.PATH!.split(':')[0]!, 'python3'));
   });
 });

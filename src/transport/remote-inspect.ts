@@ -2,8 +2,9 @@
  * The batched `inspect` of the SSH transport: one remote step per call, which
  * answers for every path at once, as LocalTransport does on this machine.
  *
- * The script runs under python3 when the host has it (as a persistent helper,
- * see `helperCommand`), and otherwise under POSIX sh with coreutils (`stat`,
+ * The script runs under python3 when the host has it (/usr/bin/python3 first,
+ * then PATH: see FIND_PYTHON), as a persistent helper (see `helperCommand`),
+ * and otherwise under POSIX sh with coreutils (`stat`,
  * `readlink`, `base64`, `sha256sum`, `xargs -0`), once per call.
  * Paths go in on stdin, NUL-separated. The answer comes back on stdout as
  * NUL-terminated fields:
@@ -279,10 +280,19 @@ done
 exit 0
 `.replaceAll('%{', '${');
 
+/**
+ * Shell code that sets `py` to the host's python3, or to nothing. The system's own
+ * /usr/bin/python3 comes first: a python3 found on PATH may be a version
+ * manager's shim (pyenv's runs bash and pyenv itself, seconds on a loaded host)
+ * or a virtualenv's, which the scripts do not need.
+ */
+export const FIND_PYTHON = 'if [ -x /usr/bin/python3 ]; then py=/usr/bin/python3; else py=$(command -v python3 2>/dev/null) || py=; fi';
+
 // The command: python3 when present (and not refused), else the sh variant above.
 const LAUNCHER = String.raw`
 interp=$1; shift
-if [ "$interp" != sh ] && command -v python3 >/dev/null 2>&1; then exec python3 -S -E -c "$5" "$1" "$2" "$3" "$4"; fi
+${FIND_PYTHON}
+if [ "$interp" != sh ] && [ -n "$py" ]; then exec "$py" -S -E -c "$5" "$1" "$2" "$3" "$4"; fi
 if [ "$interp" = python3 ]; then echo 'capstan: python3 not found on the host' >&2; exit 127; fi
 printf 'CAPSTAN1\0'
 cat /etc/passwd 2>/dev/null | tr -d '\000'; printf '\0'
@@ -319,10 +329,11 @@ export function inspectCommand(
  * answers requests framed as a 4-byte big-endian length and
  * `op NUL confineTo NUL maxBytes NUL 0|1 NUL path NUL path...`, each answer
  * framed as an 8-byte big-endian length and the output described above. Exits
- * 127 when the host has no python3.
+ * 127 when the host has no python3. Prefers /usr/bin/python3, as the one-shot
+ * script does.
  */
 export function helperCommand(): string[] {
-  return ['sh', '-c', 'command -v python3 >/dev/null 2>&1 || exit 127; exec python3 -S -E -c "$1" serve', 'capstan-helper', PYTHON];
+  return ['sh', '-c', `${FIND_PYTHON}; [ -n "$py" ] || exit 127; exec "$py" -S -E -c "$1" serve`, 'capstan-helper', PYTHON];
 }
 
 export const HELPER_HELLO = 'CAPSTAN-HELPER1\n';
