@@ -62,8 +62,8 @@ describe('readEnvelope', () => {
       'doc.yaml:3:9: target "Web 1" is not a valid name (a target name, or group:NAME for every member of a group)',
       'doc.yaml:4:12: dependsOn must be a list of addresses (write dependsOn: [File/x])',
       'doc.yaml:5:7: spec must be a map, not a list',
-      'doc.yaml:6:1: unknown key "specs" (did you mean "spec"?) (a document has only kind, name, target, dependsOn, spec; the kind\'s own fields go under spec)',
-      'doc.yaml:7:1: unknown key "labels" (a document has only kind, name, target, dependsOn, spec; the kind\'s own fields go under spec)',
+      'doc.yaml:6:1: unknown key "specs" (did you mean "spec"?) (a document has only kind, name, target, dependsOn, notify, spec; the kind\'s own fields go under spec)',
+      'doc.yaml:7:1: unknown key "labels" (a document has only kind, name, target, dependsOn, notify, spec; the kind\'s own fields go under spec)',
     ]);
   });
 
