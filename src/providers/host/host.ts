@@ -17,6 +17,8 @@ export interface HostHandle extends TargetHandle {
   /** `root` with its symbolic links resolved (the missing tail appended): what paths must stay inside. */
   readonly realRoot: string;
   readonly hostName: string;
+  /** The port of the host's sshd that Capstan's SSH connection reaches (the Host's `port`); absent for a local Host. */
+  readonly sshPort?: number | undefined;
 }
 
 // A hostname, an IPv4 address or a bare IPv6 address; never an ssh option (`-oProxyCommand=...`).
@@ -81,6 +83,7 @@ class OpenHost implements HostHandle {
     readonly transport: HostTransport,
     readonly root: string,
     readonly realRoot: string,
+    readonly sshPort: number | undefined,
   ) {}
 
   close(): Promise<void> {
@@ -123,7 +126,7 @@ async function connect(resource: Resource<HostSpec>, ctx: ProviderContext): Prom
     await transport.close();
     throw new ProviderError(`cannot open ${resource.address}: root ${spec.root}: ${(err as Error).message}`, { cause: err });
   }
-  return new OpenHost(resource.address, resource.name, transport, spec.root, realRoot);
+  return new OpenHost(resource.address, resource.name, transport, spec.root, realRoot, spec.transport === 'ssh' ? spec.port : undefined);
 }
 
 // Loaded on first use: a run with local Hosts only does not pay for ssh2 at start-up.

@@ -12,9 +12,10 @@
  *        traffic never sees a half-loaded table.
  *
  * Refusal: when Capstan reaches the Host over SSH, a table that would drop new
- * connections to that SSH port on the input hook (policy drop with no accept
- * for the port, or a rule that drops it) is refused at plan time, unless the
- * spec says `force: true`.
+ * connections to that SSH port (the Host's `port`, which the handle carries) on
+ * the input hook (policy drop with no accept for the port, or a rule that drops
+ * it) is refused at plan time and again right before apply, unless the spec
+ * says `force: true`.
  *
  * What the check in the throwaway namespace cannot see: interfaces by index
  * (`iif eth0`, `oif eth0`) do not exist there, only `lo`; match interfaces by
@@ -207,13 +208,9 @@ function tableLabel(spec: { family: string; table: string }): string {
   return `table ${spec.family} ${spec.table}`;
 }
 
-/** The SSH port Capstan reaches this host through, or null when it does not use SSH. */
+/** The SSH port Capstan reaches this host through (the Host's `port`), or null when it does not use SSH. */
 export function sshPortOf(handle: HostHandle): number | null {
-  const declared = (handle as { sshPort?: unknown }).sshPort;
-  if (typeof declared === 'number' && Number.isInteger(declared)) return declared;
-  // HostTransport.description of an SSH transport: `ssh root@10.0.0.2:22`.
-  const m = /^ssh\s+\S*:(\d+)\b/.exec(handle.transport.description);
-  return m ? Number(m[1]) : null;
+  return handle.sshPort ?? null;
 }
 
 /**
