@@ -76,6 +76,8 @@ export interface FleetOptions {
   readonly hashSome?: boolean;
   /** Hosts (by index) on which python3 cannot be run, to exercise the POSIX sh paths. */
   readonly withoutPython?: readonly number[];
+  /** The port every host's sshd listens on (default 22). */
+  readonly port?: number;
   /** sshd's MaxSessions for hosts (by index) that should not have the default of 10. */
   readonly maxSessions?: Readonly<Record<number, number>>;
 }
@@ -145,13 +147,17 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `host-${i + 1}`, '-f', key]);
       const hostKey = Buffer.from((await fs.readFile(`${key}.pub`, 'utf8')).split(' ')[1]!, 'base64');
       const address = `${subnet}.${4 * i + 2}`;
-      await fs.writeFile(path.join(hostDir, 'sshd_config'), sshdConfig({ address, key, authorizedKeys: path.join(dir, 'authorized_keys'), maxSessions: options.maxSessions?.[i] ?? 10 }));
+      const port = options.port ?? 22;
+      await fs.writeFile(
+        path.join(hostDir, 'sshd_config'),
+        sshdConfig({ address, port, key, authorizedKeys: path.join(dir, 'authorized_keys'), maxSessions: options.maxSessions?.[i] ?? 10 }),
+      );
       hosts.push({
         index: i,
         name: `host-${i + 1}`,
         namespace: `${PREFIX}${process.pid}-${id}-${i}`,
         address,
-        port: 22,
+        port,
         root: await fs.realpath(root),
         hostKey,
         hashed: (options.hashSome ?? true) && i % 2 === 1,
@@ -255,11 +261,11 @@ fi
 exec "$2" -D -e -f "$3"
 `;
 
-function sshdConfig(o: { address: string; key: string; authorizedKeys: string; maxSessions: number }): string {
+function sshdConfig(o: { address: string; port: number; key: string; authorizedKeys: string; maxSessions: number }): string {
   return [
-    `ListenAddress ${o.address}:22`,
+    `ListenAddress ${o.address}:${o.port}`,
     // Reachable only from inside the namespace: a jump host's own view of itself.
-    'ListenAddress 127.0.0.1:22',
+    `ListenAddress 127.0.0.1:${o.port}`,
     `HostKey ${o.key}`,
     'PidFile none',
     `AuthorizedKeysFile ${o.authorizedKeys}`,
@@ -281,7 +287,8 @@ function sshdConfig(o: { address: string; key: string; authorizedKeys: string; m
 }
 
 async function knownHostsLine(h: FleetHost, dir: string): Promise<string> {
-  const plain = `${h.address} ssh-ed25519 ${h.hostKey.toString('base64')}\n`;
+  const name = h.port === 22 ? h.address : `[${h.address}]:${h.port}`;
+  const plain = `${name} ssh-ed25519 ${h.hostKey.toString('base64')}\n`;
   if (!h.hashed) return plain;
   // Hashed by ssh-keygen itself, so the test reads the real format.
   const file = path.join(dir, `kh-${h.index}`);

@@ -3,48 +3,74 @@
  * real sshd in its own network namespace (test/e2e/fleet/netns.ts): the same
  * commands as locally, but through SshTransport. The namespace is the one sshd
  * runs in, so sysctl, nft and ip change it and nothing else; files live under
- * the Host's root on the shared filesystem. The Firewall case is the real thing:
- * the table denies everything but the SSH port Capstan is connected through,
- * and the session goes on working.
+ * the Host's root on the shared filesystem. sshd listens on port 2222, not 22,
+ * so the Firewall's lockout check must take the port from the Host.
  *
- * Not wired into a test file yet: it passes (73 tests, about 18 s), but under
- * CPU load SshTransport loses about 1 command in 150 ("lost while a command
- * ran", reproduced with `exec(['true'])` alone), which makes a suite of a few
- * hundred commands flaky. Once the transport is fixed, enable it with a test
- * file holding one line: `runSystemConformanceOverSsh();`.
+ * Clean-up: each suite's `cleanup` closes its connection, undoes in the
+ * namespace what its resource may have left there (a table, a route, a
+ * sysctl), behind the providers' back, and removes its root (accounts,
+ * packages, files); `afterAll` then destroys the fleet (sshd killed, namespace
+ * and veth deleted, its directory removed), and the fleet's exit hook or the
+ * next run's `removeStaleFleets` does it if the process dies first.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFleet, type Fleet } from '../../../../test/e2e/fleet/netns.js';
+import { SshTransport } from '../../../transport/ssh.js';
 import { hostSchema, hostTarget, type HostHandle } from '../../host/host.js';
 import { testResource } from '../../host/testing/sandbox.js';
 import { runProviderConformance } from '../../testing/conformance.js';
 import { execProvider, type ExecLive } from '../exec.js';
-import { firewallProvider } from '../firewall.js';
+import { firewallProvider, type FirewallSpec } from '../firewall.js';
+import { groupProvider } from '../group.js';
 import { packageProvider } from '../package.js';
 import { routeProvider } from '../route.js';
 import { sysctlProvider, type SysctlLive } from '../sysctl.js';
 import { userProvider } from '../user.js';
 import { populateAccounts } from './accounts.js';
 import { buildDeb, dpkgInRoot } from './debs.js';
-import { ctx } from './hosts.js';
+import { ctx, converge, remove } from './hosts.js';
+
+/** Not sshd's default: a guess of 22 would be wrong. */
+const SSH_PORT = 2222;
 
 let fleet: Promise<Fleet> | undefined;
-const getFleet = () => (fleet ??= createFleet({ size: 1, hashSome: false }));
+const getFleet = () => (fleet ??= createFleet({ size: 1, hashSome: false, port: SSH_PORT }));
 
 let roots = 0;
-/** An ssh Host on the fleet's host, rooted in a fresh directory of it. */
-async function connect(prepare?: (root: string) => Promise<void>) {
+/**
+ * An ssh Host on the fleet's host, rooted in a fresh directory of it. Its
+ * cleanup closes the connection, runs `undo` in the host's namespace (errors
+ * ignored: there may be nothing to undo) and removes the root.
+ */
+async function connect(prepare?: (root: string) => Promise<void>, undo: readonly (readonly string[])[] = []) {
   const f = await getFleet();
   const h = f.hosts[0]!;
   const root = path.join(h.root, `system-${++roots}`);
   await fs.mkdir(root, { recursive: true });
-  await prepare?.(root);
-  const spec = hostSchema.parse({ transport: 'ssh', address: h.address, identityFile: f.identityFile, knownHostsFile: f.knownHostsFile, root });
-  const handle: HostHandle = await hostTarget.connect(testResource('Host', h.name, spec), ctx);
-  return { handle, cleanup: () => handle.close() };
+  const removeRoot = () => fs.rm(root, { recursive: true, force: true });
+  let handle: HostHandle;
+  try {
+    await prepare?.(root);
+    const spec = hostSchema.parse({ transport: 'ssh', address: h.address, port: h.port, identityFile: f.identityFile, knownHostsFile: f.knownHostsFile, root });
+    handle = await hostTarget.connect(testResource('Host', h.name, spec), ctx);
+  } catch (err) {
+    await removeRoot();
+    throw err;
+  }
+  return {
+    handle,
+    async cleanup() {
+      try {
+        await handle.close();
+        for (const argv of undo) await inHost(argv).catch(() => undefined);
+      } finally {
+        await removeRoot();
+      }
+    },
+  };
 }
 
 /** Runs a command in the fleet host's namespace, behind the providers' back. */
@@ -62,13 +88,15 @@ export function runSystemConformanceOverSsh(): void {
   runProviderConformance({
     name: 'Firewall provider conformance over ssh',
     provider: firewallProvider,
-    connect: () => connect(),
+    connect: () => connect(undefined, [['nft', 'delete', 'table', 'inet', 'capstan_ssh']]),
     create: { family: 'inet', table: 'capstan_ssh', force: false, chains: { input: { hook: 'input', type: 'filter', priority: 0, policy: 'accept', rules: ['tcp dport 8080 drop'] } } },
     update: {
       family: 'inet',
       table: 'capstan_ssh',
       force: false,
-      chains: { input: { hook: 'input', type: 'filter', priority: 0, policy: 'drop', rules: ['ct state established,related accept', 'iif lo accept', 'tcp dport 22 accept'] } },
+      chains: {
+        input: { hook: 'input', type: 'filter', priority: 0, policy: 'drop', rules: ['ct state established,related accept', 'iif lo accept', `tcp dport ${SSH_PORT} accept`] },
+      },
     },
     invalidSpecs: [{ spec: { table: 'capstan_ssh' }, message: /either chains/ }],
     makeDrift: async () => {
@@ -78,12 +106,54 @@ export function runSystemConformanceOverSsh(): void {
   });
 
   describe('Firewall over ssh', () => {
-    it('refuses a table that would cut the SSH session, before touching anything', async () => {
-      const { handle, cleanup } = await connect();
+    /** Accepts what is established and port 22 (sshd's default), and drops every other new connection. */
+    const lockout = (force: boolean): FirewallSpec => ({
+      family: 'inet',
+      table: 'capstan_lockout',
+      force,
+      chains: { input: { hook: 'input', type: 'filter', priority: 0, policy: 'drop', rules: ['ct state established,related accept', 'iif lo accept', 'tcp dport 22 accept'] } },
+    });
+
+    /** A fresh connection to the host's sshd, with a short connect timeout and no retry. */
+    const freshConnection = async () => {
+      const f = await getFleet();
+      const h = f.hosts[0]!;
+      const t = new SshTransport({ host: h.address, port: h.port, identityFile: f.identityFile, knownHostsFile: f.knownHostsFile, connectTimeoutMs: 1_500, connectAttempts: 1 });
       try {
-        const spec = { family: 'inet' as const, table: 'capstan_lockout', force: false, chains: { input: { hook: 'input' as const, policy: 'drop' as const, rules: ['tcp dport 2222 accept'] } } };
-        await expect(firewallProvider.read(handle, [spec], ctx)).rejects.toThrow(/tcp port 22, the port Capstan's SSH connection to this host uses/);
+        await t.connect();
+      } finally {
+        await t.close();
+      }
+    };
+
+    it('refuses a table that drops the port of the SSH connection (the Host\'s, not 22), before touching anything', async () => {
+      const { handle, cleanup } = await connect(undefined, [['nft', 'delete', 'table', 'inet', 'capstan_lockout']]);
+      try {
+        expect(handle.sshPort).toBe(SSH_PORT);
+        await expect(firewallProvider.read(handle, [lockout(false)], ctx)).rejects.toThrow(
+          new RegExp(`chain input has policy drop and no rule that accepts new connections to tcp port ${SSH_PORT}, the port Capstan's SSH connection to this host uses.*force: true`),
+        );
+        // The same check guards apply, whatever the plan said.
+        await expect(
+          firewallProvider.apply(handle, { action: 'create', address: 'Firewall/lockout', desired: lockout(false), prior: null, live: null }, ctx),
+        ).rejects.toThrow(/refusing Firewall table inet capstan_lockout/);
         expect(await inHost(['nft', 'list', 'tables'])).not.toMatch(/capstan_lockout/);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('applies it with force: true: the open session goes on, new connections to the port are dropped', async () => {
+      const { handle, cleanup } = await connect(undefined, [['nft', 'delete', 'table', 'inet', 'capstan_lockout']]);
+      try {
+        await converge(firewallProvider, handle, lockout(true));
+        expect(await inHost(['nft', 'list', 'table', 'inet', 'capstan_lockout'])).toMatch(/policy drop;/);
+        await expect(freshConnection()).rejects.toThrow(/no answer within the connect timeout/);
+        // Capstan's own connection was established before: it still works, and takes the table away.
+        expect((await handle.transport.exec(['echo', 'still here'], { timeoutMs: 10_000 })).stdout).toBe('still here\n');
+        await remove(firewallProvider, handle, lockout(true));
+        expect(await inHost(['nft', 'list', 'tables'])).not.toMatch(/capstan_lockout/);
+        await freshConnection();
       } finally {
         await cleanup();
       }
@@ -93,7 +163,7 @@ export function runSystemConformanceOverSsh(): void {
   runProviderConformance({
     name: 'Sysctl provider conformance over ssh',
     provider: sysctlProvider,
-    connect: () => connect(),
+    connect: () => connect(undefined, [['sysctl', '-w', 'net.ipv4.ip_forward=0']]),
     create: { key: 'net.ipv4.ip_forward', value: '1', persist: true },
     update: { key: 'net.ipv4.ip_forward', value: '0', persist: true },
     invalidSpecs: [{ spec: { key: 'net/ipv4', value: 1 }, message: /dotted/ }],
@@ -107,7 +177,7 @@ export function runSystemConformanceOverSsh(): void {
   runProviderConformance({
     name: 'Route provider conformance over ssh',
     provider: routeProvider,
-    connect: () => connect(),
+    connect: () => connect(undefined, [['ip', 'route', 'flush', 'table', '100']]),
     create: { destination: '198.19.251.0/24', dev: 'lo', table: 100, type: 'unicast', family: 'ipv4' },
     update: { destination: '198.19.251.0/24', type: 'blackhole', table: 100, family: 'ipv4' },
     invalidSpecs: [{ spec: { destination: '198.19.251.1/24', dev: 'lo' }, message: /host bits/ }],
@@ -143,6 +213,20 @@ export function runSystemConformanceOverSsh(): void {
     invalidSpecs: [{ spec: { name: 'Deploy' }, message: /lowercase/ }],
     makeDrift: (handle) => fs.chmod(`${handle.realRoot}/home/deploy/.ssh/authorized_keys`, 0o644),
     driftedField: 'authorizedKeys.mode',
+  });
+
+  runProviderConformance({
+    name: 'Group provider conformance over ssh',
+    provider: groupProvider,
+    connect: () => connect(populateAccounts),
+    create: { name: 'deployers' },
+    update: { name: 'deployers', gid: 3500 },
+    invalidSpecs: [{ spec: { name: 'Deployers' }, message: /lowercase/ }],
+    makeDrift: async (handle) => {
+      const file = `${handle.realRoot}/etc/group`;
+      await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace(/^deployers:x:3500:/m, 'deployers:x:3600:'));
+    },
+    driftedField: 'gid',
   });
 
   runProviderConformance({
