@@ -44,7 +44,7 @@ afterEach(async () => {
   for (const o of open.splice(0)) await o.stop();
 });
 
-async function harness(stack: StackConfig, extra: { passTimeoutMs?: number } = {}): Promise<Harness> {
+async function harness(stack: StackConfig | readonly StackConfig[], extra: { passTimeoutMs?: number } = {}): Promise<Harness> {
   const clock = new FakeClock();
   const store = await SqliteStore.open(':memory:');
   const cs = controllerStoreOf(store);
@@ -58,7 +58,7 @@ async function harness(stack: StackConfig, extra: { passTimeoutMs?: number } = {
   };
   const newController = (replicaId: string): Controller => {
     const c = new Controller({
-      stacks: [stack],
+      stacks: Array.isArray(stack) ? stack : [stack as StackConfig],
       store,
       controllerStore: cs,
       engine,
@@ -388,5 +388,122 @@ describe('Controller: one writer per stack across replicas', () => {
     expect(h.controller.runtime('prod').owned).toBe(false);
     expect((await h.store.listRuns({ stack: 'prod' }))[0]?.status).toBe('interrupted');
     expect(h.outcomes).toEqual(['error']);
+  });
+});
+
+describe('Controller: changing the stack list at runtime', () => {
+  const stage = stackConfig({ name: 'stage', repo: '/srv/git/stage.git' });
+
+  /** The repositories resolved, in order: which stacks had passes. */
+  function recordResolves(engine: FakeEngine): string[] {
+    const repos: string[] = [];
+    const real = engine.resolve.bind(engine);
+    engine.resolve = async (source) => {
+      repos.push(source.repo);
+      return real(source);
+    };
+    return repos;
+  }
+
+  it('an added stack is reconciled at once; an identical list changes nothing', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1' });
+    const resolved = recordResolves(h.engine);
+    h.controller.start();
+    await settle();
+    expect(resolved).toEqual(['/srv/git/infra.git']);
+
+    const diff = await h.controller.setStacks([stackConfig(), stage]);
+    expect(diff).toEqual({ added: ['stage'], updated: [], removed: [], unchanged: ['prod'] });
+    await settle();
+    expect(resolved).toEqual(['/srv/git/infra.git', '/srv/git/stage.git']);
+    expect(h.controller.stacks.map((s) => s.name)).toEqual(['prod', 'stage']);
+    expect(h.controller.runtime('stage')).toMatchObject({ owned: true, lastPass: { outcome: expect.any(String) } });
+    expect(await h.cs.getStackStatus('stage')).toMatchObject({ headCommit: 'c1', owner: 'replica-a' });
+
+    expect(await h.controller.setStacks([stackConfig(), stage])).toEqual({ added: [], updated: [], removed: [], unchanged: ['prod', 'stage'] });
+    await settle();
+    expect(resolved).toHaveLength(2);
+    await expect(h.controller.setStacks([stage, stage])).rejects.toThrow('stack "stage" is configured twice');
+    expect(h.controller.stacks.map((s) => s.name)).toEqual(['prod', 'stage']);
+
+    // Removing an idle stack drops its timer.
+    expect(h.controller.runtime('stage').nextPassInMs).not.toBeNull();
+    expect(await h.controller.setStacks([stackConfig()])).toMatchObject({ removed: ['stage'] });
+    expect(h.controller.runtime('stage')).toMatchObject({ owned: false, nextPassInMs: null, lastPass: null });
+    await h.clock.advance(10 * 60 * SECOND);
+    expect(resolved.filter((r) => r === '/srv/git/stage.git')).toHaveLength(1);
+  });
+
+  it('a removed stack is no longer listed or scheduled; its pass in flight finishes, then its lock is released; its history stays', async () => {
+    const h = await harness([stackConfig(), stage]);
+    h.engine.commit('c1', { a: '1' });
+    const resolved = recordResolves(h.engine);
+    let open!: () => void;
+    h.engine.applyGate = new Promise<void>((resolve) => (open = resolve));
+    h.controller.start();
+    await settle();
+    expect(h.controller.runtime('prod').reconciling).toBe(true);
+
+    const diff = await h.controller.setStacks([stage]);
+    expect(diff).toEqual({ added: [], updated: [], removed: ['prod'], unchanged: ['stage'] });
+    expect(h.controller.stacks.map((s) => s.name)).toEqual(['stage']);
+    expect(h.controller.trigger('prod')).toBe(false);
+    expect(h.controller.runtime('prod').owned).toBe(true);
+    open();
+    await settle();
+    // Not aborted: the apply ran to its end.
+    expect((await h.store.listRuns({ stack: 'prod' })).map((r) => r.status)).toEqual(['succeeded']);
+    expect(h.controller.runtime('prod')).toMatchObject({ owned: false, nextPassInMs: null });
+    const lock = await h.store.lock('prod', { user: 'cli', host: os.hostname(), pid: process.pid });
+    await lock.release();
+
+    const before = resolved.filter((r) => r === '/srv/git/infra.git').length;
+    await h.clock.advance(10 * 60 * SECOND);
+    expect(resolved.filter((r) => r === '/srv/git/infra.git')).toHaveLength(before);
+    expect(resolved.filter((r) => r === '/srv/git/stage.git').length).toBeGreaterThan(1);
+    expect(await h.cs.getStackStatus('prod')).toMatchObject({ lastAppliedCommit: 'c1' });
+  });
+
+  it('a changed stack: the pass in flight finishes on the old config, the next one uses the new config', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1' });
+    h.engine.commit('c2', { a: '2' });
+    let open!: () => void;
+    h.engine.applyGate = new Promise<void>((resolve) => (open = resolve));
+    h.controller.start();
+    await settle();
+
+    const pinned = stackConfig({ branch: 'c1', intervalMs: 10 * SECOND });
+    expect(await h.controller.setStacks([pinned])).toEqual({ added: [], updated: ['prod'], removed: [], unchanged: [] });
+    expect(h.controller.stack('prod')).toBe(pinned);
+    open();
+    await settle();
+    expect(h.engine.appliedCommits).toEqual(['c2', 'c1']);
+    expect(h.engine.live.get('a')).toBe('1');
+    expect(await h.cs.getStackStatus('prod')).toMatchObject({ headCommit: 'c1', lastAppliedCommit: 'c1' });
+    // A change on the same commit (here the path) still gets a full pass: it may change what is desired.
+    const plans = h.engine.calls.plan;
+    await h.controller.setStacks([{ ...pinned, path: 'other' }]);
+    await settle();
+    expect(h.engine.calls.plan).toBe(plans + 1);
+    // The new interval too.
+    const resolves = h.engine.calls.resolve;
+    await h.clock.advance(11 * SECOND);
+    expect(h.engine.calls.resolve).toBe(resolves + 1);
+
+    // Changed during a pass on the same commit: the follow-up pass is a full one too.
+    h.engine.applyGate = new Promise<void>((resolve) => (open = resolve));
+    h.engine.commit('c3', { a: '3' });
+    const following = stackConfig({ path: 'other' });
+    await h.controller.setStacks([following]);
+    await settle();
+    expect(h.controller.runtime('prod').reconciling).toBe(true);
+    const plansBefore = h.engine.calls.plan;
+    await h.controller.setStacks([{ ...following, path: 'again' }]);
+    open();
+    await settle();
+    expect(h.engine.appliedCommits).toEqual(['c2', 'c1', 'c3']);
+    expect(h.engine.calls.plan).toBe(plansBefore + 1);
   });
 });

@@ -15,6 +15,10 @@
  * SQLite once its pid is gone) another takes the stack over within seconds.
  * A sync or approval asked of any replica reaches the owner through the
  * store's sync counter, which owners watch every `watchIntervalMs`.
+ *
+ * The stack list can change at runtime (`setStacks`, behind `POST
+ * /api/stacks/reload` and SIGHUP): a pass in flight finishes on the config it
+ * started with; the next one reads the new config.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -60,6 +64,14 @@ export interface LastPass {
   readonly error: string | null;
   readonly finishedAt: string;
   readonly durationMs: number;
+}
+
+/** What `setStacks` changed, by stack name, in the order of the new list (removed: of the old one). */
+export interface StacksDiff {
+  readonly added: readonly string[];
+  readonly updated: readonly string[];
+  readonly removed: readonly string[];
+  readonly unchanged: readonly string[];
 }
 
 export interface StackRuntime {
@@ -118,6 +130,52 @@ export class Controller {
     this.#started = true;
     for (const name of this.#stacks.keys()) this.#queue.add(name);
     this.#scheduleWatch();
+  }
+
+  /**
+   * Replaces the stack list. Added stacks are queued at once; changed ones are
+   * queued too and their next pass (a full one) uses the new config, while a
+   * pass in flight finishes on the old one. Removed stacks are no longer
+   * scheduled: a pass of theirs in flight runs to its end (nothing is aborted),
+   * then their lock is released; their history stays in the store.
+   * Throws, changing nothing, when two stacks share a name or the controller is stopping.
+   */
+  async setStacks(configs: readonly StackConfig[]): Promise<StacksDiff> {
+    if (this.#stopping) throw new Error('the controller is stopping');
+    const seen = new Set<string>();
+    for (const c of configs) {
+      if (seen.has(c.name)) throw new Error(`stack "${c.name}" is configured twice`);
+      seen.add(c.name);
+    }
+    const previous = new Map(this.#stacks);
+    const diff = { added: [] as string[], updated: [] as string[], removed: [] as string[], unchanged: [] as string[] };
+    for (const c of configs) {
+      const old = previous.get(c.name);
+      if (!old) diff.added.push(c.name);
+      else if (sameStack(old, c)) diff.unchanged.push(c.name);
+      else diff.updated.push(c.name);
+    }
+    for (const name of previous.keys()) if (!seen.has(name)) diff.removed.push(name);
+
+    this.#stacks.clear();
+    // An unchanged stack keeps its config object: a pass in flight sees no change.
+    for (const c of configs) this.#stacks.set(c.name, diff.unchanged.includes(c.name) ? previous.get(c.name)! : c);
+    const releasing: Promise<void>[] = [];
+    for (const name of diff.removed) {
+      this.#queue.forget(name);
+      this.#failures.delete(name);
+      this.#lastPass.delete(name);
+      this.#reconciler.forget(name);
+      // A pass in flight releases the lock at its end (see #runPass).
+      if (!this.#inflight.has(name)) releasing.push(this.#releaseLock(name));
+    }
+    for (const name of [...diff.added, ...diff.updated]) {
+      if (!this.#inflight.has(name)) this.#reconciler.forget(name);
+      if (this.#started) this.#queue.add(name);
+    }
+    await Promise.all(releasing);
+    this.#options.logger.info(diff, 'stack list changed');
+    return diff;
   }
 
   /** Queues a pass of the stack; false when there is no such stack or the controller is stopping. */
@@ -238,7 +296,21 @@ export class Controller {
     } catch (err) {
       log.warn({ err }, 'could not update metrics');
     }
+    const current = this.#stacks.get(name);
+    if (!current) {
+      // Removed while this pass ran: never scheduled again, and its lock goes to whoever still reconciles it.
+      await this.#releaseLock(name);
+      return;
+    }
+    if (current !== stack) this.#reconciler.forget(name);
     if (!this.#stopping) this.#queue.schedule(name, next);
+  }
+
+  async #releaseLock(name: string): Promise<void> {
+    const lock = this.#locks.get(name);
+    if (!lock) return;
+    this.#locks.delete(name);
+    await lock.release().catch((err: unknown) => this.#options.logger.warn({ stack: name, err }, 'could not release the stack lock'));
   }
 
   async #ensureOwner(name: string, log: Logger): Promise<StackLock | undefined> {
@@ -308,4 +380,9 @@ export class Controller {
       this.#options.logger.warn({ err }, 'could not read sync requests from the store');
     }
   }
+}
+
+function sameStack(a: StackConfig, b: StackConfig): boolean {
+  const keys = Object.keys({ ...a, ...b }) as (keyof StackConfig)[];
+  return keys.every((k) => (k === 'webhookSecret' ? a.webhookSecret?.reveal() === b.webhookSecret?.reveal() : a[k] === b[k]));
 }

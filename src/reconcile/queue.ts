@@ -79,6 +79,17 @@ export class ReconcileQueue {
     return [...this.#processing];
   }
 
+  /**
+   * Drops `key`: its timer, its place in line and any follow-up pass. A pass of
+   * it in flight runs to its end; `add` or `schedule` may bring it back.
+   */
+  forget(key: string): void {
+    this.#timers.get(key)?.timer.cancel();
+    this.#timers.delete(key);
+    this.#dirty.delete(key);
+    if (this.#queued.delete(key)) this.#ready.splice(this.#ready.indexOf(key), 1);
+  }
+
   /** Stops taking work and cancels timers; resolves when the passes in flight have ended. */
   async stop(): Promise<void> {
     this.#stopped = true;

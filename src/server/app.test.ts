@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -40,14 +42,19 @@ let controller: Controller;
 let app: FastifyInstance;
 let metrics: ControllerMetrics;
 let tokens: Record<'viewer' | 'operator' | 'admin', string>;
+/** The file the server was "started with": `POST /api/stacks/reload` re-reads it. */
+let configDir: string;
+let configFile: string;
 
 beforeEach(async () => {
   store = await SqliteStore.open(':memory:');
   cs = controllerStoreOf(store);
   engine = new FakeEngine(store);
   const stacks = [stack({}), stack({ name: 'gated', policy: 'approve', repo: '/srv/git/gated.git' }), stack({ name: 'quiet', repo: '/srv/git/infra.git', branch: 'other' })];
+  configDir = mkdtempSync(path.join(os.tmpdir(), 'capstan-app-'));
+  configFile = path.join(configDir, 'serve.yaml');
   const config: ControllerConfig = {
-    file: 'serve.yaml',
+    file: configFile,
     listen: { host: '127.0.0.1', port: 0 },
     state: 'sqlite::memory:',
     cacheDir: undefined,
@@ -89,6 +96,7 @@ afterEach(async () => {
   await controller.stop(0);
   await app.close();
   await store.close();
+  rmSync(configDir, { recursive: true, force: true });
 });
 
 const auth = (role: keyof typeof tokens) => ({ authorization: `Bearer ${tokens[role]}` });
@@ -152,6 +160,67 @@ describe('API auth and audit', () => {
     expect(audit).toContain('token.create');
     expect(audit).toContain('token.revoke');
     expect(audit).not.toContain(token);
+  });
+});
+
+describe('reloading the stack list', () => {
+  const SECRET_ENV = 'CAPSTAN_APP_TEST_WEBHOOK_SECRET';
+  beforeEach(() => {
+    process.env[SECRET_ENV] = SECRET;
+  });
+  afterEach(() => {
+    delete process.env[SECRET_ENV];
+  });
+  const reload = (headers: Record<string, string> = auth('admin')) => app.inject({ method: 'POST', url: '/api/stacks/reload', headers });
+  const names = async () => (await app.inject({ url: '/api/stacks', headers: auth('viewer') })).json().map((s: { name: string }) => s.name);
+
+  it('only an admin may reload; a new file adds and removes stacks; a broken one changes nothing; all audited', async () => {
+    // prod as at start (unchanged), gated and quiet gone, edge new.
+    writeFileSync(
+      configFile,
+      [
+        'state: "sqlite::memory:"',
+        'stacks:',
+        '  - name: prod',
+        '    repo: /srv/git/infra.git',
+        '    branch: main',
+        '    interval: 60s',
+        '    parallelism: 4',
+        `    webhookSecret: { env: ${SECRET_ENV} }`,
+        '  - name: edge',
+        '    repo: /srv/git/edge.git',
+        '',
+      ].join('\n'),
+    );
+    expect((await reload({})).statusCode).toBe(401);
+    expect((await reload(auth('viewer'))).statusCode).toBe(403);
+    expect((await reload(auth('operator'))).statusCode).toBe(403);
+    expect(await names()).toEqual(['prod', 'gated', 'quiet']);
+
+    const ok = await reload();
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json()).toMatchObject({ status: 'reloaded', file: configFile, added: ['edge'], updated: [], removed: ['gated', 'quiet'], unchanged: ['prod'] });
+    expect(ok.json().note).toMatch(/listen, state .* restart/);
+    expect(await names()).toEqual(['prod', 'edge']);
+    expect((await app.inject({ url: '/api/stacks/gated', headers: auth('viewer') })).statusCode).toBe(404);
+    expect((await app.inject({ url: '/api/stacks/edge', headers: auth('viewer') })).json()).toMatchObject({ name: 'edge', repo: '/srv/git/edge.git', branch: 'HEAD' });
+
+    writeFileSync(configFile, ['state: "sqlite::memory:"', 'stacks:', '  - name: prod', '    repo: /srv/git/infra.git', '    polcy: auto', ''].join('\n'));
+    const broken = await reload();
+    expect(broken.statusCode).toBe(400);
+    expect(broken.json().errors).toEqual([`${configFile}:5:12: stacks.0: Unrecognized key: "polcy"`]);
+    expect(await names()).toEqual(['prod', 'edge']);
+
+    const entries = (await app.inject({ url: '/api/audit', headers: auth('admin') })).json() as { actor: string; action: string; outcome: string; detail: unknown }[];
+    expect(entries.filter((e) => e.action === 'stacks.reload').map((e) => [e.actor.split(' ')[0], e.outcome])).toEqual([
+      ['ada', 'refused (400)'],
+      ['ada', 'ok'],
+      ['otto', 'refused (403)'],
+      ['vera', 'refused (403)'],
+      ['anonymous', 'refused (401)'],
+    ]);
+    expect(entries[1]!.detail).toEqual({ file: configFile, added: ['edge'], updated: [], removed: ['gated', 'quiet'], unchanged: ['prod'] });
+    expect(entries[0]!.detail).toMatchObject({ errors: [expect.stringContaining('polcy')] });
   });
 });
 

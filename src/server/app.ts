@@ -4,8 +4,8 @@
  *
  * Auth: every `/api/` route but webhooks needs `Authorization: Bearer <token>`
  * (401 without a valid one) with a role at least the route's (403 otherwise):
- * viewer reads; operator approves, syncs and rolls back; admin manages tokens
- * and reads the audit log. Every mutating call is written to the audit log
+ * viewer reads; operator approves, syncs and rolls back; admin manages tokens,
+ * reloads the stack list from the config file and reads the audit log. Every mutating call is written to the audit log
  * (who, what, when, from which address, outcome), refused ones included.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -19,6 +19,7 @@ import { ROLES, type ControllerStore, type Role, type RunRecord, type StackStatu
 import { authenticate, createApiToken, roleAllows, type Principal } from './auth.js';
 import type { ControllerMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
+import { RELOAD_NOTE, reloadStacks } from './reload.js';
 import { UI_HTML } from './ui.js';
 import { deliveryId, parseWebhookEvent, pushMatchesStack, verifyWebhook, WEBHOOK_PROVIDERS, type WebhookProvider } from './webhooks.js';
 
@@ -61,6 +62,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
   app.decorateRequest('principal', null);
   const streams = new Set<() => void>();
+  /** Audit details a route sets itself (instead of its request body). */
+  const auditDetails = new WeakMap<FastifyRequest, unknown>();
 
   app.addHook('onRequest', async (request, reply) => {
     const role = request.routeOptions.config.role;
@@ -84,7 +87,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         role: p?.role ?? null,
         action: request.routeOptions.config.action ?? `${request.method} ${request.routeOptions.url ?? request.url}`,
         target: params?.name ?? params?.id ?? null,
-        detail: auditDetail(request.body),
+        detail: auditDetails.has(request) ? auditDetails.get(request) : auditDetail(request.body),
         ip: request.ip,
         outcome: reply.statusCode < 400 ? 'ok' : `refused (${reply.statusCode})`,
       })
@@ -291,6 +294,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 100) || 100));
     const before = request.query.before === undefined ? undefined : Number(request.query.before);
     return cs.listAudit({ limit, beforeId: before });
+  });
+
+  app.post('/api/stacks/reload', { config: { role: 'admin', action: 'stacks.reload' } }, async (request, reply) => {
+    if (controller.stopping) return reply.code(503).send({ error: 'the controller is stopping' });
+    const result = await reloadStacks(config.file, controller, metrics);
+    if (!result.ok) {
+      auditDetails.set(request, { file: result.file, errors: result.errors });
+      return reply.code(400).send({ error: `${result.file} is invalid: nothing changed`, errors: result.errors });
+    }
+    auditDetails.set(request, { file: result.file, ...result.diff });
+    request.log.info({ file: result.file, ...result.diff, by: request.principal!.name }, 'stacks reloaded');
+    return { status: 'reloaded', file: result.file, ...result.diff, note: RELOAD_NOTE };
   });
 
   app.get('/api/tokens', { config: { role: 'admin' } }, async () => cs.listTokens());

@@ -18,6 +18,7 @@ import { openStore } from '../state/open.js';
 import { controllerStoreOf, type Store } from '../state/store.js';
 import { buildServer } from './app.js';
 import { ControllerMetrics } from './metrics.js';
+import { reloadStacks, type ReloadResult } from './reload.js';
 
 export const VERSION = '0.1.0';
 
@@ -26,6 +27,8 @@ export interface RunningController {
   readonly app: FastifyInstance;
   readonly controller: Controller;
   readonly store: Store;
+  /** Re-reads the stacks of the config file (SIGHUP); an invalid file changes nothing. */
+  reloadStacks(): Promise<ReloadResult>;
   /** Graceful: see the module comment. Safe to call twice. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -84,6 +87,7 @@ export async function startController(config: ControllerConfig, options: StartOp
     app,
     controller,
     store,
+    reloadStacks: () => reloadStacks(config.file, controller, metrics),
     stop(graceMs = config.shutdownGraceMs) {
       stopping ??= (async () => {
         logger.info({ graceMs }, 'shutting down: no new work; waiting for passes in flight');

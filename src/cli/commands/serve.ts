@@ -11,7 +11,7 @@ interface ServeOptions {
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the controller: reconcile loop, HTTP API, webhooks, UI, /metrics (SIGTERM stops it gracefully)')
+    .description('run the controller: reconcile loop, HTTP API, webhooks, UI, /metrics (SIGTERM stops it gracefully, SIGHUP reloads the stacks)')
     .requiredOption('--config <file>', 'controller configuration (YAML: listen, state, stacks)')
     .option('--listen <host:port>', 'listen address, overriding the configuration')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
@@ -26,6 +26,18 @@ export function registerServeCommand(program: Command): void {
       const [{ createLogger }, { startController }] = await Promise.all([import('../../server/logger.js'), import('../../server/start.js')]);
       const logger = createLogger({ level: options.logLevel });
       const running = await startController(config, { logger });
+      // SIGHUP: re-read the stacks of the config file, like POST /api/stacks/reload; the rest needs a restart.
+      const onHangup = (): void => {
+        if (running.controller.stopping) return;
+        running.reloadStacks().then(
+          (result) => {
+            if (result.ok) logger.info({ file: result.file, ...result.diff }, 'SIGHUP: stacks reloaded (listen, state and the other settings need a restart)');
+            else logger.error({ file: result.file, errors: result.errors }, 'SIGHUP: the configuration is invalid; nothing changed');
+          },
+          (err: unknown) => logger.error({ err }, 'SIGHUP: could not reload the stacks'),
+        );
+      };
+      process.on('SIGHUP', onHangup);
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (signal: NodeJS.Signals): void => {
