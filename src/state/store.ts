@@ -171,6 +171,31 @@ export class StackLockedError extends Error {
   }
 }
 
+/**
+ * The net effect of a batch of results on the pending refreshes, in result
+ * order: the handlers whose notifications are cleared (they reacted, or left
+ * the inventory), then the notifications recorded after the last clear of
+ * their handler, each once. A store applies `clear` before `add`.
+ */
+export function pendingRefreshEdits(results: readonly ResourceResult[]): { clear: Address[]; add: { address: Address; notifiedBy: Address }[] } {
+  const cleared = new Set<Address>();
+  const added = new Map<Address, Set<Address>>();
+  for (const result of results) {
+    if (result.status !== 'succeeded') continue;
+    if (result.refreshed || result.inventory === null) {
+      cleared.add(result.address);
+      added.delete(result.address);
+    }
+    for (const handler of result.notify ?? []) {
+      const by = added.get(handler) ?? new Set<Address>();
+      by.add(result.address);
+      added.set(handler, by);
+    }
+  }
+  const add = [...added].flatMap(([address, by]) => [...by].map((notifiedBy) => ({ address, notifiedBy })));
+  return { clear: [...cleared], add };
+}
+
 export function emptyCounts(): RunCounts {
   return { create: 0, update: 0, replace: 0, delete: 0, noop: 0, failed: 0, skipped: 0 };
 }

@@ -40,6 +40,7 @@ import pg from 'pg';
 import type { Address } from '../../spec/resource.js';
 import {
   emptyCounts,
+  pendingRefreshEdits,
   StackLockedError,
   type Actor,
   type ControllerCapable,
@@ -536,7 +537,7 @@ async function writeResults(trx: Transaction<StateTables>, runId: number, result
     .execute();
 }
 
-/** Clears the refreshes a result acted on, then records the ones it notified, in result order. */
+/** The batch's effect on the pending refreshes (see `pendingRefreshEdits`): at most two statements. */
 async function writePendingRefreshes(
   trx: Transaction<StateTables>,
   stack: string,
@@ -544,19 +545,14 @@ async function writePendingRefreshes(
   at: string,
   results: readonly ResourceResult[],
 ): Promise<void> {
-  for (const result of results) {
-    if (result.status !== 'succeeded') continue;
-    if (result.refreshed || result.inventory === null) {
-      await trx.deleteFrom('pending_refreshes').where('stack', '=', stack).where('address', '=', result.address).execute();
-    }
-    const handlers = result.notify ?? [];
-    if (handlers.length === 0) continue;
-    await trx
-      .insertInto('pending_refreshes')
-      .values(handlers.map((address) => ({ stack, address, notified_by: result.address, run_id: runId, at })))
-      .onConflict((oc) => oc.columns(['stack', 'address', 'notified_by']).doUpdateSet((eb) => ({ run_id: eb.ref('excluded.run_id'), at: eb.ref('excluded.at') })))
-      .execute();
-  }
+  const { clear, add } = pendingRefreshEdits(results);
+  if (clear.length > 0) await trx.deleteFrom('pending_refreshes').where('stack', '=', stack).where('address', 'in', clear).execute();
+  if (add.length === 0) return;
+  await trx
+    .insertInto('pending_refreshes')
+    .values(add.map((p) => ({ stack, address: p.address, notified_by: p.notifiedBy, run_id: runId, at })))
+    .onConflict((oc) => oc.columns(['stack', 'address', 'notified_by']).doUpdateSet((eb) => ({ run_id: eb.ref('excluded.run_id'), at: eb.ref('excluded.at') })))
+    .execute();
 }
 
 /**

@@ -20,6 +20,7 @@ import { Kysely, SqliteDialect, type Selectable } from 'kysely';
 import type { Address } from '../../spec/resource.js';
 import {
   emptyCounts,
+  pendingRefreshEdits,
   StackLockedError,
   type Actor,
   type EventRecord,
@@ -321,10 +322,6 @@ function prepareStatements(db: BetterSqlite3.Database) {
       for (const result of results) {
         insertResult.run(runId, result.address, result.action, result.status, result.error, Math.round(result.durationMs), at);
         counts[result.status === 'succeeded' ? result.action : result.status] += 1;
-        if (result.status === 'succeeded') {
-          if (result.refreshed || result.inventory === null) clearPendingRefreshes.run(run.stack, result.address);
-          for (const handler of result.notify ?? []) addPendingRefresh.run(run.stack, handler, result.address, runId, at);
-        }
         if (result.inventory === null) {
           if (deleteInventory.run(run.stack, result.address).changes > 0) inventoryChanged = true;
         } else if (result.inventory !== undefined) {
@@ -339,6 +336,9 @@ function prepareStatements(db: BetterSqlite3.Database) {
           upsertInventory.run(row);
         }
       }
+      const refreshes = pendingRefreshEdits(results);
+      for (const address of refreshes.clear) clearPendingRefreshes.run(run.stack, address);
+      for (const p of refreshes.add) addPendingRefresh.run(run.stack, p.address, p.notifiedBy, runId, at);
       if (inventoryChanged) bumpSerial.run(run.stack);
       addCounts.run({ ...counts, id: runId });
     }),

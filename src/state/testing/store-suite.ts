@@ -380,6 +380,19 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreUnderT
         expect(await store.pendingRefreshes('prod')).toEqual([]);
       });
 
+      it('applies a batch in result order: a notification after its handler reacted stays pending', async () => {
+        const run = await store.startRun(runInput('prod'));
+        await store.recordResults(run.id, [
+          { ...result('File/a', 'update', 'succeeded', entry('File/a')), notify: ['Exec/one', 'Exec/two'] },
+          { ...result('File/b', 'update', 'succeeded', entry('File/b')), notify: ['Exec/one'] },
+          { ...result('Exec/one', 'update', 'succeeded', entry('Exec/one')), refreshed: true },
+          { ...result('File/c', 'update', 'succeeded', entry('File/c')), notify: ['Exec/two'] },
+          { ...result('Exec/two', 'update', 'succeeded', entry('Exec/two')), refreshed: true },
+          { ...result('File/d', 'update', 'succeeded', entry('File/d')), notify: ['Exec/two', 'Exec/two'] },
+        ]);
+        expect((await store.pendingRefreshes('prod')).map((p) => [p.address, p.notifiedBy])).toEqual([['Exec/two', 'File/d']]);
+      });
+
       it('keeps each stack’s pending refreshes apart', async () => {
         const a = await store.startRun(runInput('a'));
         await store.recordResults(a.id, [{ ...result('File/conf', 'create', 'succeeded', entry('File/conf')), notify: ['Exec/reload'] }]);
