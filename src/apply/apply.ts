@@ -20,6 +20,7 @@ import { RolloutJudge, RolloutSchedule, type GateNode, type RolloutOutcome } fro
 import { walk, type NodeOutcome } from './walk.js';
 import type { HostTransport } from '../transport/transport.js';
 import type { Address } from '../spec/resource.js';
+import { groupBy } from '../util/group-by.js';
 
 export const DEFAULT_PARALLELISM = 10;
 
@@ -149,9 +150,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
     }
   };
 
-  const schedule = new RolloutSchedule(plan.rollouts ?? [], work);
-  const changesOn = new Map<Address, PlannedChange[]>();
-  for (const c of work) changesOn.set(c.target, [...(changesOn.get(c.target) ?? []), c]);
+  const changesOn = groupBy(work, (c) => c.target);
+  const schedule = new RolloutSchedule(plan.rollouts ?? [], changesOn);
   const judge = new RolloutJudge(
     schedule,
     (host) => changesOn.get(host) ?? [],
@@ -159,10 +159,10 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
     (host) => () => hostTransport(plan, targets, host),
     cancel,
   );
-  const gateMessages = new Map<string, string>();
+  const skipReasons = new Map<string, string>();
   const runGate = async (gate: GateNode): Promise<NodeOutcome> => {
     const verdict = await judge.judge(gate);
-    gateMessages.set(gate.key, verdict.skipReason);
+    skipReasons.set(gate.key, verdict.skipReason);
     if (verdict.message !== null) {
       reporter.note?.(verdict.message);
       await store.appendEvent(run.id, { address: null, type: verdict.ok ? 'rollout.batch' : 'rollout.stopped', message: verdict.message });
@@ -174,7 +174,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
     run: (n: Node) => ('change' in n ? runChange(n.change) : runGate(n)),
     skip: (n: Node, because: string) =>
       'change' in n
-        ? finish(n.change, { status: 'skipped', error: `skipped: ${gateMessages.get(because) ?? `${because} did not succeed`}`, durationMs: 0 })
+        ? finish(n.change, { status: 'skipped', error: `skipped: ${skipReasons.get(because) ?? `${because} did not succeed`}`, durationMs: 0 })
         : Promise.resolve(),
     interrupted: (n: Node) =>
       'change' in n && isChange(n.change.action)
@@ -184,9 +184,15 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const concurrency = Math.max(1, options.parallelism ?? DEFAULT_PARALLELISM);
   // Hosts outside any rollout: deletes first (dependents before what they depended on), then the rest.
   // Hosts in a rollout: one walk, batch after batch; on each host its deletes still go first.
-  const deletesOn = new Map<Address, Address[]>();
-  for (const c of work) if (c.action === 'delete' && schedule.has(c.target)) deletesOn.set(c.target, [...(deletesOn.get(c.target) ?? []), c.address]);
-  const toNode = (c: PlannedChange): ChangeNode => ({ key: c.address, waitsFor: [...c.waitsFor, ...schedule.waitsFor(c, deletesOn.get(c.target) ?? [])], change: c });
+  const deletesOn = groupBy(
+    work.filter((c) => c.action === 'delete' && schedule.has(c.target)).map((c) => ({ target: c.target, address: c.address })),
+    (d) => d.target,
+  );
+  const toNode = (c: PlannedChange): ChangeNode => ({
+    key: c.address,
+    waitsFor: [...c.waitsFor, ...schedule.waitsFor(c, (deletesOn.get(c.target) ?? []).map((d) => d.address))],
+    change: c,
+  });
   const deletes = work.filter((c) => c.action === 'delete' && !schedule.has(c.target)).map(toNode);
   const others: Node[] = [...work.filter((c) => c.action !== 'delete' || schedule.has(c.target)).map(toNode), ...schedule.gates];
   try {

@@ -56,7 +56,8 @@ export class RolloutSchedule {
 
   constructor(
     readonly rollouts: readonly PlannedRollout[],
-    work: readonly PlannedChange[],
+    /** The changes of the apply, by target address. */
+    changesOn: ReadonlyMap<Address, readonly PlannedChange[]>,
   ) {
     for (const rollout of rollouts) {
       rollout.batches.forEach((hosts, batch) => {
@@ -65,8 +66,7 @@ export class RolloutSchedule {
     }
     for (const rollout of rollouts) {
       rollout.batches.forEach((hosts, batch) => {
-        const members = new Set(hosts);
-        const waitsFor = work.filter((c) => members.has(c.target)).map((c) => c.address);
+        const waitsFor = hosts.flatMap((host) => (changesOn.get(host) ?? []).map((c) => c.address));
         if (batch > 0) waitsFor.push(gateKey(rollout.group, batch - 1));
         this.gates.push({ key: gateKey(rollout.group, batch), waitsFor, runsDespiteFailures: true, rollout, batch });
       });

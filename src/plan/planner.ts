@@ -13,6 +13,7 @@ import type { InventoryEntry, PendingRefresh, Store } from '../state/store.js';
 import { canonicalJson, fingerprint, sha256 } from './canonical.js';
 import { readLiveState } from './read-live.js';
 import { planRollouts, type RolloutInputs } from './rollout.js';
+import { groupBy } from '../util/group-by.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
 
 /** The validated desired state (a LoadedStack satisfies it). */
@@ -170,11 +171,8 @@ function markNotified(changes: readonly PlannedChange[], resources: readonly Res
     set.add(by);
     notifiedBy.set(handler, set);
   };
-  const earlier = new Map<Address, PendingRefresh[]>();
-  for (const p of pending) {
-    note(p.address, p.notifiedBy);
-    earlier.set(p.address, [...(earlier.get(p.address) ?? []), p]);
-  }
+  for (const p of pending) note(p.address, p.notifiedBy);
+  const earlier = groupBy(pending, (p) => p.address);
   // A handler that reacts notifies its own handlers in turn (a chain of handlers), so iterate to a fixpoint.
   const byAddress = new Map(changes.map((c) => [c.address, c]));
   const changing = new Set<Address>();

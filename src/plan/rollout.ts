@@ -12,6 +12,7 @@ import { error, type Diagnostic } from '../diag/diagnostic.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { allowedFailures, batchSize, HealthCheckRenderError, renderHealthCheck, type HostGroupSpec, type RenderedHealthCheck, type RenderedProbe } from '../spec/host-group.js';
 import type { Address, Resource } from '../spec/resource.js';
+import { groupBy } from '../util/group-by.js';
 import { isChange, type PlannedChange, type PlannedRollout } from './plan.js';
 
 export interface RolloutInputs {
@@ -32,12 +33,11 @@ export function planRollouts(
   if (withRollout.size === 0) return [];
 
   const changed = new Set(changes.filter((c) => isChange(c.action)).map((c) => c.target));
-  const hostsOf = new Map<string, Resource[]>();
-  for (const target of inputs.targets) {
-    const group = registry.target(target.kind)?.groupsOf(target.spec).find((g) => withRollout.has(g));
-    if (group === undefined || !changed.has(target.address)) continue;
-    hostsOf.set(group, [...(hostsOf.get(group) ?? []), target]);
-  }
+  const rolloutOf = (target: Resource) => registry.target(target.kind)?.groupsOf(target.spec).find((g) => withRollout.has(g));
+  const hostsOf = groupBy(
+    inputs.targets.filter((t) => changed.has(t.address) && rolloutOf(t) !== undefined),
+    (t) => rolloutOf(t)!,
+  );
 
   const rollouts: PlannedRollout[] = [];
   for (const group of [...hostsOf.keys()].sort()) {
