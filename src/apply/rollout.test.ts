@@ -2,30 +2,22 @@
  * Rollouts through plan and apply on the in-memory provider, with health checks
  * against a real HTTP server on loopback whose answer per host the test sets.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../plan/plan.js';
 import { planChanges } from '../plan/planner.js';
 import { renderPlanText } from '../plan/render-text.js';
-import { item, memoryRegistry, memoryWorld, type MemoryWorld } from '../plan/testing/memory-provider.js';
-import { TargetPool } from '../providers/target-pool.js';
+import { testActor as actor, testSource as source, useMemoryEngine } from '../plan/testing/engine.js';
+import { item } from '../plan/testing/memory-provider.js';
 import { hostGroupSchema, type HostGroupSpec } from '../spec/host-group.js';
 import type { Resource } from '../spec/resource.js';
-import { SqliteStore } from '../state/sqlite/sqlite-store.js';
-import type { Store } from '../state/store.js';
 import { applyPlan } from './apply.js';
 
-const actor = { user: 'tester', host: os.hostname(), pid: process.pid };
-const source = { dir: '/repo', repo: null, ref: null, commit: 'a'.repeat(40), author: 'A <a@x>', message: 'msg', dirty: false };
 const HOSTS = ['b1', 'b2', 'b3', 'b4'];
 
-let dir: string;
-let store: Store;
-let world: MemoryWorld;
+const engine = useMemoryEngine('capstan-rollout-');
+const { withTargets } = engine;
 let server: http.Server;
 let port: number;
 /** Hosts whose health endpoint answers 503; every request, in order. */
@@ -43,16 +35,9 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-rollout-'));
-  store = await SqliteStore.open(path.join(dir, 'state.db'));
-  world = memoryWorld();
+beforeEach(() => {
   unhealthy.clear();
   probes.length = 0;
-});
-afterEach(async () => {
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 function bucketIn(name: string, groups: string[]): Resource {
@@ -65,16 +50,6 @@ function group(rollout: unknown): HostGroupSpec {
 }
 
 const healthCheck = (retries = 1) => ({ http: { url: `http://127.0.0.1:${port}/health/{{ host.name }}` }, retries, interval: '10ms', timeout: '2s' });
-
-async function withTargets<T>(fn: (targets: TargetPool, registry: ReturnType<typeof memoryRegistry>) => Promise<T>): Promise<T> {
-  const registry = memoryRegistry(world);
-  const targets = new TargetPool(registry, { signal: new AbortController().signal });
-  try {
-    return await fn(targets, registry);
-  } finally {
-    await targets.close();
-  }
-}
 
 /** One item per host, all at `value`. */
 function plan(value: string, web: HostGroupSpec): Promise<Plan> {
@@ -94,13 +69,13 @@ function plan(value: string, web: HostGroupSpec): Promise<Plan> {
       },
       source,
       registry,
-      store,
+      store: engine.store,
       targets: pool,
     }),
   );
 }
-const apply = (p: Plan, parallelism = 10) => withTargets((targets, registry) => applyPlan({ plan: p, registry, store, targets, actor, parallelism }));
-const valueOn = (host: string) => world.data.get(`Bucket/${host}`)?.get('conf');
+const apply = (p: Plan, parallelism = 10) => withTargets((targets, registry) => applyPlan({ plan: p, registry, store: engine.store, targets, actor, parallelism }));
+const valueOn = (host: string) => engine.world.data.get(`Bucket/${host}`)?.get('conf');
 
 describe('rollouts', () => {
   it('plans batches of the changed hosts, with the health check rendered per host', async () => {
@@ -127,13 +102,13 @@ describe('rollouts', () => {
     const r = await apply(await plan('v1', group({ batch: 2, healthCheck: healthCheck() })));
     expect(r.status).toBe('succeeded');
     // Parallelism 10 would write all four at once; the rollout holds b3 and b4 back until b1 and b2 are healthy.
-    expect(world.applied.slice(0, 2).sort()).toEqual(['create Item/conf-b1', 'create Item/conf-b2']);
+    expect(engine.world.applied.slice(0, 2).sort()).toEqual(['create Item/conf-b1', 'create Item/conf-b2']);
     expect(probes.slice(0, 2).sort()).toEqual(['b1', 'b2']);
     expect(probes.sort()).toEqual(HOSTS);
     expect(r.rollouts).toEqual([
       { group: 'web', batches: 2, batchesPassed: 2, stopped: null, failedHosts: [], changedHosts: HOSTS.map((h) => `Bucket/${h}`), unchangedHosts: [] },
     ]);
-    const events = await store.listEvents(r.run.id);
+    const events = await engine.store.listEvents(r.run.id);
     expect(events.map((e) => e.message)).toEqual([
       'rollout of group web, batch 1 of 2 (b1, b2): every host healthy',
       'rollout of group web, batch 2 of 2 (b3, b4): every host healthy',
@@ -155,7 +130,7 @@ describe('rollouts', () => {
     });
     expect(r.rollouts[0]!.stopped!.message).toMatch(/1 failed host in all, over the budget of 0: the rollout stops, later batches are not changed/);
     expect(r.counts).toMatchObject({ create: 2, skipped: 2 });
-    const skipped = (await store.listResults(r.run.id)).filter((x) => x.status === 'skipped');
+    const skipped = (await engine.store.listResults(r.run.id)).filter((x) => x.status === 'skipped');
     expect(skipped.map((x) => x.error)).toEqual(Array(2).fill('skipped: the rollout of group web stopped after batch 1 of 2'));
 
     // The next apply, once the host is healthy again, finishes the rollout.
@@ -166,10 +141,10 @@ describe('rollouts', () => {
   });
 
   it('tolerates failures up to maxFailures, counting a host whose change failed', async () => {
-    world.failing.add('conf');
+    engine.world.failing.add('conf');
     const r = await apply(await plan('v1', group({ batch: 1, maxFailures: 1 })));
     // Every host's change fails: the first failure is within the budget, the second stops the rollout.
-    expect(world.applied).toEqual(['create Item/conf-b1', 'create Item/conf-b2']);
+    expect(engine.world.applied).toEqual(['create Item/conf-b1', 'create Item/conf-b2']);
     expect(r.rollouts[0]).toMatchObject({
       batchesPassed: 1,
       stopped: { afterBatch: 1 },
@@ -183,7 +158,7 @@ describe('rollouts', () => {
 
   it('leaves hosts without changes out of the batches', async () => {
     await apply(await plan('v1', group({ batch: 1 })));
-    world.data.get('Bucket/b3')!.set('conf', 'changed by hand');
+    engine.world.data.get('Bucket/b3')!.set('conf', 'changed by hand');
     const p = await plan('v1', group({ batch: 1 }));
     expect(p.rollouts![0]!.batches).toEqual([['Bucket/b3']]);
   });

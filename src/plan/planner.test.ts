@@ -12,10 +12,9 @@ import { detectDrift } from './drift.js';
 import { countActions, type Plan } from './plan.js';
 import { planChanges } from './planner.js';
 import { renderPlanText } from './render-text.js';
+import { testActor as actor, testSource as source } from './testing/engine.js';
 import { bucket, item, memoryRegistry, memoryWorld, type MemoryWorld } from './testing/memory-provider.js';
 
-const actor = { user: 'tester', host: os.hostname(), pid: process.pid };
-const source = { dir: '/repo', repo: null, ref: null, commit: 'a'.repeat(40), author: 'A <a@x>', message: 'msg', dirty: false };
 
 let dir: string;
 let store: Store;
