@@ -1,10 +1,9 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatDiagnostic, hasErrors } from '../diag/diagnostic.js';
 import { hostProviders } from '../providers/host/index.js';
 import { ProviderRegistry } from '../providers/registry.js';
+import type { LoadedStack } from './load.js';
+import { useTempStack } from './testing/temp-stack.js';
 import {
   allowedFailures,
   batchSize,
@@ -15,25 +14,10 @@ import {
   renderHealthCheck,
   type HealthCheckSpec,
 } from './host-group.js';
-import { loadStack, type LoadedStack } from './load.js';
 
 const registry = new ProviderRegistry(hostProviders);
-let repo: string;
-
-beforeEach(async () => {
-  repo = await mkdtemp(path.join(tmpdir(), 'capstan-hostgroup-'));
-});
-afterEach(async () => {
-  await rm(repo, { recursive: true, force: true });
-});
-
-async function load(files: Record<string, string>): Promise<LoadedStack> {
-  for (const [rel, text] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(repo, rel)), { recursive: true });
-    await writeFile(path.join(repo, rel), text);
-  }
-  return loadStack(repo, registry);
-}
+const repo = useTempStack(registry, 'capstan-hostgroup-');
+const load = repo.load;
 
 const messages = (stack: LoadedStack): string[] => stack.diagnostics.map(formatDiagnostic);
 

@@ -1,13 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { formatDiagnostic } from '../diag/diagnostic.js';
 import { buildResourceGraph } from '../graph/resource-graph.js';
 import type { ResourceProvider, TargetProvider } from '../providers/provider.js';
 import { ProviderRegistry } from '../providers/registry.js';
-import { loadStack } from './load.js';
+import { useTempStack } from './testing/temp-stack.js';
 
 const unused = {
   read: () => Promise.reject(new Error('not in this test')),
@@ -41,16 +38,8 @@ const service: ResourceProvider<{ unit: string }> = {
 };
 const registry = new ProviderRegistry([host, file, service]);
 
-let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'capstan-notify-'));
-});
-afterEach(async () => rm(dir, { recursive: true, force: true }));
-
-async function load(yaml: string) {
-  await writeFile(path.join(dir, 'stack.yaml'), yaml);
-  return loadStack(dir, registry);
-}
+const repo = useTempStack(registry, 'capstan-notify-');
+const load = (yaml: string) => repo.load({ 'stack.yaml': yaml });
 
 const HOSTS = `
 kind: Host

@@ -1,30 +1,15 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatDiagnostic } from '../diag/diagnostic.js';
 import { hostProviders } from '../providers/host/index.js';
 import { ProviderRegistry } from '../providers/registry.js';
-import { loadStack, type LoadedStack } from './load.js';
+import { useTempStack } from './testing/temp-stack.js';
 import { mergeVariables, variablesSchema } from './variables.js';
 
 const registry = new ProviderRegistry(hostProviders);
-let repo: string;
-
-beforeEach(async () => {
-  repo = await mkdtemp(path.join(tmpdir(), 'capstan-vars-'));
-});
-afterEach(async () => {
-  await rm(repo, { recursive: true, force: true });
-});
-
-async function load(files: Record<string, string>): Promise<LoadedStack> {
-  for (const [rel, text] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(repo, rel)), { recursive: true });
-    await writeFile(path.join(repo, rel), text);
-  }
-  return loadStack(repo, registry);
-}
+const repo = useTempStack(registry, 'capstan-vars-');
+const load = repo.load;
 
 const stackFiles = {
   'hosts.yaml': `kind: Host
@@ -80,7 +65,7 @@ describe('variables per host', () => {
   });
 
   it("a File's own vars win over the host's, for that File only", async () => {
-    await writeFile(path.join(repo, 'conf.liquid'), '{{ host.name }} {{ tier }} {{ port }} {{ tls.cert }}\n');
+    await writeFile(path.join(repo.dir, 'conf.liquid'), '{{ host.name }} {{ tier }} {{ port }} {{ tls.cert }}\n');
     const stack = await load({
       ...stackFiles,
       'files.yaml': `kind: File
