@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, capstan, hostDoc, spawnCapstan, workspace, type Workspace } from './harness.js';
@@ -82,6 +83,35 @@ describe('interrupted applies', () => {
     // Every file on disk was recorded before the process exited (+1: the directory).
     expect(runs[0]!.counts.create).toBe((await countFiles()) + 1);
     expect(runs[0]!.counts.skipped).toBeGreaterThan(0);
+    await expectConverged();
+  }, 240_000);
+
+  it('a second SIGINT exits at once; the store still opens and the next apply converges', async () => {
+    ws = await workspace();
+    await writeBigSpec();
+    // A change that stays in flight: the graceful stop would wait 60 s for it. It runs
+    // once (a marker outside the root), so the converging apply does not wait again.
+    const marker = path.join(path.dirname(ws.root), 'slow-ran');
+    await mkdir(ws.root, { recursive: true }); // the Exec's working directory
+    await ws.write(
+      'slow.yaml',
+      `kind: Exec\nname: slow\ntarget: web-1\nspec:\n  shell: true\n  command: "if [ ! -e ${marker} ]; then touch ${marker}; sleep 60; fi"\n`,
+    );
+    const child = spawnCapstan(['apply', ws.repo, '--state', ws.state, '--yes', '--parallelism', '2']);
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await waitFor(async () => (await countFiles()) >= 200, 60_000);
+    child.kill('SIGINT');
+    await waitFor(async () => /SIGINT: finishing the changes in flight/.test(stderr), 30_000);
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(result.stderr).toMatch(/SIGINT again: exiting now/);
+    expect(existsSync(marker)).toBe(true); // the slow change was in flight
+
+    const history = await capstan(['history', ws.repo, '--state', ws.state, '--json']);
+    expect(history.exitCode).toBe(0);
+    expect(JSON.parse(history.stdout)).toHaveLength(1);
     await expectConverged();
   }, 240_000);
 });
