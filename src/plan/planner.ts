@@ -11,7 +11,8 @@ import { storedTarget, type TargetPool } from '../providers/target-pool.js';
 import type { Address, Resource } from '../spec/resource.js';
 import type { InventoryEntry, PendingRefresh, Store } from '../state/store.js';
 import { canonicalJson, fingerprint, sha256 } from './canonical.js';
-import { readLiveState } from './read-live.js';
+import { claimCollisions, machineOfTarget, type ClaimedResource } from '../spec/claims.js';
+import { readLiveState, type LiveRead } from './read-live.js';
 import { planRollouts, type RolloutInputs } from './rollout.js';
 import { groupBy } from '../util/group-by.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
@@ -88,6 +89,9 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
       dependents.set(dep, list);
     }
   }
+
+  // Aliases only the live machine shows (a symbolic link to a directory inside the root): the plan is an error.
+  diagnostics.push(...claimCollisions(locatedClaims(subjects, live, registry), { acrossTargetsOnly: false, when: 'the live machine resolves both to it' }));
 
   const desiredAddresses = new Set(desired.resources.map((r) => r.address));
   const changes: PlannedChange[] = [];
@@ -204,6 +208,18 @@ function markNotified(changes: readonly PlannedChange[], resources: readonly Res
     ].join('; ');
     return { ...withNotifies, action: 'update', refresh: true, notifiedBy: list, reason, recordOnly: false };
   });
+}
+
+/** The claims the providers reported while reading (`ReadContext.located`), for the desired resources. */
+function locatedClaims(subjects: readonly Subject[], live: ReadonlyMap<Address, LiveRead>, registry: ProviderRegistry): ClaimedResource[] {
+  const out: ClaimedResource[] = [];
+  for (const s of subjects) {
+    const read = live.get(s.address);
+    if (!s.desired || !read || !('located' in read) || !read.located) continue;
+    const machine = machineOfTarget(s.target, registry);
+    if (machine !== undefined) out.push({ resource: s.desired, machine, claims: read.located });
+  }
+  return out;
 }
 
 function collectSubjects(

@@ -1,4 +1,4 @@
-import type { AnyResourceProvider, TargetHandle } from '../providers/provider.js';
+import { PartialReadError, type AnyResourceProvider, type Claim, type TargetHandle } from '../providers/provider.js';
 import type { TargetPool } from '../providers/target-pool.js';
 import type { Address, Resource } from '../spec/resource.js';
 
@@ -11,12 +11,14 @@ export interface LiveSubject {
   readonly spec: unknown;
 }
 
-export type LiveRead = { readonly live: unknown } | { readonly error: string };
+/** One resource's read: its live state (and, when the provider reported them, its claims as found live), or why it failed. */
+export type LiveRead = { readonly live: unknown; readonly located?: readonly Claim[] | undefined } | { readonly error: string };
 
 /**
  * Reads live state with one provider.read per (target, kind) batch, batches
  * running concurrently up to a limit. A target that cannot be reached, or a
- * batch that fails, gives an error for each of its resources.
+ * batch that fails, gives an error for each of its resources; a batch that
+ * fails for some resources only (`PartialReadError`) gives each its own.
  */
 export async function readLiveState(
   subjects: readonly LiveSubject[],
@@ -43,17 +45,29 @@ export async function readLiveState(
       fail(batch, `cannot reach ${first.target.address}: ${messageOf(err)}`);
       return;
     }
+    const located = new Map<number, readonly Claim[]>();
+    const live = (i: number, value: unknown): LiveRead => {
+      const claims = located.get(i);
+      return claims ? { live: value ?? null, located: claims } : { live: value ?? null };
+    };
     try {
       const lives = await first.provider.read(
         handle,
         batch.map((s) => s.spec),
-        { signal: options.signal },
+        { signal: options.signal, located: (i, claims) => located.set(i, claims) },
       );
       if (lives.length !== batch.length) {
         throw new Error(`provider ${first.kind} returned ${lives.length} live states for ${batch.length} resources`);
       }
-      batch.forEach((s, i) => results.set(s.address, { live: lives[i] ?? null }));
+      batch.forEach((s, i) => results.set(s.address, live(i, lives[i])));
     } catch (err) {
+      if (err instanceof PartialReadError && err.results.length === batch.length) {
+        batch.forEach((s, i) => {
+          const r = err.results[i]!;
+          results.set(s.address, 'error' in r ? { error: `reading live state failed: ${r.error.message}` } : live(i, r.live));
+        });
+        return;
+      }
       fail(batch, `reading live state failed: ${messageOf(err)}`);
     }
   };

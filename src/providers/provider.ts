@@ -14,7 +14,16 @@
  *   validate  (optional) semantic checks the schema cannot express.
  *   read      batch-read the live state of many resources on one target. One call
  *             per target and provider per plan: a provider that talks to a remote
- *             host should make one round trip for the whole batch.
+ *             host should make one round trip for the whole batch. When only some
+ *             resources of the batch cannot be read (one path is refused), reject
+ *             with `PartialReadError`: the others keep their live state and each
+ *             failed one gets its own message.
+ *   claims    (optional) keys of the objects a resource manages on its machine
+ *             (a file's real path): with the target's `machineOf`, the engine
+ *             refuses two resources that manage the same object through two
+ *             aliases (two Hosts for one machine and root), from the spec at
+ *             validate time, and from the live machine at plan time (`read`
+ *             reports what it resolved through `ReadContext.located`).
  *   diff      pure: compare desired with live (and the last applied spec) and say
  *             which action is needed and which fields change.
  *   apply     carry out one planned action and return the live state after it.
@@ -48,6 +57,26 @@ export interface ProviderContext {
    * `identityFile`, `knownHostsFile`).
    */
   readonly repoDir?: string | undefined;
+}
+
+/** What `read` is given: the run's context, and where to report what the read found out about each resource's identity. */
+export interface ReadContext extends ProviderContext {
+  /**
+   * (given by the planner; absent in other callers) Reports the claims (see
+   * `ResourceProvider.claims`) of the resource at `index` of the batch as the live
+   * machine resolves them, e.g. a path whose parent directory is a symbolic link
+   * inside the root, resolved to the directory it names. Call it at most once per
+   * index, during `read`.
+   */
+  readonly located?: ((index: number, claims: readonly Claim[]) => void) | undefined;
+}
+
+/** One object a resource manages on its machine (see `ResourceProvider.claims`). */
+export interface Claim {
+  /** Unique per object on one machine, readable in messages: `path:/srv/web-1/etc/motd`. */
+  readonly key: string;
+  /** The spec field that names the object, for the diagnostic's position, e.g. `['path']`. */
+  readonly field?: readonly (string | number)[] | undefined;
 }
 
 /** What `resolve` may read: files of the user's repository, confined to it. */
@@ -97,6 +126,14 @@ export interface TargetProvider<Spec = unknown, Handle extends TargetHandle = Ta
   /** (optional) Builtins and own vars for templates of resources on this target. Pure. */
   variables?(resource: Resource<Spec>): TargetVariables;
   validate?(resource: Resource<Spec>): Diagnostic[];
+  /**
+   * (optional) Which machine or backend this target reaches, as a key: two
+   * targets with the same key reach the same one (two local Hosts; two ssh Hosts
+   * with the same address and port), so what resources on them claim
+   * (`ResourceProvider.claims`) is compared across them. Pure. Undefined: the
+   * target is never compared with another.
+   */
+  machineOf?(spec: Spec): string | undefined;
   /** Opens the connection. Throw with a message naming the target when it cannot be reached. */
   connect(resource: Resource<Spec>, ctx: ProviderContext): Promise<Handle>;
 }
@@ -157,11 +194,19 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
    * address); the instance is then left out and the stack has an error.
    */
   instantiate?(spec: Spec, instance: InstanceFacts): Spec;
+  /**
+   * (optional) Keys of the objects this resource manages on its target's machine
+   * (the target provider's `machineOf`), e.g. `path:/srv/web-1/etc/motd` for a
+   * file's real path. Two resources on the same machine with a common key manage
+   * one object twice and the stack is invalid. Pure; from the spec alone (what
+   * the live machine shows on top goes through `ReadContext.located`).
+   */
+  claims?(spec: Spec, target: Resource): readonly Claim[];
   /** Checks one resource against the others on the same target (conflicting paths, ...). */
   validate?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Diagnostic[];
   /** Edges the user need not write, e.g. a File under a managed Directory on the same host. */
   implicitDependencies?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Address[];
-  read(target: Handle, specs: readonly Spec[], ctx: ProviderContext): Promise<(Live | null)[]>;
+  read(target: Handle, specs: readonly Spec[], ctx: ReadContext): Promise<(Live | null)[]>;
   diff(desired: Spec, live: Live | null, prior: Spec | null): ResourceDiff;
   apply(target: Handle, request: ApplyRequest<Spec, Live>, ctx: ProviderContext): Promise<Live | null>;
   /**
@@ -191,6 +236,21 @@ export class ProviderError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'ProviderError';
+  }
+}
+
+/**
+ * `read` rejects with this when some resources of the batch could not be read
+ * and the others could: `results` has one entry per spec, in order, with the
+ * live state or the error of that one resource. Its message is the first
+ * failure's, for callers that treat it as a failure of the whole batch.
+ */
+export class PartialReadError<Live = unknown> extends ProviderError {
+  constructor(readonly results: readonly ({ readonly live: Live | null } | { readonly error: Error })[]) {
+    const failures = results.flatMap((r) => ('error' in r ? [r.error] : []));
+    const more = failures.length > 1 ? ` (and ${failures.length - 1} more)` : '';
+    super(`${failures[0]?.message ?? 'read failed'}${more}`, { cause: failures[0] });
+    this.name = 'PartialReadError';
   }
 }
 

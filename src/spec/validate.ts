@@ -5,7 +5,8 @@
  *   checkDocuments   kinds, duplicate names, target present/absent, spec schemas
  *                    (HostGroup documents, inventory the spec layer reads itself, included)
  *   checkReferences  targets and groups exist and are of the right kind, dependsOn
- *   checkGraph       dependency cycles, then each provider's own `validate`
+ *   checkGraph       dependency cycles, then each provider's own `validate`, then
+ *                    objects claimed twice on one machine (claims.ts)
  *
  * A document that fails a pass is left out of the next ones, but its address
  * stays "declared", so that references to it do not cascade into more errors.
@@ -16,6 +17,7 @@ import type { AnyProvider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { didYouMean, GROUP_PREFIX, parseSpec, type EnvelopeKey, type LoadedDocument } from './envelope.js';
 import type { CheckedResourceDocument, CheckedTargetDocument, TargetIndex } from './expand.js';
+import { claimCollisions, specClaims } from './claims.js';
 import { checkHostGroupDocument, HOST_GROUP_KIND, type CheckedHostGroup } from './host-group.js';
 import { baseAddress, parseAddress, type Address, type Resource } from './resource.js';
 
@@ -272,7 +274,7 @@ export function checkReferences(
   return { targetResolved, invalid, diagnostics };
 }
 
-/** Cycles in the dependency graph, then every provider's own checks. */
+/** Cycles in the dependency graph, every provider's own checks, then objects claimed twice on one machine. */
 export function checkGraph(targets: readonly Resource[], resources: readonly Resource[], registry: ProviderRegistry): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
   diagnostics.push(...checkCycles(resources, registry));
@@ -290,6 +292,8 @@ export function checkGraph(targets: readonly Resource[], resources: readonly Res
       diagnostics.push(...providerDiagnostics(provider, r, () => provider.validate!(r, onTarget)));
     }
   }
+  // Aliases: two targets for one machine (same root) managing one object. Same-target duplicates are the providers' own validate's.
+  diagnostics.push(...claimCollisions(specClaims(targets, resources, registry), { acrossTargetsOnly: true, when: 'the spec names it twice' }));
   return diagnostics;
 }
 

@@ -67,11 +67,10 @@ export class LocalTransport implements HostTransport {
     const dirs = new Map<string, Promise<DirResolution>>();
     return mapLimit(paths, this.concurrency, async (p) => {
       options.signal?.throwIfAborted();
-      if (options.confineTo !== undefined) {
-        const escape = await checkConfinement(p, options.confineTo, dirs);
-        if (escape) return { ...absent(p), escape };
-      }
-      return inspectOne(p, options, accounts);
+      if (options.confineTo === undefined) return inspectOne(p, options, accounts);
+      const confinement = await checkConfinement(p, options.confineTo, dirs);
+      if (confinement.escape) return { ...absent(p), escape: confinement.escape };
+      return { ...(await inspectOne(p, options, accounts)), realPath: confinement.realPath };
     });
   }
 
@@ -289,6 +288,7 @@ async function inspectOne(path: string, options: InspectOptions, accounts: Accou
     content,
     linkTarget,
     escape: null,
+    realPath: null,
   };
 }
 
@@ -312,24 +312,21 @@ async function readAndHash(fd: number, size: number, maxBytes: number): Promise<
   return { sha256: hash.digest('hex'), content: keep ? Buffer.concat(kept) : null };
 }
 
+/** Where `path` really is, and why it may not be used under `confineTo` (null escape when it may). */
 async function checkConfinement(
   path: string,
   confineTo: string,
   dirs: Map<string, Promise<DirResolution>>,
-): Promise<PathEscape | null> {
+): Promise<{ readonly escape: PathEscape | null; readonly realPath: string }> {
   const parent = await resolveDir(posix.dirname(path), dirs);
   const resolvesTo = posix.join(parent.real, posix.basename(path));
   if (parent.dangling !== null) {
-    return {
-      symlink: parent.dangling,
-      linkTarget: await fs.readlink(parent.dangling).catch(() => null),
-      resolvesTo,
-      dangling: true,
-    };
+    const linkTarget = await fs.readlink(parent.dangling).catch(() => null);
+    return { escape: { symlink: parent.dangling, linkTarget, resolvesTo, dangling: true }, realPath: resolvesTo };
   }
-  if (isWithin(resolvesTo, confineTo)) return null;
+  if (isWithin(resolvesTo, confineTo)) return { escape: null, realPath: resolvesTo };
   const link = await lastSymlinkOn(parent.existing);
-  return { symlink: link?.path ?? null, linkTarget: link?.target ?? null, resolvesTo, dangling: false };
+  return { escape: { symlink: link?.path ?? null, linkTarget: link?.target ?? null, resolvesTo, dangling: false }, realPath: resolvesTo };
 }
 
 /** Memoised per `inspect` call: thousands of files in one directory cost one stat and one realpath. */
@@ -390,6 +387,7 @@ function absent(path: string): PathInfo {
     content: null,
     linkTarget: null,
     escape: null,
+    realPath: null,
   };
 }
 

@@ -122,6 +122,14 @@ describe.each(['python3', 'sh'] as const)('the inspect script under %s', (interp
     expect(remote.filter((i) => i.escape !== null && i.escape.symlink === null).length).toBeGreaterThan(0);
   });
 
+  it('tells where a path really is through a linked directory inside the root, as LocalTransport does', async () => {
+    const options: InspectOptions = { content: false, maxContentBytes: 0, confineTo: root };
+    const aliases = [join(root, 'inner/x'), join(root, 'd/x'), join(root, 'l'), join(root, 'escape/secret')];
+    const remote = await remoteInspect(interpreter, aliases, options);
+    expect(remote.map((i) => i.realPath)).toEqual([join(root, 'd/x'), join(root, 'd/x'), join(root, 'l'), null]);
+    expect(remote).toEqual(await local.inspect(aliases, options));
+  });
+
   it('answers as LocalTransport does without content, and for an empty batch', async () => {
     const options: InspectOptions = { content: false, maxContentBytes: 0, confineTo: root };
     expect(await remoteInspect(interpreter, paths(), options)).toEqual(await local.inspect(paths(), options));

@@ -10,7 +10,9 @@
  * NUL-terminated fields:
  *
  *   CAPSTAN1  <contents of /etc/passwd>  <contents of /etc/group>
- *   then one record per path, in order:
+ *   then one record per path, in order, with confineTo first a
+ *     P  <real path>                           where the path really is (parent chain resolved)
+ *   unless it escapes, then:
  *     A                                        absent
  *     E  <symlink>  <link text>  <resolves to>  <0|1 dangling>   escapes confineTo
  *     O  <st_mode octal>  <uid>  <gid>  <size>  <link text>  <-|c|h>  <payload>
@@ -78,7 +80,7 @@ def escape(p, root):
     if parent[2] is not None:
         return (parent[2], readlink(parent[2]), to, 1)
     if within(to, root):
-        return None
+        return to
     link, text, cur = b'', b'', b''
     for seg in parent[0].split(b'/'):
         if not seg:
@@ -140,10 +142,12 @@ def answer(op, root, paths):
                 w('R', resolve_dir(p)[1])
                 continue
             e = escape(p, root) if root else None
-            if e is not None:
+            if isinstance(e, tuple):
                 w('E', *e)
-            else:
-                inspect(p)
+                continue
+            if e is not None:
+                w('P', e)
+            inspect(p)
         except OSError as e:
             w('X', errno.errorcode.get(e.errno, 'EIO'), e.strerror or str(e))
     w('END')
@@ -274,6 +278,7 @@ for path in "$@"; do
   elif [ -n "$confine" ] && escapes "$path"; then
     :
   else
+    [ -n "$confine" ] && z P "$to"
     inspect "$path"
   fi
 done
@@ -380,8 +385,13 @@ export function parseInspectOutput(stdout: Buffer, paths: readonly string[], max
   const accounts = readHeader(reader);
   const infos: PathInfo[] = [];
   for (const path of paths) {
-    const tag = reader.text();
-    if (tag === 'A') infos.push(absent(path));
+    let tag = reader.text();
+    let realPath: string | null = null;
+    if (tag === 'P') {
+      realPath = reader.text();
+      tag = reader.text();
+    }
+    if (tag === 'A') infos.push({ ...absent(path), realPath });
     else if (tag === 'E') {
       const symlink = reader.text();
       const linkTarget = reader.text();
@@ -390,7 +400,7 @@ export function parseInspectOutput(stdout: Buffer, paths: readonly string[], max
       const escape: PathEscape = { symlink: symlink || null, linkTarget: linkTarget || null, resolvesTo, dangling };
       infos.push({ ...absent(path), escape });
     } else if (tag === 'O') {
-      infos.push(readObject(reader, path, accounts, maxContentBytes));
+      infos.push({ ...readObject(reader, path, accounts, maxContentBytes), realPath });
     } else if (tag === 'X') {
       const code = reader.text();
       throw new RemotePathError(code, `cannot inspect ${path}: ${reader.text().trim()}`, path);
@@ -478,6 +488,7 @@ function readObject(reader: FieldReader, path: string, accounts: Accounts, maxCo
     content,
     linkTarget: type === 'symlink' ? link : null,
     escape: null,
+    realPath: null,
   };
 }
 
@@ -508,6 +519,7 @@ export function absent(path: string): PathInfo {
     content: null,
     linkTarget: null,
     escape: null,
+    realPath: null,
   };
 }
 

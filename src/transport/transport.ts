@@ -60,6 +60,13 @@ export interface PathInfo {
   readonly linkTarget: string | null;
   /** Set when `confineTo` was given and the path may not be used; the object itself was then not read. */
   readonly escape: PathEscape | null;
+  /**
+   * With `confineTo`, for a path that may be used: where the object really is
+   * (its parent chain resolved, symbolic links of the existing part followed,
+   * the final component as written), the same for two paths that alias one
+   * object through a linked directory. Null without `confineTo`, or on escape.
+   */
+  readonly realPath: string | null;
 }
 
 export interface InspectOptions {

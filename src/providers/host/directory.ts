@@ -13,10 +13,12 @@ import {
 } from './attributes.js';
 import type { HostHandle } from './host.js';
 import {
+  claimsOfPath,
   enclosingDirectory,
   ensureParent,
   errorCode,
   inspectConfined,
+  readPaths,
   realPathOf,
   specPathSchema,
   validatePathConflicts,
@@ -149,16 +151,10 @@ export const directoryProvider: ResourceProvider<DirectorySpec, DirectoryLive, H
   schema: directorySchema,
   targetKind: 'Host',
   describe: (spec) => spec.path,
+  claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
-  async read(handle, specs, ctx) {
-    const infos = await inspectConfined(
-      handle,
-      specs.map((s) => s.path),
-      { content: false, signal: ctx.signal },
-    );
-    return infos.map((info, i) => toLive(specs[i]!.path, info));
-  },
+  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: false }, (spec, info) => toLive(spec.path, info)),
   diff: diffDirectory,
   apply: (handle, request, ctx) => applyDirectory(handle, request, ctx.signal),
 };

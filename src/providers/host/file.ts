@@ -27,10 +27,12 @@ import {
 } from './attributes.js';
 import type { HostHandle } from './host.js';
 import {
+  claimsOfPath,
   enclosingDirectory,
   ensureParent,
   errorCode,
   inspectConfined,
+  readPaths,
   realPathOf,
   specPathSchema,
   validatePathConflicts,
@@ -323,16 +325,10 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
     return isUtf8(data) ? { ...rest, content: data.toString('utf8') } : { ...rest, contentBase64: data.toString('base64') };
   },
   instantiate: instantiateFile,
+  claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
-  async read(handle, specs, ctx) {
-    const infos = await inspectConfined(
-      handle,
-      specs.map((s) => s.path),
-      { content: true, signal: ctx.signal },
-    );
-    return infos.map((info, i) => toLive(specs[i]!.path, info, specs[i]!.sensitive === true));
-  },
+  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: true }, (spec, info) => toLive(spec.path, info, spec.sensitive === true)),
   diff: diffFile,
   apply: (handle, request, ctx) => applyFile(handle, request, ctx.signal),
 };

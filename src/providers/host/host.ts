@@ -168,6 +168,8 @@ export const hostTarget: TargetProvider<HostSpec, HostHandle> = {
   description: 'A machine reached locally or over SSH; Directory, File and Symlink resources live on it, below its root.',
   schema: hostSchema,
   groupsOf: (spec) => spec.groups,
+  // Two local Hosts are this machine; two ssh Hosts with one address and port are one machine (a jump host does not change that).
+  machineOf: (spec) => (spec.transport === 'ssh' ? `ssh:${spec.address.toLowerCase()}:${spec.port}` : 'local'),
   variables: hostVariables,
   connect: (resource, ctx) => connect(resource, ctx),
 };

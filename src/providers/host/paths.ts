@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import type { Address, Resource } from '../../spec/resource.js';
 import type { PathInfo } from '../../transport/transport.js';
-import { ProviderError } from '../provider.js';
+import { PartialReadError, ProviderError, type Claim, type ReadContext } from '../provider.js';
 import type { HostHandle } from './host.js';
 
 /** Live file content is read (and shown in diffs) up to this size; larger files are compared by hash only. */
@@ -69,15 +69,19 @@ export function specPathOf(root: string, realPath: string): string {
   return realPath.startsWith(`${root}/`) ? realPath.slice(root.length) : realPath;
 }
 
+/** One path of a batch: what is there, or why it may not be used. */
+export type ConfinedPath = { readonly info: PathInfo } | { readonly error: ProviderError };
+
 /**
- * Inspects spec paths on the host in ONE transport call, refusing every path
- * whose parent chain escapes the root. Results are in the order of `specPaths`.
+ * Inspects spec paths on the host in ONE transport call and answers for each
+ * path on its own: its PathInfo, or the refusal of that path when its parent
+ * chain escapes the root. Results are in the order of `specPaths`.
  */
-export async function inspectConfined(
+export async function inspectEach(
   handle: HostHandle,
   specPaths: readonly string[],
   options: { content: boolean; signal?: AbortSignal | undefined },
-): Promise<PathInfo[]> {
+): Promise<ConfinedPath[]> {
   const real = specPaths.map((p) => realPathOf(handle.root, p));
   const infos = await handle.transport.inspect(real, {
     content: options.content,
@@ -85,9 +89,65 @@ export async function inspectConfined(
     confineTo: handle.realRoot,
     signal: options.signal,
   });
-  const refused = infos.findIndex((info) => info.escape !== null);
-  if (refused >= 0) throw escapeError(handle, specPaths[refused]!, infos[refused]!);
-  return infos;
+  return infos.map((info, i) => (info.escape === null ? { info } : { error: escapeError(handle, specPaths[i]!, info) }));
+}
+
+/**
+ * Like `inspectEach`, for a provider's own use in apply: rejects with the first
+ * refused path's error.
+ */
+export async function inspectConfined(
+  handle: HostHandle,
+  specPaths: readonly string[],
+  options: { content: boolean; signal?: AbortSignal | undefined },
+): Promise<PathInfo[]> {
+  return (await inspectEach(handle, specPaths, options)).map((r) => {
+    if ('error' in r) throw r.error;
+    return r.info;
+  });
+}
+
+/** What a host-family resource claims on its machine: its real path (see `ResourceProvider.claims`). */
+export function pathClaim(realPath: string): Claim {
+  return { key: `path:${realPath}`, field: ['path'] };
+}
+
+/** `claims` of a Directory, File or Symlink: `root + path` of its Host. */
+export function claimsOfPath(spec: { readonly path: string }, target: Resource): readonly Claim[] {
+  const root = hostRootOf(target.spec);
+  if (root === undefined || specPathProblem(spec.path) !== null) return [];
+  return [pathClaim(realPathOf(root, spec.path))];
+}
+
+function hostRootOf(spec: unknown): string | undefined {
+  if (typeof spec !== 'object' || spec === null || !('root' in spec)) return undefined;
+  return typeof spec.root === 'string' ? spec.root : undefined;
+}
+
+/**
+ * `read` of a host-family kind: one transport call for the batch, each
+ * resource's live state from `toLive`, a refused path failing that resource
+ * alone (PartialReadError), and each path's real location reported to the
+ * planner (`ReadContext.located`) so that aliases are found.
+ */
+export async function readPaths<Spec extends { readonly path: string }, Live>(
+  handle: HostHandle,
+  specs: readonly Spec[],
+  ctx: ReadContext,
+  options: { content: boolean },
+  toLive: (spec: Spec, info: PathInfo) => Live | null,
+): Promise<(Live | null)[]> {
+  const answers = await inspectEach(
+    handle,
+    specs.map((s) => s.path),
+    { content: options.content, signal: ctx.signal },
+  );
+  const results = answers.map((a, i) => ('error' in a ? a : { live: toLive(specs[i]!, a.info) }));
+  answers.forEach((a, i) => {
+    if ('info' in a && a.info.realPath !== null) ctx.located?.(i, [pathClaim(a.info.realPath)]);
+  });
+  if (results.some((r) => 'error' in r)) throw new PartialReadError(results);
+  return results.map((r) => ('live' in r ? r.live : null));
 }
 
 function escapeError(handle: HostHandle, specPath: string, info: PathInfo): ProviderError {

@@ -12,10 +12,12 @@ import {
 } from './attributes.js';
 import type { HostHandle } from './host.js';
 import {
+  claimsOfPath,
   enclosingDirectory,
   ensureParent,
   errorCode,
   inspectConfined,
+  readPaths,
   realPathOf,
   specPathSchema,
   validatePathConflicts,
@@ -141,16 +143,10 @@ export const symlinkProvider: ResourceProvider<SymlinkSpec, SymlinkLive, HostHan
   schema: symlinkSchema,
   targetKind: 'Host',
   describe: (spec) => spec.path,
+  claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
-  async read(handle, specs, ctx) {
-    const infos = await inspectConfined(
-      handle,
-      specs.map((s) => s.path),
-      { content: false, signal: ctx.signal },
-    );
-    return infos.map((info, i) => toLive(specs[i]!.path, info));
-  },
+  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: false }, (spec, info) => toLive(spec.path, info)),
   diff: diffSymlink,
   apply: (handle, request, ctx) => applySymlink(handle, request, ctx.signal),
 };
