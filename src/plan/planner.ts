@@ -91,7 +91,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   }
 
   // Aliases only the live machine shows (a symbolic link to a directory inside the root): the plan is an error.
-  diagnostics.push(...claimCollisions(locatedClaims(subjects, live, registry), { acrossTargetsOnly: false, when: 'the live machine resolves both to it' }));
+  diagnostics.push(...claimCollisions(locatedClaims(subjects, live, registry), { when: 'the live machine resolves both to it' }));
 
   const desiredAddresses = new Set(desired.resources.map((r) => r.address));
   const changes: PlannedChange[] = [];

@@ -41,14 +41,10 @@ export function specClaims(targets: readonly Resource[], resources: readonly Res
 
 /**
  * An error on each resource that claims what another one on the same machine
- * claims, naming the other resources and their positions. With
- * `acrossTargetsOnly`, two resources on the same target are left to that
- * kind's own `validate` (which words it better).
+ * claims (on the same target or through another target for that machine),
+ * naming the other resources and their positions.
  */
-export function claimCollisions(
-  claimed: readonly ClaimedResource[],
-  options: { readonly acrossTargetsOnly: boolean; readonly when: string },
-): Diagnostic[] {
+export function claimCollisions(claimed: readonly ClaimedResource[], options: { readonly when: string }): Diagnostic[] {
   const holders = new Map<string, { resource: Resource; claim: Claim }[]>();
   for (const { resource, machine, claims } of claimed) {
     for (const claim of claims) {
@@ -64,10 +60,7 @@ export function claimCollisions(
     if (list.length < 2) continue;
     const machine = key.slice(0, key.indexOf('\u0000'));
     for (const mine of list) {
-      const others = list.filter(
-        (h) => h.resource.address !== mine.resource.address && !(options.acrossTargetsOnly && h.resource.target === mine.resource.target),
-      );
-      if (others.length === 0) continue;
+      const others = list.filter((h) => h.resource.address !== mine.resource.address);
       const named = others.map((h) => `${h.resource.address} (${at(positionOf(h))})`).join(', ');
       diagnostics.push(
         error(`${mine.resource.address} and ${named} manage the same object, ${mine.claim.key}, on one machine (${machine})`, {

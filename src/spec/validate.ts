@@ -292,8 +292,8 @@ export function checkGraph(targets: readonly Resource[], resources: readonly Res
       diagnostics.push(...providerDiagnostics(provider, r, () => provider.validate!(r, onTarget)));
     }
   }
-  // Aliases: two targets for one machine (same root) managing one object. Same-target duplicates are the providers' own validate's.
-  diagnostics.push(...claimCollisions(specClaims(targets, resources, registry), { acrossTargetsOnly: true, when: 'the spec names it twice' }));
+  // One object managed twice: on one target, or through two targets for one machine (two Hosts with one root).
+  diagnostics.push(...claimCollisions(specClaims(targets, resources, registry), { when: 'the spec names it twice' }));
   return diagnostics;
 }
 

@@ -86,6 +86,19 @@ describe('one object managed through two aliases', () => {
     expect((await plan(stack)).changes).toEqual([]);
   });
 
+  it('refuses the same path twice on one Host, across kinds, naming both at their path nodes', async () => {
+    const stack = await load({
+      'hosts.yaml': `kind: Host\nname: web\nspec: { transport: local, root: ${root} }\n`,
+      'files.yaml': `${file('motd', 'web', '/etc/motd')}---\nkind: Symlink\nname: motd-link\ntarget: web\nspec:\n  path: /etc/motd\n  target: /etc/issue\n`,
+    });
+    expect(errors(stack.diagnostics)).toEqual([
+      `files.yaml:5:9: File/motd: File/motd and Symlink/motd-link (files.yaml:12:9) manage the same object, path:${root}/etc/motd, on one machine (Host local) ` +
+        '(the spec names it twice: File/motd on Host/web and Symlink/motd-link on Host/web would overwrite each other on every apply; manage it once)',
+      `files.yaml:12:9: Symlink/motd-link: Symlink/motd-link and File/motd (files.yaml:5:9) manage the same object, path:${root}/etc/motd, on one machine (Host local) ` +
+        '(the spec names it twice: Symlink/motd-link on Host/web and File/motd on Host/web would overwrite each other on every apply; manage it once)',
+    ]);
+  });
+
   it('sees through nested roots and across kinds: Host b rooted inside Host a', async () => {
     const stack = await load({
       'hosts.yaml': `kind: Host\nname: a\nspec: { transport: local, root: ${root} }\n---\nkind: Host\nname: b\nspec: { transport: local, root: ${root}/srv }\n`,

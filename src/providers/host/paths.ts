@@ -214,8 +214,10 @@ function ancestorsOf(path: string): string[] {
 }
 
 /**
- * Path conflicts on one target: the same path managed twice, or a path below one
- * that is managed as a file or a symbolic link.
+ * Path conflicts on one target: a path below one that is managed as a file or a
+ * symbolic link. (The same path managed twice, on this target or through
+ * another Host for the same machine and root, is found by the engine from
+ * `claimsOfPath`: see src/spec/claims.ts.)
  */
 export function validatePathConflicts(resource: Resource, sameTarget: readonly Resource[]): Diagnostic[] {
   const path = managedPath(resource);
@@ -223,10 +225,6 @@ export function validatePathConflicts(resource: Resource, sameTarget: readonly R
   const { byPath } = pathIndex(sameTarget);
   const where = { address: resource.address, source: resource.positionOf(['spec', 'path']) };
   const diagnostics: Diagnostic[] = [];
-  const others = (byPath.get(path) ?? []).filter((r) => r.address !== resource.address);
-  if (others.length > 0) {
-    diagnostics.push(error(`path ${path} is also managed by ${others.map((r) => r.address).join(', ')}`, where));
-  }
   for (const ancestor of ancestorsOf(path)) {
     for (const holder of byPath.get(ancestor) ?? []) {
       if (holder.kind === 'File') {
