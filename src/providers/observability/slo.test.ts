@@ -112,6 +112,24 @@ describe('SLO rules', () => {
     expect(sloSpecSchema.safeParse({ ...slo(), objective: 100 }).success).toBe(false);
   });
 
+  it('warn, at the window, when a tier\'s burn factor is below 1 (7d window, default tiers), and at the tier when it is overridden', () => {
+    const positions = (path: readonly (string | number)[]) => ({ file: 'slo.yaml', line: 10 + path.length, col: path.length === 2 ? 3 : 5 });
+    const weekly = { ...resource('weekly', slo({ window: '7d' })), positionOf: (p: readonly (string | number)[]) => ({ ...positions(p), col: p.join('.').length }) };
+    const found = validateSlo(weekly);
+    expect(found.map((d) => [d.severity, d.summary, d.source])).toEqual([
+      ['warning', 'tier ticket-fast has a burn factor of 0.7, below 1: with a 7d window it alerts while the SLO is met', weekly.positionOf(['spec', 'window'])],
+      ['warning', 'tier ticket-slow has a burn factor of 0.233333333, below 1: with a 7d window it alerts while the SLO is met', weekly.positionOf(['spec', 'window'])],
+    ]);
+    expect(found[1]!.detail).toMatch(/raise its budgetConsumed to about 42\.857\d*% or disable it/);
+    // Fixed by the user: a bigger share of the budget for the slow tiers, or the tier disabled.
+    const fixed = slo({ window: '7d', burnRateAlerts: { 'ticket-fast': { budgetConsumed: 15 }, 'ticket-slow': { enabled: false } } });
+    expect(validateSlo(resource('weekly', fixed))).toEqual([]);
+    const tuned = { ...resource('tuned', slo({ burnRateAlerts: { 'ticket-slow': { longWindow: '3d', budgetConsumed: 5 } } })), positionOf: positions };
+    expect(validateSlo(tuned).map((d) => [d.summary, d.source])).toEqual([
+      ['tier ticket-slow has a burn factor of 0.5, below 1: with a 30d window it alerts while the SLO is met', positions(['spec', 'burnRateAlerts', 'ticket-slow'])],
+    ]);
+  });
+
   it('name alerts after the SLO', () => {
     expect(defaultAlertName('api-availability')).toBe('ApiAvailabilityErrorBudgetBurn');
     expect(defaultAlertName('checkout.v2_latency')).toBe('CheckoutV2LatencyErrorBudgetBurn');

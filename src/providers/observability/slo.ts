@@ -294,7 +294,33 @@ export function validateSlo(resource: Resource<SloSpec>): Diagnostic[] {
     out.push((severe ? error : warning)(p, { address, source: at(['burnRateAlerts']) }));
   }
   if (model.alerts.length === 0) out.push(warning('every burn-rate tier is disabled: this SLO generates no alerts', { address, source: at([]) }));
+  out.push(...slowBurnWarnings(model, at));
   return out;
+}
+
+/**
+ * A tier whose burn factor is below 1 fires while the budget is spent slower
+ * than the SLO window allows, i.e. while the SLO is met (a 7-day window with
+ * the default 3-day ticket tier: 10% × 7d / 3d = 0.233). Sloth's tiers are
+ * fixed for a 30-day window for the same reason. A warning, at the tier when the
+ * spec overrides it, else at the window that scales it down.
+ */
+function slowBurnWarnings(model: SloModel, at: (path: (string | number)[]) => Diagnostic['source']): Diagnostic[] {
+  const one = ratio(1n);
+  return model.alerts
+    .filter((a) => compare(a.factor, one) < 0)
+    .map((a) =>
+      warning(
+        `tier ${a.tier} has a burn factor of ${formatDecimal(a.factor)}, below 1: with a ${model.window} window it alerts while the SLO is met`,
+        {
+          address: `SLO/${model.name}`,
+          source: at(model.spec.burnRateAlerts?.[a.tier] !== undefined ? ['burnRateAlerts', a.tier] : ['window']),
+          detail:
+            `${formatDecimal(mul(a.budgetConsumed, ratio(100n)))}% of the budget in ${a.longWindow} is ${formatDecimal(a.factor)} × the sustainable rate; ` +
+            `raise its budgetConsumed to about ${formatDecimal(div(mul(ratio(BigInt(a.longWindowMs)), ratio(100n)), ratio(BigInt(parseDuration(model.window)!))))}% or disable it (burnRateAlerts: { ${a.tier}: { enabled: false } })`,
+        },
+      ),
+    );
 }
 
 // -- Generated promtool tests ------------------------------------------------------
