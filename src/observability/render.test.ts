@@ -109,6 +109,27 @@ describe('renderArtifacts', () => {
     expect(() => renderFiles(broken)).toThrow(/orphan.*SLO\/nope/);
   });
 
+  it('refuses a Dashboard named slo-X beside SLO/X, and two dashboards with one uid, naming both', () => {
+    const dashboard = (name: string, extra: Record<string, unknown> = {}) =>
+      res('Dashboard', name, dashboardSpecSchema.parse({ title: name, datasource: 'prometheus', panels: [{ title: 'up', targets: [{ expr: 'up' }] }], ...extra }));
+    const clash = [...resources(), dashboard('slo-api-availability'), dashboard('team-a', { uid: 'shared' }), dashboard('team-b', { uid: 'shared' })];
+    let thrown: unknown;
+    try {
+      renderFiles(clash);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(DiagnosticsError);
+    expect((thrown as DiagnosticsError).diagnostics.map((d) => `${d.source?.file}: ${d.summary}`)).toEqual([
+      'api-availability.yaml: SLO/api-availability and Dashboard/slo-api-availability (slo-api-availability.yaml:1:1) both render grafana/provisioning/dashboards/capstan-slo-api-availability.yaml',
+      'slo-api-availability.yaml: Dashboard/slo-api-availability and SLO/api-availability (api-availability.yaml:1:1) both render grafana/provisioning/dashboards/capstan-slo-api-availability.yaml',
+      'api-availability.yaml: SLO/api-availability and Dashboard/slo-api-availability (slo-api-availability.yaml:1:1) both render dashboard uid slo-api-availability',
+      'slo-api-availability.yaml: Dashboard/slo-api-availability and SLO/api-availability (api-availability.yaml:1:1) both render dashboard uid slo-api-availability',
+      'team-a.yaml: Dashboard/team-a and Dashboard/team-b (team-b.yaml:1:1) both render dashboard uid shared',
+      'team-b.yaml: Dashboard/team-b and Dashboard/team-a (team-a.yaml:1:1) both render dashboard uid shared',
+    ]);
+  });
+
   it('renders nothing for a spec without observability resources', () => {
     expect(renderFiles([res('Host', 'h', { transport: 'local' })])).toEqual([]);
   });

@@ -27,7 +27,8 @@ import {
   sloRuleFileText,
   sloTestFileText,
 } from '../providers/observability/artifacts.js';
-import { GRAFANA_DEFAULTS, type DashboardSpec } from '../providers/observability/dashboard.js';
+import { dashboardUid, GRAFANA_DEFAULTS, type DashboardSpec } from '../providers/observability/dashboard.js';
+import { sloDashboardName } from '../providers/observability/slo-dashboard.js';
 import type { SloSpec } from '../providers/observability/slo.js';
 import { toYamlText } from '../providers/observability/yaml-text.js';
 import type { Resource } from '../spec/resource.js';
@@ -50,7 +51,12 @@ function uniqueByName(resources: readonly Resource[], kind: string): Resource[] 
   return [...seen.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** Computes every artefact in memory; throws DiagnosticsError when an AlertTest names a rule resource that does not exist. */
+/**
+ * Computes every artefact in memory. Throws DiagnosticsError when an AlertTest
+ * names a rule resource that does not exist, and when two resources would write
+ * the same file or provision two dashboards with one uid (a `Dashboard` named
+ * `slo-X` and `SLO/X`): each error names both resources and their positions.
+ */
 export function renderFiles(resources: readonly Resource[]): RenderedFile[] {
   const files: RenderedFile[] = [];
   const diagnostics: Diagnostic[] = [];
@@ -91,8 +97,49 @@ export function renderFiles(resources: readonly Resource[]): RenderedFile[] {
   for (const r of uniqueByName(resources, 'Dashboard')) {
     pushDashboard(files, `Dashboard/${r.name}`, r.name, dashboardFiles(r.name, r.spec as DashboardSpec));
   }
+  diagnostics.push(...writtenTwice(files, resources));
   if (diagnostics.length > 0) throw new DiagnosticsError(diagnostics);
   return files;
+}
+
+/** Two resources that render the same output file, or two dashboards with one Grafana uid. */
+function writtenTwice(files: readonly RenderedFile[], resources: readonly Resource[]): Diagnostic[] {
+  const byAddress = new Map<string, Resource>();
+  for (const r of resources) if (!byAddress.has(`${r.kind}/${r.name}`)) byAddress.set(`${r.kind}/${r.name}`, r);
+  const owners = new Map<string, string[]>();
+  const claim = (what: string, address: string): void => {
+    const list = owners.get(what) ?? [];
+    if (!list.includes(address)) list.push(address);
+    owners.set(what, list);
+  };
+  for (const f of files) claim(f.path, f.address);
+  for (const r of uniqueByName(resources, 'SLO')) claim(`dashboard uid ${dashboardUid(sloDashboardName(r.name))}`, `SLO/${r.name}`);
+  for (const r of uniqueByName(resources, 'Dashboard')) claim(`dashboard uid ${(r.spec as DashboardSpec).uid ?? dashboardUid(r.name)}`, `Dashboard/${r.name}`);
+  const out: Diagnostic[] = [];
+  const reported = new Set<string>();
+  for (const [what, addresses] of owners) {
+    if (addresses.length < 2) continue;
+    const key = addresses.join('\u0000');
+    for (const address of addresses) {
+      // The same pair writes two files (provisioning and JSON): one error per resource and thing.
+      const id = `${key}\u0000${address}\u0000${what.startsWith('dashboard uid') ? 'uid' : 'file'}`;
+      if (reported.has(id)) continue;
+      reported.add(id);
+      const r = byAddress.get(address);
+      const others = addresses.filter((a) => a !== address).map((a) => {
+        const o = byAddress.get(a);
+        return o ? `${a} (${o.source.file}:${o.source.line}:${o.source.col})` : a;
+      });
+      out.push(
+        error(`${address} and ${others.join(', ')} both render ${what}`, {
+          address,
+          source: r?.source,
+          detail: 'one would replace the other; rename one of them (an SLO named X generates the dashboard slo-X)',
+        }),
+      );
+    }
+  }
+  return out;
 }
 
 function pushDashboard(files: RenderedFile[], address: string, name: string, dash: { provisioning: string; json: string }): void {

@@ -114,9 +114,15 @@ export function pathClaim(realPath: string): Claim {
 
 /** `claims` of a Directory, File or Symlink: `root + path` of its Host. */
 export function claimsOfPath(spec: { readonly path: string }, target: Resource): readonly Claim[] {
+  const claim = hostPathClaim(target, spec.path, ['path']);
+  return claim ? [claim] : [];
+}
+
+/** The claim of a spec path on a Host (`root + path`), for any kind that writes files there; undefined for a path the schema refuses. */
+export function hostPathClaim(target: Resource, specPath: string, field?: readonly (string | number)[]): Claim | undefined {
   const root = hostRootOf(target.spec);
-  if (root === undefined || specPathProblem(spec.path) !== null) return [];
-  return [pathClaim(realPathOf(root, spec.path))];
+  if (root === undefined || specPathProblem(specPath) !== null) return undefined;
+  return { key: `path:${realPathOf(root, specPath)}`, field };
 }
 
 function hostRootOf(spec: unknown): string | undefined {

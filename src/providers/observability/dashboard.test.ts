@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Resource } from '../../spec/resource.js';
-import { buildDashboard, dashboardFiles, dashboardProblems, dashboardSpecSchema, validateDashboard, type DashboardSpec } from './dashboard.js';
+import { buildDashboard, dashboardFiles, dashboardProblems, dashboardSpecSchema, dashboardUid, validateDashboard, type DashboardSpec } from './dashboard.js';
+import { sloDashboard } from './slo-dashboard.js';
+import { sloSpecSchema } from './slo.js';
 
 const typed = (extra: Record<string, unknown> = {}): DashboardSpec =>
   dashboardSpecSchema.parse({
@@ -21,6 +23,33 @@ function resource(name: string, spec: DashboardSpec): Resource<DashboardSpec> {
   const source = { file: 'dash.yaml', line: 1, col: 1 };
   return { address: `Dashboard/${name}`, kind: 'Dashboard', name, target: 'Host/mon', dependsOn: [], spec, source, positionOf: () => source };
 }
+
+describe('dashboard uids', () => {
+  it('keep a name that is a valid uid, and give any other a deterministic hash suffix within 40 characters', () => {
+    expect(dashboardUid('api-overview')).toBe('api-overview');
+    expect(dashboardUid('x'.repeat(40))).toBe('x'.repeat(40));
+    const east = 'slo-checkout-api-availability-eu-west-1-primary';
+    const west = 'slo-checkout-api-availability-eu-west-2-primary';
+    const uids = [east, west, 'a.b', 'a-b', 'x'.repeat(41)].map(dashboardUid);
+    expect(new Set(uids).size).toBe(uids.length);
+    for (const uid of uids) expect(uid).toMatch(/^[A-Za-z0-9_-]{1,40}$/);
+    expect(uids[0]).toMatch(/^slo-checkout-api-availability-e-[0-9a-f]{8}$/);
+    expect(dashboardUid(east)).toBe(uids[0]);
+  });
+
+  it('differ for two SLOs whose names share their first 40 characters', () => {
+    const spec = sloSpecSchema.parse({
+      service: 'checkout',
+      objective: 99.9,
+      sli: { errorQuery: 'sum(rate(e[{{window}}]))', totalQuery: 'sum(rate(t[{{window}}]))' },
+      runbook: 'https://runbooks.example.com/checkout',
+    });
+    const names = ['checkout-api-availability-eu-west-1-primary', 'checkout-api-availability-eu-west-1-secondary'];
+    const [a, b] = names.map((n) => sloDashboard(n, spec)['uid'] as string);
+    expect(a).not.toBe(b);
+    expect(dashboardProblems(sloDashboard(names[0]!, spec))).toEqual([]);
+  });
+});
 
 describe('Dashboard builder', () => {
   it('assigns free panel ids, lays panels out on the grid and sets data sources', () => {

@@ -4,6 +4,7 @@
  * repository (`source:`), validated and written in Grafana's file-provisioning
  * format: one provisioning YAML per dashboard and its JSON in its own folder.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import type { Resource } from '../../spec/resource.js';
@@ -204,9 +205,21 @@ export function buildDashboard(name: string, spec: DashboardSpec): GrafanaDashbo
   };
 }
 
-/** A Grafana UID from a resource name: at most 40 characters, `.` replaced. */
+export const MAX_UID_LENGTH = 40;
+const UID_HASH_LENGTH = 8;
+
+/**
+ * A Grafana UID from a resource name. A name that is a valid uid (at most 40
+ * letters, digits, `_`, `-`) is its own uid; any other (longer, or with a `.`)
+ * is cut to 31 characters and given `-` and 8 hex digits of the SHA-256 of the
+ * whole name, so that two names with a long common prefix (`slo-checkout-api-
+ * availability-eu-west-1` and `...-eu-west-2`), or `a.b` and `a-b`, never share a
+ * uid, and the same name always gives the same one.
+ */
 export function dashboardUid(name: string): string {
-  return name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40);
+  if (name.length <= MAX_UID_LENGTH && /^[A-Za-z0-9_-]+$/.test(name)) return name;
+  const digest = createHash('sha256').update(name).digest('hex').slice(0, UID_HASH_LENGTH);
+  return `${name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, MAX_UID_LENGTH - UID_HASH_LENGTH - 1)}-${digest}`;
 }
 
 /** Problems of a Grafana dashboard model: missing title or uid, duplicate panel ids, panels without a data source, grid overflow. */

@@ -3,25 +3,45 @@
  * backend (Prometheus, Alertmanager, Grafana) and carries the backend's endpoint
  * and directories in its spec, with the Debian packages' defaults.
  */
-import type { Diagnostic } from '../../diag/diagnostic.js';
-import { error } from '../../diag/diagnostic.js';
 import type { Resource } from '../../spec/resource.js';
 import type { HostHandle } from '../host/host.js';
-import { ProviderError, type ApplyRequest, type ResourceDiff, type ResourceProvider } from '../provider.js';
+import { hostPathClaim } from '../host/paths.js';
+import { ProviderError, type ApplyRequest, type Claim, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import { alertingSpecSchema, validateAlerting, type AlertingSpec } from './alerting.js';
 import { alertRulesSpecSchema, resolveAlertRulesSource, validateAlertRules, type AlertRulesSpec } from './alert-rules.js';
 import { alertTestSpecSchema, resolveAlertTestSource, type AlertTestSpec } from './alert-test.js';
 import { alertmanagerFileText, alertRulesFileText, dashboardFiles, ruleFileName, sloDashboardFiles, sloRuleFileText } from './artifacts.js';
 import { alertmanagerHooks, prometheusHooks } from './backends.js';
-import { dashboardSpecSchema, resolveDashboardSource, validateDashboard, type DashboardSpec } from './dashboard.js';
+import { dashboardSpecSchema, dashboardUid, resolveDashboardSource, validateDashboard, type DashboardSpec } from './dashboard.js';
 import { applyFileSet, deleteFileSet, diffFileSet, readFileSets, type DesiredFile, type FileSetHooks, type FileSetLive } from './file-set.js';
 import { resolveName, validateName } from './identity.js';
 import { sloSpecSchema, validateSlo, type SloSpec } from './slo.js';
+import { sloDashboardName } from './slo-dashboard.js';
 
 /** The parts every file-delivering kind supplies; the rest is shared. */
 interface FileDelivery<Spec> {
   files(spec: Spec): DesiredFile[];
   hooks(spec: Spec): FileSetHooks;
+  /** The spec field each delivered file comes from, for diagnostics (default: the document). */
+  fileField?(spec: Spec, path: string): readonly (string | number)[] | undefined;
+  /** Grafana dashboards it provisions: their uid, and the provisioning directory of the Grafana that loads them. */
+  dashboards?(spec: Spec): { uid: string; provisioningDir: string; field: readonly (string | number)[] }[];
+}
+
+/**
+ * What a delivery resource claims on its Host's machine: each file it writes,
+ * and each dashboard uid in the Grafana it provisions (Grafana keeps one
+ * dashboard per uid: two of them would replace each other).
+ */
+function deliveryClaims<Spec>(d: FileDelivery<Spec>): (spec: Spec, target: Resource) => readonly Claim[] {
+  return (spec, target) => {
+    const files = d.files(spec).flatMap((f) => hostPathClaim(target, f.path, d.fileField?.(spec, f.path)) ?? []);
+    const uids = (d.dashboards?.(spec) ?? []).flatMap((dash) => {
+      const grafana = hostPathClaim(target, dash.provisioningDir);
+      return grafana ? [{ key: `grafana-dashboard-uid:${grafana.key.slice('path:'.length)}:${dash.uid}`, field: dash.field }] : [];
+    });
+    return [...files, ...uids];
+  };
 }
 
 function nameOf(spec: { name?: string | undefined }): string {
@@ -33,9 +53,10 @@ function joinPath(dir: string, file: string): string {
   return `${dir.replace(/\/+$/, '')}/${file}`;
 }
 
-function fileSetMethods<Spec>(d: FileDelivery<Spec>): Pick<ResourceProvider<Spec, FileSetLive, HostHandle>, 'read' | 'diff' | 'apply'> {
+function fileSetMethods<Spec>(d: FileDelivery<Spec>): Pick<ResourceProvider<Spec, FileSetLive, HostHandle>, 'read' | 'diff' | 'apply' | 'claims'> {
   const paths = (spec: Spec | null): string[] => (spec ? d.files(spec).map((f) => f.path) : []);
   return {
+    claims: deliveryClaims(d),
     read: (handle, specs, ctx) => readFileSets(handle, specs.map((s) => paths(s)), ctx.signal),
     diff: (desired, live, prior): ResourceDiff => diffFileSet(d.files(desired), live, paths(prior)),
     async apply(handle, req: ApplyRequest<Spec, FileSetLive>, ctx) {
@@ -76,6 +97,9 @@ export const sloProvider: ResourceProvider<SloSpec, FileSetLive, HostHandle> = {
   ...fileSetMethods<SloSpec>({
     files: sloFiles,
     hooks: (spec) => prometheusHooks({ url: spec.prometheus.url, promtool: spec.prometheus.promtool, ruleFile: sloFiles(spec)[0]!.path }),
+    fileField: (spec, path) => (path === sloFiles(spec)[0]!.path ? ['prometheus'] : ['grafana']),
+    dashboards: (spec) =>
+      spec.grafana ? [{ uid: dashboardUid(sloDashboardName(nameOf(spec))), provisioningDir: spec.grafana.provisioningDir, field: ['grafana'] }] : [],
   }),
 };
 
@@ -97,6 +121,7 @@ export const alertRulesProvider: ResourceProvider<AlertRulesSpec, FileSetLive, H
   validate: (r) => [...validateName(r), ...validateAlertRules(r)],
   ...fileSetMethods<AlertRulesSpec>({
     files: (spec) => [alertRulesFile(spec)],
+    fileField: () => ['prometheus'],
     hooks: (spec) => prometheusHooks({ url: spec.prometheus.url, promtool: spec.prometheus.promtool, ruleFile: alertRulesFile(spec).path }),
   }),
 };
@@ -108,21 +133,13 @@ export const alertingProvider: ResourceProvider<AlertingSpec, FileSetLive, HostH
   schema: alertingSpecSchema,
   targetKind: 'Host',
   targetOptional: true,
-  validate: (r, sameTarget) => [...validateAlerting(r), ...oneConfigPerFile(r, sameTarget)],
+  validate: (r) => validateAlerting(r),
   ...fileSetMethods<AlertingSpec>({
     files: (spec) => [{ path: spec.alertmanager.configFile, content: alertmanagerFileText(spec) }],
+    fileField: () => ['alertmanager', 'configFile'],
     hooks: (spec) => alertmanagerHooks({ url: spec.alertmanager.url, amtool: spec.alertmanager.amtool, configFile: spec.alertmanager.configFile }),
   }),
 };
-
-function oneConfigPerFile(r: Resource<AlertingSpec>, sameTarget: readonly Resource[]): Diagnostic[] {
-  const others = sameTarget.filter(
-    (o) => o.kind === 'Alerting' && o.address !== r.address && (o.spec as AlertingSpec).alertmanager?.configFile === r.spec.alertmanager.configFile,
-  );
-  return others.length > 0
-    ? [error(`${r.spec.alertmanager.configFile} is also written by ${others.map((o) => o.address).join(', ')}`, { address: r.address, source: r.source })]
-    : [];
-}
 
 export const dashboardProvider: ResourceProvider<DashboardSpec, FileSetLive, HostHandle> = {
   role: 'resource',
@@ -145,6 +162,7 @@ export const dashboardProvider: ResourceProvider<DashboardSpec, FileSetLive, Hos
       ];
     },
     hooks: () => ({}),
+    dashboards: (spec) => [{ uid: spec.uid ?? dashboardUid(nameOf(spec)), provisioningDir: spec.grafana.provisioningDir, field: spec.uid !== undefined ? ['uid'] : [] }],
   }),
 };
 
