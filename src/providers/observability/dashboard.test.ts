@@ -71,6 +71,19 @@ describe('Dashboard builder', () => {
     expect(dashboardProblems(d)).toEqual([]);
   });
 
+  it('reports threshold steps that are not in ascending order', () => {
+    const panel = (steps: unknown[]) => ({ id: 1, title: 'p', fieldConfig: { defaults: { thresholds: { mode: 'absolute', steps } } } });
+    const problems = dashboardProblems({
+      uid: 'u',
+      title: 't',
+      panels: [
+        panel([{ value: null, color: 'green' }, { value: 14.4, color: 'red' }, { value: 6, color: 'red' }]),
+        { ...panel([{ value: null, color: 'green' }, { value: 1, color: 'orange' }, { value: 6, color: 'red' }]), id: 2 },
+      ],
+    });
+    expect(problems).toEqual(['panel "p" has thresholds out of order: Grafana needs a base step (value null) first, then ascending values (got null, 14.4, 6)']);
+  });
+
   it('reports duplicate panel ids, missing data sources and grid overflow', () => {
     const dup = typed({ panels: [{ title: 'a', id: 3, targets: [{ expr: 'x' }] }, { title: 'b', id: 3, targets: [{ expr: 'y' }] }] });
     expect(validateDashboard(resource('d', dup)).map((x) => x.summary)).toEqual(['panel id 3 is used by both panel "a" and panel "b"']);

@@ -53,7 +53,10 @@ export const panelSchema = z
     min: z.number().optional(),
     max: z.number().optional(),
     decimals: z.number().int().min(0).optional(),
+    /** Steps in ascending order of value, the first one `value: null` (the base colour). */
     thresholds: z.array(thresholdSchema).optional(),
+    /** How a time series panel draws its thresholds (Grafana's `custom.thresholdsStyle.mode`); default: not drawn. */
+    thresholdsStyle: z.enum(['off', 'line', 'dashed', 'area', 'line+area', 'dashed+area']).optional(),
     targets: z.array(targetSchema).optional(),
     /** Markdown of a text panel. */
     content: z.string().optional(),
@@ -153,6 +156,7 @@ function buildPanel(p: PanelSpec, id: number, gridPos: object, fallback: Datasou
   if (p.max !== undefined) defaults['max'] = p.max;
   if (p.decimals !== undefined) defaults['decimals'] = p.decimals;
   if (p.thresholds !== undefined) defaults['thresholds'] = { mode: 'absolute', steps: p.thresholds };
+  if (p.thresholdsStyle !== undefined) defaults['custom'] = { thresholdsStyle: { mode: p.thresholdsStyle } };
   const panel: Record<string, unknown> = { id, type: p.type, title: p.title, gridPos };
   if (p.description !== undefined) panel['description'] = p.description;
   if (p.type === 'text') {
@@ -246,6 +250,11 @@ export function dashboardProblems(dashboard: GrafanaDashboard): string[] {
       if (typeof id !== 'number' || !Number.isInteger(id) || id <= 0) problems.push(`${label} has no positive integer id`);
       else if (seen.has(id)) problems.push(`panel id ${id} is used by both ${seen.get(id)} and ${label}`);
       else seen.set(id, label);
+      const steps = thresholdSteps(panel);
+      if (steps) {
+        const values = steps.map((st) => (typeof st === 'object' && st !== null ? (st as Record<string, unknown>)['value'] : undefined));
+        if (!stepsAscending(values)) problems.push(`${label} has thresholds out of order: Grafana needs a base step (value null) first, then ascending values (got ${values.map(String).join(', ')})`);
+      }
       const grid = panel['gridPos'] as Record<string, unknown> | undefined;
       if (grid && typeof grid['x'] === 'number' && typeof grid['w'] === 'number' && grid['x'] + grid['w'] > GRID_WIDTH) {
         problems.push(`${label} is wider than the grid: x ${grid['x']} + w ${grid['w']} > ${GRID_WIDTH}`);
@@ -261,6 +270,23 @@ export function dashboardProblems(dashboard: GrafanaDashboard): string[] {
   };
   visit((topPanels as unknown[] | undefined) ?? [], undefined);
   return problems;
+}
+
+/** A base step (null, Grafana's minus infinity) or a number first, then strictly ascending numbers. */
+function stepsAscending(values: readonly unknown[]): boolean {
+  return values.every((v, k) => {
+    if (k === 0) return v === null || typeof v === 'number';
+    const before = values[k - 1];
+    return typeof v === 'number' && (typeof before !== 'number' || v > before);
+  });
+}
+
+function thresholdSteps(panel: Record<string, unknown>): unknown[] | undefined {
+  const fieldConfig = panel['fieldConfig'] as Record<string, unknown> | undefined;
+  const defaults = fieldConfig?.['defaults'] as Record<string, unknown> | undefined;
+  const thresholds = defaults?.['thresholds'] as Record<string, unknown> | undefined;
+  const steps = thresholds?.['steps'];
+  return Array.isArray(steps) ? steps : undefined;
 }
 
 function isDatasource(ds: unknown): boolean {

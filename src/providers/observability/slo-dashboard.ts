@@ -1,5 +1,5 @@
 /** The Grafana dashboard generated for each SLO: SLI, error budget remaining, burn rates. */
-import { formatDecimal, parseDecimal } from './decimal.js';
+import { compare, formatDecimal, parseDecimal } from './decimal.js';
 import { buildDashboard, dashboardSpecSchema, type GrafanaDashboard, type PanelSpec } from './dashboard.js';
 import { recordName, sloModel, type SloSpec } from './slo.js';
 
@@ -16,7 +16,13 @@ export function sloDashboard(name: string, spec: SloSpec): GrafanaDashboard {
   const sorted = model.windows.filter((w) => burnWindows.includes(w));
   // The shortest window shows the present, 1h (when recorded) smooths it.
   const sliWindows = [...new Set([model.windows[0]!, ...(model.windows.includes('1h') ? ['1h'] : [])])];
-  const factors = [...new Set(model.alerts.map((a) => formatDecimal(a.factor)))];
+  // Grafana reads threshold steps in ascending order: tickets (orange) below pages (red); a factor both use is a page.
+  const steps = new Map<string, { value: number; color: string }>();
+  for (const a of [...model.alerts].sort((x, y) => compare(x.factor, y.factor))) {
+    const key = formatDecimal(a.factor);
+    if (steps.get(key)?.color !== 'red') steps.set(key, { value: Number(key), color: a.severity === 'page' ? 'red' : 'orange' });
+  }
+  const factors = [...steps.keys()];
   const panels: PanelSpec[] = [
     {
       title: `SLI over ${model.window} (objective ${formatDecimal(parseDecimal(spec.objective))}%)`,
@@ -67,7 +73,8 @@ export function sloDashboard(name: string, spec: SloSpec): GrafanaDashboard {
       gridPos: { x: 12, y: 6, w: 12, h: 8 },
       description: `Alert thresholds: ${factors.join(', ') || 'none'} (× the ${budget} error budget)`,
       targets: sorted.map((w) => ({ expr: `${recordName(w)}${sel} / ${budget}`, legend: w })),
-      thresholds: [{ value: null, color: 'green' }, ...factors.map((f) => ({ value: Number(f), color: 'red' }))],
+      thresholds: [{ value: null, color: 'green' }, ...steps.values()],
+      thresholdsStyle: 'dashed',
     },
   ];
   return buildDashboard(

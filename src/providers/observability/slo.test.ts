@@ -149,6 +149,29 @@ describe('SLO rules', () => {
     ]);
     expect(panels[4]!.targets!.map((t) => t.expr)).toContain('slo:sli_error:ratio_rate1h{slo="api-availability"} / 0.001');
   });
+
+  it('draw burn-rate thresholds in ascending order, tickets below pages, as dashed lines', () => {
+    const burn = (sloDashboard('api-availability', slo())['panels'] as Record<string, unknown>[])[4]!;
+    expect(burn['fieldConfig']).toMatchObject({
+      defaults: {
+        thresholds: {
+          mode: 'absolute',
+          steps: [
+            { value: null, color: 'green' },
+            { value: 1, color: 'orange' },
+            { value: 3, color: 'orange' },
+            { value: 6, color: 'red' },
+            { value: 14.4, color: 'red' },
+          ],
+        },
+        custom: { thresholdsStyle: { mode: 'dashed' } },
+      },
+    });
+    // A factor a page and a ticket tier share is drawn as a page.
+    const shared = slo({ burnRateAlerts: { 'ticket-fast': { longWindow: '6h', shortWindow: '30m', budgetConsumed: 5 } } });
+    const steps = (((sloDashboard('x', shared)['panels'] as Record<string, unknown>[])[4]!['fieldConfig'] as Record<string, Record<string, Record<string, unknown>>>)['defaults']!['thresholds']!['steps']) as unknown[];
+    expect(steps).toEqual([{ value: null, color: 'green' }, { value: 1, color: 'orange' }, { value: 6, color: 'red' }, { value: 14.4, color: 'red' }]);
+  });
 });
 
 describe('generated SLO tests under the real promtool', () => {
