@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Resource } from '../../spec/resource.js';
@@ -69,6 +70,64 @@ describe('Dashboard builder', () => {
       targets: [{ refId: 'A', datasource: { type: 'prometheus', uid: 'prometheus' }, expr: 'sum(rate(http_requests_total{job="api"}[5m])) by (code)', legendFormat: '{{code}}' }],
     });
     expect(dashboardProblems(d)).toEqual([]);
+  });
+
+  it('never places a panel without gridPos over one with it, in the rendered JSON', () => {
+    const spec = typed({
+      panels: [
+        { title: 'auto-1', targets: [{ expr: 'a' }] },
+        { title: 'auto-2', targets: [{ expr: 'b' }] },
+        { title: 'auto-3', targets: [{ expr: 'c' }] },
+        // Written after the automatic ones, but where the first two would have gone.
+        { title: 'pinned', gridPos: { x: 6, y: 0, w: 12, h: 4 }, targets: [{ expr: 'd' }] },
+        { title: 'auto-4', targets: [{ expr: 'e' }] },
+      ],
+    });
+    const rendered = JSON.parse(dashboardFiles('api-overview', spec).json) as { panels: { title: string; gridPos: { x: number; y: number; w: number; h: number } }[] };
+    const rects = rendered.panels.map((p) => ({ title: p.title, ...p.gridPos }));
+    expect(rects.find((r) => r.title === 'pinned')).toEqual({ title: 'pinned', x: 6, y: 0, w: 12, h: 4 });
+    for (const a of rects) {
+      for (const b of rects) {
+        if (a === b) continue;
+        const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+        expect(overlap, `${a.title} overlaps ${b.title}`).toBe(false);
+      }
+      expect(a.x + a.w).toBeLessThanOrEqual(24);
+    }
+    expect(dashboardProblems(rendered)).toEqual([]);
+  });
+
+  it('lays out any mix of pinned and automatic panels without overlap (property)', () => {
+    const pinned = fc.record({ x: fc.integer({ min: 0, max: 20 }), y: fc.integer({ min: 0, max: 30 }), w: fc.integer({ min: 1, max: 24 }), h: fc.integer({ min: 1, max: 10 }) });
+    const panel = fc.option(pinned, { nil: undefined, freq: 3 });
+    fc.assert(
+      fc.property(fc.array(panel, { maxLength: 12 }), (layout) => {
+        // Pinned panels that overlap each other are the user's mistake: keep the first of them.
+        const kept: { x: number; y: number; w: number; h: number }[] = [];
+        const panels = layout.map((g, i) => {
+          if (g) {
+            const fitted = { ...g, w: Math.min(g.w, 24 - g.x) };
+            if (!kept.some((k) => k.x < fitted.x + fitted.w && fitted.x < k.x + k.w && k.y < fitted.y + fitted.h && fitted.y < k.y + k.h)) {
+              kept.push(fitted);
+              return { title: `p${i}`, gridPos: fitted };
+            }
+          }
+          return { title: `p${i}` };
+        });
+        const dashboard = JSON.parse(JSON.stringify(buildDashboard('grid', typed({ panels })))) as { panels: { gridPos: { x: number; y: number; w: number; h: number } }[] };
+        const rects = dashboard.panels.map((p) => p.gridPos);
+        rects.forEach((a, i) => {
+          expect(a.x + a.w).toBeLessThanOrEqual(24);
+          for (const b of rects.slice(i + 1)) expect(a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h).toBe(false);
+        });
+        expect(dashboardProblems(dashboard).filter((p) => p.includes('overlaps') || p.includes('wider'))).toEqual([]);
+      }),
+    );
+  });
+
+  it('reports panels that overlap in Grafana JSON given as is', () => {
+    const json = { uid: 'u', title: 't', panels: [{ id: 1, title: 'a', gridPos: { x: 0, y: 0, w: 12, h: 8 } }, { id: 2, title: 'b', gridPos: { x: 6, y: 4, w: 12, h: 8 } }] };
+    expect(dashboardProblems(json)).toEqual(['panel "b" overlaps panel "a" on the grid']);
   });
 
   it('reports threshold steps that are not in ascending order', () => {

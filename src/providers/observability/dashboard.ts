@@ -124,27 +124,42 @@ export async function resolveDashboardSource(
   return { ...rest, json: json as Record<string, unknown> };
 }
 
-/** Places panels without gridPos left to right, wrapping at the grid width, below the ones placed so far. */
-function layout(panels: readonly PanelSpec[]): { x: number; y: number; w: number; h: number }[] {
-  let x = 0;
-  let y = 0;
-  let rowHeight = 0;
+interface GridRect {
+  readonly x: number;
+  readonly y: number;
+  readonly w: number;
+  readonly h: number;
+}
+
+function overlaps(a: GridRect, b: GridRect): boolean {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+/**
+ * Places panels without gridPos in reading order (left to right, wrapping at
+ * the grid width), each at the first free place at or after the previous one:
+ * never over a panel with an explicit gridPos, wherever that one is in the
+ * list. An explicit panel further down moves the next automatic ones to its
+ * row at least, so the list order still reads top to bottom.
+ */
+function layout(panels: readonly PanelSpec[]): GridRect[] {
+  const occupied: GridRect[] = panels.flatMap((p) => (p.gridPos ? [p.gridPos] : []));
+  let cursor = { x: 0, y: 0 };
   return panels.map((p) => {
     if (p.gridPos) {
-      y = Math.max(y, p.gridPos.y);
+      if (p.gridPos.y > cursor.y) cursor = { x: 0, y: p.gridPos.y };
       return p.gridPos;
     }
-    const w = DEFAULT_PANEL.w;
-    const h = DEFAULT_PANEL.h;
-    if (x + w > GRID_WIDTH) {
-      x = 0;
-      y += rowHeight;
-      rowHeight = 0;
+    const { w, h } = DEFAULT_PANEL;
+    for (let y = cursor.y; ; y++) {
+      for (let x = y === cursor.y ? cursor.x : 0; x + w <= GRID_WIDTH; x++) {
+        const rect = { x, y, w, h };
+        if (occupied.some((o) => overlaps(o, rect))) continue;
+        occupied.push(rect);
+        cursor = { x: x + w, y };
+        return rect;
+      }
     }
-    const pos = { x, y, w, h };
-    x += w;
-    rowHeight = Math.max(rowHeight, h);
-    return pos;
   });
 }
 
@@ -226,7 +241,7 @@ export function dashboardUid(name: string): string {
   return `${name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, MAX_UID_LENGTH - UID_HASH_LENGTH - 1)}-${digest}`;
 }
 
-/** Problems of a Grafana dashboard model: missing title or uid, duplicate panel ids, panels without a data source, grid overflow. */
+/** Problems of a Grafana dashboard model: missing title or uid, duplicate panel ids, panels without a data source, grid overflow or overlap, thresholds out of order. */
 export function dashboardProblems(dashboard: GrafanaDashboard): string[] {
   const problems: string[] = [];
   if (typeof dashboard['title'] !== 'string' || dashboard['title'] === '') problems.push('the dashboard has no title');
@@ -269,6 +284,24 @@ export function dashboardProblems(dashboard: GrafanaDashboard): string[] {
     }
   };
   visit((topPanels as unknown[] | undefined) ?? [], undefined);
+  problems.push(...overlapProblems((topPanels as unknown[] | undefined) ?? []));
+  return problems;
+}
+
+/** Panels of one level whose gridPos overlap (Grafana would push one down, not show the layout written). */
+function overlapProblems(panels: readonly unknown[]): string[] {
+  const placed: { label: string; rect: GridRect }[] = [];
+  const problems: string[] = [];
+  panels.forEach((raw, i) => {
+    if (typeof raw !== 'object' || raw === null) return;
+    const panel = raw as Record<string, unknown>;
+    const g = panel['gridPos'] as Record<string, unknown> | undefined;
+    if (!g || ![g['x'], g['y'], g['w'], g['h']].every((v) => typeof v === 'number')) return;
+    const rect = { x: g['x'] as number, y: g['y'] as number, w: g['w'] as number, h: g['h'] as number };
+    const label = typeof panel['title'] === 'string' && panel['title'] !== '' ? `panel "${panel['title']}"` : `panel #${i + 1}`;
+    for (const other of placed) if (overlaps(other.rect, rect)) problems.push(`${label} overlaps ${other.label} on the grid`);
+    placed.push({ label, rect });
+  });
   return problems;
 }
 
