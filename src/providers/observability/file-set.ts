@@ -18,9 +18,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { FieldChange, ResourceDiff } from '../provider.js';
-import { ProviderError } from '../provider.js';
+import { PartialReadError, ProviderError, type ReadContext } from '../provider.js';
 import type { HostHandle } from '../host/host.js';
-import { ensureParent, errorCode, inspectConfined, realPathOf } from '../host/paths.js';
+import { ensureParent, errorCode, inspectConfined, inspectEach, pathClaim, realPathOf } from '../host/paths.js';
 
 export interface DesiredFile {
   /** Spec path on the host (below its root). */
@@ -55,13 +55,27 @@ export function sha256Hex(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** Reads the files of many resources in ONE inspect call. */
-export async function readFileSets(handle: HostHandle, pathsPerResource: readonly (readonly string[])[], signal: AbortSignal): Promise<(FileSetLive | null)[]> {
+/**
+ * Reads the files of many resources in ONE inspect call. A refused path (its
+ * parent leads outside the root) fails the resources that deliver it, each with
+ * its own message (PartialReadError); the others are read.
+ */
+export async function readFileSets(
+  handle: HostHandle,
+  pathsPerResource: readonly (readonly string[])[],
+  signal: AbortSignal,
+  located?: ReadContext['located'],
+): Promise<(FileSetLive | null)[]> {
   const all = [...new Set(pathsPerResource.flat())];
-  const infos = all.length > 0 ? await inspectConfined(handle, all, { content: true, signal }) : [];
-  const byPath = new Map<string, LiveFile>();
+  const answers = all.length > 0 ? await inspectEach(handle, all, { content: true, signal }) : [];
+  const byPath = new Map<string, LiveFile | ProviderError>();
   all.forEach((path, i) => {
-    const info = infos[i]!;
+    const answer = answers[i]!;
+    if ('error' in answer) {
+      byPath.set(path, answer.error);
+      return;
+    }
+    const info = answer.info;
     if (info.type === 'absent') return;
     byPath.set(path, {
       path,
@@ -70,14 +84,28 @@ export async function readFileSets(handle: HostHandle, pathsPerResource: readonl
       content: info.type === 'file' && info.content ? info.content.toString('utf8') : null,
     });
   });
-  return pathsPerResource.map((paths) => {
+  // Where each file really is, for the planner to find two resources writing one file through a linked directory.
+  if (located) {
+    const realPaths = new Map<string, string>();
+    all.forEach((path, i) => {
+      const answer = answers[i]!;
+      if ('info' in answer && answer.info.realPath !== null) realPaths.set(path, answer.info.realPath);
+    });
+    pathsPerResource.forEach((paths, i) => {
+      located(i, paths.flatMap((p) => (realPaths.has(p) ? [{ key: pathClaim(realPaths.get(p)!).key }] : [])));
+    });
+  }
+  const results = pathsPerResource.map((paths): { live: FileSetLive | null } | { error: ProviderError } => {
     const files: Record<string, LiveFile> = {};
     for (const p of paths) {
       const f = byPath.get(p);
+      if (f instanceof ProviderError) return { error: f };
       if (f) files[p] = f;
     }
-    return Object.keys(files).length > 0 ? { files } : null;
+    return { live: Object.keys(files).length > 0 ? { files } : null };
   });
+  if (results.some((r) => 'error' in r)) throw new PartialReadError(results);
+  return results.map((r) => ('live' in r ? r.live : null));
 }
 
 /** create when nothing is there; update when any file is missing or differs; noop otherwise. */

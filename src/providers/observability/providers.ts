@@ -57,7 +57,7 @@ function fileSetMethods<Spec>(d: FileDelivery<Spec>): Pick<ResourceProvider<Spec
   const paths = (spec: Spec | null): string[] => (spec ? d.files(spec).map((f) => f.path) : []);
   return {
     claims: deliveryClaims(d),
-    read: (handle, specs, ctx) => readFileSets(handle, specs.map((s) => paths(s)), ctx.signal),
+    read: (handle, specs, ctx) => readFileSets(handle, specs.map((s) => paths(s)), ctx.signal, ctx.located),
     diff: (desired, live, prior): ResourceDiff => diffFileSet(d.files(desired), live, paths(prior)),
     async apply(handle, req: ApplyRequest<Spec, FileSetLive>, ctx) {
       if (req.action === 'delete') {
