@@ -122,7 +122,7 @@ export function claimsOfPath(spec: { readonly path: string }, target: Resource):
 export function hostPathClaim(target: Resource, specPath: string, field?: readonly (string | number)[]): Claim | undefined {
   const root = hostRootOf(target.spec);
   if (root === undefined || specPathProblem(specPath) !== null) return undefined;
-  return { key: `path:${realPathOf(root, specPath)}`, field };
+  return { key: `path:${root === '/' ? specPath : root + specPath}`, field };
 }
 
 function hostRootOf(spec: unknown): string | undefined {
