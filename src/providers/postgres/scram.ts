@@ -70,7 +70,6 @@ export function passwordMethod(rolpassword: string | null): 'none' | 'scram-sha-
 const MAPPED_TO_NOTHING = /[\u00AD\u034F\u1806\u180B-\u180D\u200B-\u200D\u2060\uFE00-\uFE0F\uFEFF]/g;
 const NON_ASCII_SPACE = /[\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000]/g;
 // Prohibited output: control characters, private use, non-characters, surrogates, tagging and bidi controls.
-// eslint-disable-next-line no-control-regex
 const PROHIBITED = /[\u0000-\u001F\u007F-\u009F\u06DD\u070F\u180E\u200E\u200F\u202A-\u202E\u206A-\u206F\uE000-\uF8FF\uFFF9-\uFFFF]/;
 
 /**
@@ -79,7 +78,6 @@ const PROHIBITED = /[\u0000-\u001F\u007F-\u009F\u06DD\u070F\u180E\u200E\u200F\u2
  * character (PostgreSQL does the same rather than refusing the password).
  */
 export function saslPrep(password: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/^[\u0000-\u007F]*$/.test(password)) return password;
   const prepared = password.replace(NON_ASCII_SPACE, ' ').replace(MAPPED_TO_NOTHING, '').normalize('NFKC');
   return prepared === '' || PROHIBITED.test(prepared) ? password : prepared;
