@@ -225,7 +225,7 @@ async function dropRole(handle: PostgresHandle, request: ApplyRequest<PostgresRo
     `SELECT r.oid IS NOT NULL AS present,
             (SELECT count(*)::int FROM pg_shdepend d WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid AND d.deptype = 'o') AS owns,
             (SELECT count(*)::int FROM pg_shdepend d WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid AND d.deptype IN ('a', 'i')) AS privileges,
-            (SELECT COALESCE(array_agg(DISTINCT COALESCE(db.datname, '(server-wide)')), '{}') FROM pg_shdepend d LEFT JOIN pg_database db ON db.oid = d.dbid
+            (SELECT COALESCE(array_agg(DISTINCT db.datname::text), '{}') FROM pg_shdepend d LEFT JOIN pg_database db ON db.oid = d.dbid
               WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid AND d.deptype IN ('o', 'a', 'i') AND d.dbid <> 0) AS databases,
             (SELECT COALESCE(array_agg(db.datname::text), '{}') FROM pg_database db WHERE db.datdba = r.oid) AS owned_databases
        FROM (SELECT oid FROM pg_roles WHERE rolname = $1) r`,

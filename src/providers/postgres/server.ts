@@ -224,7 +224,8 @@ async function tlsOptions(resource: Resource<PostgresServerSpec>, ctx: ProviderC
     case 'verify-ca':
       return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
     case 'verify-full':
-      return { ca, rejectUnauthorized: true, servername: spec.host };
+      // The driver checks the certificate against `host` (a name or an IP address in its subjectAltName).
+      return { ca, rejectUnauthorized: true };
   }
 }
 
