@@ -131,3 +131,19 @@ describe('PostgresSchema delete', () => {
     ).rejects.toThrow(/refusing to drop schema full in database .* \(PostgresSchema\/full\): it still holds objects/);
   });
 });
+
+describe('PostgresGrant applied in parallel', () => {
+  it('applies many grants on the same database at once without "tuple concurrently updated"', async () => {
+    const db = server.name('busydb');
+    await server.sql(`CREATE DATABASE ${pg.escapeIdentifier(db)}`);
+    const roles = Array.from({ length: 12 }, (_, i) => server.name(`busy${i}`));
+    await server.sql(roles.map((r) => `CREATE ROLE ${pg.escapeIdentifier(r)}`).join(';'));
+    const specs = roles.map((role) => postgresGrantSchema.parse({ role, database: db, on: 'database', privileges: ['CONNECT', 'TEMPORARY'] }));
+    const results = await Promise.allSettled(
+      specs.map((spec, i) => postgresGrantProvider.apply(server.handle, { action: 'create', address: `PostgresGrant/g${i}`, desired: spec, prior: null, live: null }, ctx)),
+    );
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    const lives = await postgresGrantProvider.read(server.handle, specs, ctx);
+    expect(lives.map((l) => l?.privileges)).toEqual(specs.map(() => ['CONNECT', 'TEMPORARY']));
+  });
+});

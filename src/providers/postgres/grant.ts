@@ -215,17 +215,19 @@ function statements(spec: Pick<PostgresGrantSpec, 'role' | 'database' | 'on' | '
 async function applyGrant(handle: PostgresHandle, request: ApplyRequest<PostgresGrantSpec, PostgresGrantLive>): Promise<PostgresGrantLive | null> {
   const spec = request.desired ?? request.prior;
   if (spec === null) throw new Error(`cannot ${request.action} ${request.address}: no spec names its grant`);
-  const [current] = await readGrants(handle, [spec]);
+  const change = (privileges: readonly string[]) =>
+    handle.exclusive(`acl:${spec.database}`, () =>
+      handle.transaction(spec.database, async (query) => {
+        for (const sql of statements(spec, privileges)) await query(sql);
+      }),
+    );
   if (request.action === 'delete') {
+    const [current] = await readGrants(handle, [spec]);
     if (current === null) return null;
-    await handle.transaction(spec.database, async (query) => {
-      for (const sql of statements(spec, [])) await query(sql);
-    });
+    await change([]);
     return null;
   }
-  await handle.transaction(spec.database, async (query) => {
-    for (const sql of statements(spec, spec.privileges)) await query(sql);
-  });
+  await change(spec.privileges);
   const [after] = await readGrants(handle, [spec]);
   return after ?? null;
 }

@@ -17,7 +17,7 @@ import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { z } from 'zod';
 import type { Resource } from '../../spec/resource.js';
-import { revealString, secretString } from '../../secrets/sensitive.js';
+import { revealString, secretString, SENSITIVE_TEXT } from '../../secrets/sensitive.js';
 import { ProviderError, type ProviderContext, type TargetHandle, type TargetProvider } from '../provider.js';
 import { identifierSchema } from './names.js';
 
@@ -81,6 +81,12 @@ export interface PostgresHandle extends TargetHandle {
   transaction<T>(database: string | undefined, work: (query: Query) => Promise<T>): Promise<T>;
   /** Closes the pool of a database (before dropping it: PostgreSQL refuses to drop a database in use). */
   releaseDatabase(name: string): Promise<void>;
+  /**
+   * Runs `work` after every earlier `work` with the same key has finished. Two
+   * GRANTs on one object in parallel transactions make PostgreSQL fail one with
+   * "tuple concurrently updated"; grants take a key per database.
+   */
+  exclusive<T>(key: string, work: () => Promise<T>): Promise<T>;
 }
 
 /** `"name"`, quoted by the driver. */
@@ -92,6 +98,7 @@ const POOL_SIZE = 4;
 
 class OpenServer implements PostgresHandle {
   private readonly pools = new Map<string, pg.Pool>();
+  private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(
     readonly address: string,
@@ -149,6 +156,17 @@ class OpenServer implements PostgresHandle {
     } finally {
       client.release();
     }
+  }
+
+  exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    const settled = result.catch(() => undefined);
+    this.queues.set(key, settled);
+    void settled.then(() => {
+      if (this.queues.get(key) === settled) this.queues.delete(key);
+    });
+    return result;
   }
 
   async releaseDatabase(name: string): Promise<void> {
@@ -233,6 +251,10 @@ async function tlsOptions(resource: Resource<PostgresServerSpec>, ctx: ProviderC
 async function connect(resource: Resource<PostgresServerSpec>, ctx: ProviderContext): Promise<PostgresHandle> {
   const spec = resource.spec;
   const label = `${resource.address} (${spec.host}:${spec.port})`;
+  if (spec.password !== undefined && revealString(spec.password) === SENSITIVE_TEXT) {
+    // A secret that went through JSON (a saved plan, a stored target) comes back as its mask.
+    throw new ProviderError(`cannot connect to ${label}: its password is not available here (a saved or stored spec does not carry secrets)`);
+  }
   const base: pg.PoolConfig = {
     host: spec.host,
     port: spec.port,
