@@ -20,7 +20,8 @@ import { ProviderRegistry } from '../registry.js';
 import { TargetPool } from '../target-pool.js';
 import { postgresProviders } from './index.js';
 import { postgresRoleProvider, postgresRoleSchema } from './role.js';
-import { openTestServer, type TestServer } from './testing/server.js';
+import { postgresServerTarget } from './server.js';
+import { openTestServer, serverResource, type TestServer } from './testing/server.js';
 
 const registry = new ProviderRegistry(postgresProviders);
 const actor = { user: 'tester', host: os.hostname(), pid: process.pid };
@@ -108,6 +109,23 @@ async function countQueries(fn: () => Promise<unknown>): Promise<number> {
     spy.mockRestore();
   }
 }
+
+describe('PostgresServer', () => {
+  it('with sslmode prefer falls back to plain TCP on a server without TLS; require refuses it, naming the target', async () => {
+    const preferred = await postgresServerTarget.connect(serverResource({ sslmode: 'prefer' }, 'plain'), ctx);
+    await preferred.close();
+    expect(preferred.user).toBe('postgres');
+    await expect(postgresServerTarget.connect(serverResource({ sslmode: 'require' }, 'plain'), ctx)).rejects.toThrow(
+      /cannot connect to PostgresServer\/plain \(127\.0\.0\.1:5432\) as postgres: .*SSL/,
+    );
+  });
+
+  it('refuses unreachable servers with a message naming the target', async () => {
+    await expect(postgresServerTarget.connect(serverResource({ port: 1, connectTimeout: 2 }, 'down'), ctx)).rejects.toThrow(
+      /cannot connect to PostgresServer\/down \(127\.0\.0\.1:1\) as postgres: .*ECONNREFUSED/,
+    );
+  });
+});
 
 describe('Postgres resources through the engine', () => {
   it('reads 50 roles with one query', async () => {
