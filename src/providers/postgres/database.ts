@@ -157,6 +157,7 @@ export const postgresDatabaseProvider: ResourceProvider<PostgresDatabaseSpec, Po
   description: 'A PostgreSQL database: owner, encoding, locale and template; a change of encoding, locale or template recreates it.',
   schema: postgresDatabaseSchema,
   targetKind: 'PostgresServer',
+  destructiveDelete: true,
   describe: (spec) => `database ${spec.name}`,
   validate: validateDatabase,
   implicitDependencies: (resource, sameTarget) => roleAddresses(sameTarget, [resource.spec.owner]),

@@ -214,6 +214,23 @@ describe('Postgres resources through the engine', () => {
     expect(await server.sql('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).toHaveLength(0);
   }, 30_000);
 
+  it('drops even one database only with --allow-mass-delete (allowMassDelete), whatever the share of deletes', async () => {
+    const keep = Array.from({ length: 6 }, (_, i) => doc('PostgresRole', `keep${i}`, `{ name: ${server.name(`keep${i}`)} }`));
+    const db = server.name('onedb');
+    await writeStack([...keep, doc('PostgresDatabase', 'onedb', `{ name: ${db}, deletionProtection: false }`)]);
+    expect((await apply(await plan())).failures).toEqual([]);
+
+    await writeStack(keep);
+    const stack = await loadStack(repo, registry);
+    const targets = new TargetPool(registry, ctx);
+    const refused = await planChanges({ stack: 's', desired: stack, source, registry, store, targets }).finally(() => targets.close());
+    expect(refused.diagnostics.map(formatDiagnostic)).toEqual([
+      'PostgresDatabase/onedb: the plan drops PostgresDatabase/onedb, which loses what it holds; if that is intended, run again with --allow-mass-delete',
+    ]);
+    expect((await apply(await plan({ allowMassDelete: true }))).failures).toEqual([]);
+    expect(await server.sql('SELECT 1 FROM pg_database WHERE datname = $1', [db])).toHaveLength(0);
+  }, 30_000);
+
   it('refuses to drop a role that owns objects, naming them, even with deletionProtection off', async () => {
     const [role, db] = [server.name('owner'), server.name('ownerdb')];
     const keep = doc('PostgresRole', 'other', `{ name: ${server.name('other2')} }`);
