@@ -114,6 +114,30 @@ describe('PostgresRole passwords against a cluster that checks them', () => {
     await wrong.catch((err: Error) => expect(err.message).not.toContain('nope-nope'));
   });
 
+  it('manages roles as a non-superuser with CREATEROLE: no pg_authid (passwords set at creation only), only changed attributes sent', async () => {
+    const target = await postgresServerTarget.connect(
+      serverResource({ host: '127.0.0.1', port: cluster.port, user: 'capstan_admin', password: NASTY, sslmode: 'disable' }, 'limited'),
+      ctx,
+    );
+    try {
+      const spec = postgresRoleSchema.parse({ name: 'limited_app', login: true, password: 'limited pw', connectionLimit: 3 });
+      const [absent] = await postgresRoleProvider.read(target, [spec], ctx);
+      expect(absent).toBeNull();
+      const created = await postgresRoleProvider.apply(target, { action: 'create', address: 'PostgresRole/limited', desired: spec, prior: null, live: null }, ctx);
+      expect(created?.password).toEqual({ method: 'unknown', matches: null });
+      expect(await login('limited_app', 'limited pw')).toBe('limited_app');
+      expect(postgresRoleProvider.diff(spec, created, spec).action).toBe('noop');
+
+      const changed = postgresRoleSchema.parse({ ...spec, connectionLimit: 7 });
+      const diff = postgresRoleProvider.diff(changed, created, spec);
+      expect(diff.fields.map((f) => f.path)).toEqual(['connectionLimit']);
+      const after = await postgresRoleProvider.apply(target, { action: 'update', address: 'PostgresRole/limited', desired: changed, prior: spec, live: created }, ctx);
+      expect(after?.connectionLimit).toBe(7);
+    } finally {
+      await target.close();
+    }
+  });
+
   it('speaks TLS: require, verify-full against the CA file (relative to the repository), and refuses a CA that did not sign the server', async () => {
     const repoDir = path.dirname(cluster.certFile);
     const open = (spec: Record<string, unknown>) =>

@@ -210,12 +210,19 @@ async function passwordClause(password: string | Sensitive<string>, address: Add
   return `PASSWORD ${literal(await scramVerifier(plain))}`;
 }
 
-function attributeClauses(desired: PostgresRoleSpec): string[] {
-  return [
-    ...ATTRIBUTES.map((a) => (desired[a] ? KEYWORD[a] : `NO${KEYWORD[a]}`)),
-    `CONNECTION LIMIT ${desired.connectionLimit}`,
-    `VALID UNTIL ${literal(desired.validUntil ?? 'infinity')}`,
-  ];
+/**
+ * The clauses that change `current` into `desired` (all non-defaults for a new
+ * role). Only what differs is sent: PostgreSQL asks for superuser to name
+ * SUPERUSER, REPLICATION or BYPASSRLS at all, even unchanged, so a role
+ * Capstan connects as with CREATEROLE can still manage the other attributes.
+ */
+function attributeClauses(desired: PostgresRoleSpec, current: PostgresRoleLive | null): string[] {
+  const clauses: string[] = [];
+  for (const a of ATTRIBUTES) if (desired[a] !== (current?.[a] ?? false)) clauses.push(desired[a] ? KEYWORD[a] : `NO${KEYWORD[a]}`);
+  if (desired.connectionLimit !== (current?.connectionLimit ?? -1)) clauses.push(`CONNECTION LIMIT ${desired.connectionLimit}`);
+  const validUntil = desired.validUntil ?? null;
+  if (validUntil !== (current?.validUntil ?? null)) clauses.push(`VALID UNTIL ${literal(validUntil ?? 'infinity')}`);
+  return clauses;
 }
 
 async function dropRole(handle: PostgresHandle, request: ApplyRequest<PostgresRoleSpec, PostgresRoleLive>): Promise<null> {
@@ -264,15 +271,15 @@ async function applyRole(handle: PostgresHandle, request: ApplyRequest<PostgresR
   const desired = request.desired;
   if (desired === null) throw new Error(`${request.action} of ${request.address} needs a desired spec`);
   const name = ident(desired.name);
+  // Read outside the transaction: a refused read of pg_authid would abort it.
+  const [current = null] = await readRoles(handle.query, [desired]);
   await handle.transaction(undefined, async (query) => {
-    const { rows, passwordsReadable } = await roleRows(query, [desired.name]);
-    const row = rows.get(desired.name);
-    const clauses = attributeClauses(desired);
-    const current = row === undefined ? null : await toLive(row, desired, passwordsReadable);
-    if (desired.password !== undefined && (current === null || current.password.matches !== true)) {
+    const clauses = attributeClauses(desired, current);
+    if (desired.password !== undefined && (current === null || current.password.matches === false)) {
       clauses.push(await passwordClause(desired.password, request.address));
     }
-    await query(`${current === null ? 'CREATE' : 'ALTER'} ROLE ${name} WITH ${clauses.join(' ')}`);
+    if (current === null) await query(`CREATE ROLE ${name}${clauses.length > 0 ? ` WITH ${clauses.join(' ')}` : ''}`);
+    else if (clauses.length > 0) await query(`ALTER ROLE ${name} WITH ${clauses.join(' ')}`);
     const have = new Set(current?.inRoles ?? []);
     const want = new Set(desired.inRoles);
     for (const parent of desired.inRoles) if (!have.has(parent)) await query(`GRANT ${ident(parent)} TO ${name}`);
