@@ -267,6 +267,16 @@ function checkMassDelete(
   diagnostics: Diagnostic[],
 ): void {
   if (options.allowMassDelete) return;
+  // Kinds whose drop loses data (a database): any delete or replace of one needs the flag, whatever the count.
+  for (const c of changes) {
+    if ((c.action === 'delete' || c.action === 'replace') && options.registry.resource(c.kind)?.destructiveDelete) {
+      diagnostics.push(
+        error(`the plan ${c.action === 'delete' ? 'drops' : 'drops and recreates'} ${c.address}, which loses what it holds; if that is intended, run again with --allow-mass-delete`, {
+          address: c.address,
+        }),
+      );
+    }
+  }
   const deletes = changes.filter((c) => c.action === 'delete').length;
   if (deletes === 0) return;
   const threshold = options.massDeleteThreshold ?? DEFAULT_MASS_DELETE_THRESHOLD;

@@ -182,6 +182,12 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
    * and applied only where a target is given.
    */
   readonly targetOptional?: boolean;
+  /**
+   * Deleting (or replacing) this kind loses data a re-create cannot bring back,
+   * e.g. a database: the planner then refuses any such change unless the plan is
+   * made with the mass-delete flag (`--allow-mass-delete`), whatever the count.
+   */
+  readonly destructiveDelete?: boolean;
   /** A short human label for plans and logs, e.g. the file's path; secrets never. */
   describe?(spec: Spec): string;
   resolve?(spec: Spec, from: { file: string }, ctx: ResolveContext): Promise<Spec>;
