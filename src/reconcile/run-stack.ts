@@ -12,7 +12,7 @@ import type { Plan, PlanSource } from '../plan/plan.js';
 import { planChanges, type DesiredState } from '../plan/planner.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { TargetPool } from '../providers/target-pool.js';
-import { resolveSource, type SourceInfo } from '../source/source.js';
+import { isAncestorCommit, resolveSource, type SourceInfo } from '../source/source.js';
 import { loadStack } from '../spec/load.js';
 import type { Actor, RunRecord, Store } from '../state/store.js';
 
@@ -50,6 +50,12 @@ export interface EngineSession {
 export interface StackEngine {
   /** Fetches and pins: throws `SourceError`, never returns an empty result. */
   resolve(source: StackSource): Promise<SourceInfo>;
+  /**
+   * Whether commit `ancestor` is `descendant` or in its history, in the
+   * repository as the last `resolve` fetched it (both full SHAs). Throws when
+   * it cannot tell.
+   */
+  isAncestor(query: { repo: string; ancestor: string; descendant: string }): Promise<boolean>;
   /** Loads and validates the spec; problems are diagnostics, not exceptions. */
   load(dir: string): Promise<DesiredState>;
   session(signal: AbortSignal): EngineSession;
@@ -68,6 +74,7 @@ export function stackEngine(options: EngineOptions): StackEngine {
   return {
     resolve: (source) =>
       resolveSource({ repo: source.repo, ref: source.ref, path: source.path, cacheDir: options.cacheDir, gitTimeoutMs: options.gitTimeoutMs }),
+    isAncestor: (query) => isAncestorCommit({ ...query, cacheDir: options.cacheDir }),
     load: (dir) => loadStack(dir, registry),
     session(signal) {
       const targets = new TargetPool(registry, { signal });

@@ -316,8 +316,9 @@ describe('approve policy through the API', () => {
     expect(engine.live.get('a')).toBe('2');
     expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'nothex' } })).statusCode).toBe(400);
     expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'abcdef1' } })).statusCode).toBe(422);
-    // The fake repository names commits c1, c2: register a hex alias for c1.
+    // The fake repository names commits c1, c2: register a hex alias for c1, on the branch's history.
     engine.commits.set('c0ffee1', engine.commits.get('c1')!);
+    engine.commits.set('c2', { ...engine.commits.get('c2')!, parent: 'c0ffee1' });
     const r = await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'c0ffee1' } });
     expect(r.statusCode).toBe(202);
     await settle();
@@ -331,6 +332,38 @@ describe('approve policy through the API', () => {
     await settle();
     expect(engine.live.get('a')).toBe('3');
     expect((await cs.getStackStatus('prod'))?.rollback).toBeNull();
+  });
+});
+
+describe('rollback is limited to the branch history and to commits applied before', () => {
+  it('refuses (400, audited) a commit only an unmerged branch holds; accepts one applied before though no longer on the branch', async () => {
+    controller.start();
+    await settle();
+    engine.commit('abc0001', { a: '2' });
+    controller.trigger('prod');
+    await settle();
+    // A commit of another branch: in the mirror, never on main, never applied.
+    engine.commits.set('bad0001', { items: { a: 'evil' }, parent: 'c1' });
+    const refused = await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'bad0001' } });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error).toMatch(/bad0001: it is not on the history of branch main \(head abc0001\) and this stack never applied it/);
+    await settle();
+    expect(engine.live.get('a')).toBe('2');
+    expect(engine.appliedCommits).not.toContain('bad0001');
+    expect((await cs.getStackStatus('prod'))?.rollback).toBeNull();
+    const [entry] = await cs.listAudit({ limit: 1 });
+    expect(entry).toMatchObject({ action: 'stack.rollback', target: 'prod', outcome: 'refused (400)', detail: { commit: 'bad0001', refused: expect.stringMatching(/never applied/) } });
+
+    // The branch is force-pushed past abc0001 onto another line: abc0001 is no longer its history, but it was applied.
+    engine.commits.set('def0001', { items: { a: '3' }, parent: 'c1' });
+    engine.forcePush('def0001');
+    controller.trigger('prod');
+    await settle();
+    const ok = await app.inject({ method: 'POST', url: '/api/stacks/prod/rollback', headers: auth('operator'), payload: { commit: 'abc0001' } });
+    expect(ok.statusCode).toBe(202);
+    await settle();
+    expect(engine.live.get('a')).toBe('2');
+    expect((await cs.listAudit({ limit: 1 }))[0]).toMatchObject({ action: 'stack.rollback', outcome: 'ok', detail: { commit: 'abc0001', because: 'applied before by this stack' } });
   });
 });
 

@@ -10,7 +10,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { parseDuration, type ControllerConfig } from '../reconcile/config.js';
+import { parseDuration, type ControllerConfig, type StackConfig } from '../reconcile/config.js';
 import type { Controller } from '../reconcile/controller.js';
 import type { EventBus } from '../reconcile/events.js';
 import type { StackEngine } from '../reconcile/run-stack.js';
@@ -260,6 +260,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       } catch (err) {
         return reply.code(422).send({ error: `cannot roll back to ${commit}: ${(err as Error).message}` });
       }
+      let permitted;
+      try {
+        permitted = await rollbackPermitted(deps, stack, target.commit!, head.commit!);
+      } catch (err) {
+        return reply.code(422).send({ error: `cannot roll back to ${commit}: ${(err as Error).message}` });
+      }
+      auditDetails.set(request, { commit: target.commit, head: head.commit, ...(permitted.ok ? { because: permitted.because } : { refused: permitted.why }) });
+      if (!permitted.ok) {
+        request.log.warn({ stack: stack.name, commit: target.commit, head: head.commit, by: request.principal!.name }, 'rollback refused: the commit is not on the branch history and was never applied');
+        return reply.code(400).send({ error: `cannot roll back stack "${stack.name}" to ${target.commit}: ${permitted.why}` });
+      }
       await cs.updateStackStatus(stack.name, { rollback: { commit: target.commit!, head: head.commit, by: request.principal!.name } });
       events.emit({ type: 'rollback.requested', stack: stack.name, passId: null, runId: null, message: `rollback to ${target.commit} requested by ${request.principal!.name}; it lasts until the next push`, data: { commit: target.commit } });
       await controller.requestSync(stack.name);
@@ -395,6 +406,23 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
 
   return app;
+}
+
+/**
+ * A rollback may only go to a commit of the stack's branch history (an
+ * ancestor of its head, in the mirror) or to one this stack applied before
+ * (its run history): never to any commit the mirror happens to hold, such as
+ * one of an unmerged branch.
+ */
+async function rollbackPermitted(
+  deps: Pick<ServerDeps, 'engine' | 'store'>,
+  stack: StackConfig,
+  commit: string,
+  head: string,
+): Promise<{ ok: true; because: string } | { ok: false; why: string }> {
+  if (await deps.engine.isAncestor({ repo: stack.repo, ancestor: commit, descendant: head })) return { ok: true, because: `on the history of ${stack.branch}` };
+  if (await deps.store.hasApplied(stack.name, commit)) return { ok: true, because: 'applied before by this stack' };
+  return { ok: false, why: `it is not on the history of branch ${stack.branch} (head ${head}) and this stack never applied it` };
 }
 
 /** One resource of a stack: managed (in the inventory) or only planned so far. */

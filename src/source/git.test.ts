@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { defaultCacheDir, materialiseTree, redactUrl, refProblem, resolveGitSource, SourceError } from './git.js';
+import { defaultCacheDir, isAncestorCommit, materialiseTree, redactUrl, refProblem, resolveGitSource, SourceError } from './git.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -422,6 +422,32 @@ describe('resolveGitSource: concurrency', () => {
     expect(settled).toBe(false);
     await fs.rm(lock);
     expect((await waiting).commit).toBe(first);
+  });
+});
+
+describe('isAncestorCommit', () => {
+  it('answers from the mirror: ancestors and the commit itself yes; an unmerged branch, an unknown SHA no', async () => {
+    const second = await commit(origin, { 'README.md': 'second\n' }, 'Second');
+    await git(origin, 'checkout', '-q', '-b', 'feature', first);
+    const unmerged = await commit(origin, { 'README.md': 'feature\n' }, 'Feature');
+    await git(origin, 'checkout', '-q', 'main');
+    await resolveGitSource({ repo: origin, ref: 'main', cacheDir });
+    const ask = (ancestor: string, descendant: string) => isAncestorCommit({ repo: origin, ancestor, descendant, cacheDir });
+    expect(await ask(first, second)).toBe(true);
+    expect(await ask(second, second)).toBe(true);
+    expect(await ask(second, first)).toBe(false);
+    expect(await ask(unmerged, second)).toBe(false);
+    expect(await ask('f'.repeat(40), second)).toBe(false);
+  });
+
+  it('refuses anything but full SHAs (an option, a ref name, an abbreviation) before running git', async () => {
+    await resolveGitSource({ repo: origin, ref: 'main', cacheDir });
+    for (const bad of ['--output=/tmp/x', '-h', 'main', first.slice(0, 12)]) {
+      expect((await rejection(isAncestorCommit({ repo: origin, ancestor: bad, descendant: first, cacheDir }))).message).toMatch(/not a full commit SHA/);
+      expect((await rejection(isAncestorCommit({ repo: origin, ancestor: first, descendant: bad, cacheDir }))).message).toMatch(/not a full commit SHA/);
+    }
+    expect((await rejection(isAncestorCommit({ repo: '-uhoh', ancestor: first, descendant: first, cacheDir }))).message).toMatch(/starts with "-"/);
+    expect((await rejection(isAncestorCommit({ repo: path.join(tmp, 'never-fetched'), ancestor: first, descendant: first, cacheDir }))).message).toMatch(/not been fetched/);
   });
 });
 

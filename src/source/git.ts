@@ -246,21 +246,13 @@ export async function resolveGitSource(options: GitSourceOptions): Promise<Sourc
   }
   const subdir = specSubdirectory(options.path, options.repo);
 
-  const url = canonicalRepo(options.repo);
-  const cache = path.resolve(options.cacheDir ?? defaultCacheDir());
-  const key = createHash('sha256').update(url).digest('hex').slice(0, 16);
-  const dirs = { repos: path.join(cache, 'repos'), trees: path.join(cache, 'trees'), tmp: path.join(cache, 'tmp') };
+  const { url, dirs, mirror, lockFile } = mirrorOf(options.repo, options.cacheDir);
   for (const dir of Object.values(dirs)) await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   await sweepAbandonedStaging(dirs.tmp);
-  const mirror = path.join(dirs.repos, `${key}.git`);
   const gitTimeoutMs = options.gitTimeoutMs ?? DEFAULT_GIT_TIMEOUT_MS;
   const run: Resolution = { repo: shown, rawRepo: options.repo, ref, gitTimeoutMs };
 
-  const release = await acquireLock(
-    path.join(dirs.repos, `${key}.lock`),
-    options.lockTimeoutMs ?? 15 * 60_000,
-    `repository "${shown}"`,
-  );
+  const release = await acquireLock(lockFile, options.lockTimeoutMs ?? 15 * 60_000, `repository "${shown}"`);
   try {
     await updateMirror(mirror, url, dirs.tmp, run);
     const commit = await resolveCommit(mirror, run);
@@ -276,6 +268,53 @@ export async function resolveGitSource(options: GitSourceOptions): Promise<Sourc
       message: info.message,
       dirty: null,
     };
+  } finally {
+    await release();
+  }
+}
+
+/** Where the cache keeps the mirror of `repo`, and the lock that guards it. */
+function mirrorOf(repo: string, cacheDir: string | undefined) {
+  const url = canonicalRepo(repo);
+  const cache = path.resolve(cacheDir ?? defaultCacheDir());
+  const key = createHash('sha256').update(url).digest('hex').slice(0, 16);
+  const dirs = { repos: path.join(cache, 'repos'), trees: path.join(cache, 'trees'), tmp: path.join(cache, 'tmp') };
+  return { url, dirs, mirror: path.join(dirs.repos, `${key}.git`), lockFile: path.join(dirs.repos, `${key}.lock`) };
+}
+
+export interface AncestryQuery {
+  readonly repo: string;
+  /** Full commit SHAs (as `resolveGitSource` returns them): anything else is refused before git runs. */
+  readonly ancestor: string;
+  readonly descendant: string;
+  readonly cacheDir?: string | undefined;
+  readonly lockTimeoutMs?: number | undefined;
+}
+
+/**
+ * Whether `ancestor` is `descendant` or one of its ancestors
+ * (`git merge-base --is-ancestor`), in the cached mirror of `repo` as the last
+ * resolve left it: no fetch. Throws `SourceError` when the repository has no
+ * mirror yet, an argument is not a full SHA, or git fails; a commit the mirror
+ * does not hold is "not an ancestor".
+ */
+export async function isAncestorCommit(query: AncestryQuery): Promise<boolean> {
+  const shown = redactUrl(query.repo);
+  for (const sha of [query.ancestor, query.descendant]) {
+    if (!OBJECT_ID.test(sha)) throw new SourceError(`refusing ${JSON.stringify(sha)} in an ancestry check of repository "${shown}": it is not a full commit SHA`);
+  }
+  const badRepo = repoProblem(query.repo);
+  if (badRepo !== null) throw new SourceError(`refusing repository "${shown}": ${badRepo}`);
+  const { mirror, lockFile } = mirrorOf(query.repo, query.cacheDir);
+  if (!(await isDirectory(mirror))) throw new SourceError(`repository "${shown}" has not been fetched yet: cannot check the ancestry of ${query.ancestor}`);
+  const release = await acquireLock(lockFile, query.lockTimeoutMs ?? 15 * 60_000, `repository "${shown}"`);
+  try {
+    const known = await runGit(['--git-dir', mirror, 'cat-file', '-e', '--end-of-options', `${query.ancestor}^{commit}`]);
+    if (!known.ok) return false;
+    const result = await runGit(['--git-dir', mirror, 'merge-base', '--is-ancestor', '--end-of-options', query.ancestor, query.descendant]);
+    if (result.ok) return true;
+    if (!result.timedOut && result.stderr === '') return false;
+    throw new SourceError(`cannot check whether ${query.ancestor} is an ancestor of ${query.descendant} in repository "${shown}": ${redactUrl(result.stderr, query.repo) || 'git timed out'}`);
   } finally {
     await release();
   }

@@ -13,10 +13,10 @@
  * own stderr. A failure never yields a result, so it can never read as "the
  * desired set is empty".
  */
-import { resolveGitSource, SourceError } from './git.js';
+import { isAncestorCommit, resolveGitSource, SourceError, type AncestryQuery } from './git.js';
 import { resolveLocalDir } from './local-dir.js';
 
-export { SourceError };
+export { isAncestorCommit, SourceError, type AncestryQuery };
 
 export interface SourceInfo {
   /** Absolute path of the spec directory to load (inside a cached checkout for git sources). */

@@ -145,6 +145,8 @@ export interface Store {
   finishRun(runId: number, status: Exclude<RunStatus, 'running'>, error?: string | null): Promise<RunRecord>;
   getRun(runId: number): Promise<RunRecord | undefined>;
   listRuns(options: { stack?: string; limit?: number }): Promise<RunRecord[]>;
+  /** Whether an `apply` run of `stack` pinned to `commit` (a full SHA) succeeded: what a rollback may go back to. */
+  hasApplied(stack: string, commit: string): Promise<boolean>;
   listResults(runId: number): Promise<(ResourceResult & { finishedAt: string })[]>;
   listEvents(runId: number): Promise<EventRecord[]>;
   inventory(stack: string): Promise<InventoryEntry[]>;

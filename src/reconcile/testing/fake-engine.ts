@@ -13,6 +13,8 @@ import type { ApplyInput, EngineSession, PlanInput, StackEngine, StackSource } f
 
 export interface FakeCommit {
   readonly items: Record<string, string>;
+  /** The commit it was made on (the head at the time), or null for the first. */
+  readonly parent?: string | null;
   /** Spec errors: the commit is invalid. */
   readonly errors?: readonly string[];
 }
@@ -34,9 +36,21 @@ export class FakeEngine implements StackEngine {
 
   constructor(private readonly store: Store) {}
 
+  /** A new commit on top of the head, which it becomes. */
   commit(sha: string, items: Record<string, string>, errors?: string[]): void {
-    this.commits.set(sha, { items, errors });
+    this.commits.set(sha, { items, errors, parent: this.head === '' ? null : this.head });
     this.head = sha;
+  }
+
+  /** Moves the branch to `sha` without a commit, like `git push --force`. */
+  forcePush(sha: string): void {
+    if (!this.commits.has(sha)) throw new Error(`no commit ${sha}`);
+    this.head = sha;
+  }
+
+  async isAncestor(query: { ancestor: string; descendant: string }): Promise<boolean> {
+    for (let c: string | null | undefined = query.descendant; c; c = this.commits.get(c)?.parent) if (c === query.ancestor) return true;
+    return false;
   }
 
   async resolve(source: StackSource): Promise<SourceInfo> {

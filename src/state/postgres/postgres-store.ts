@@ -247,6 +247,19 @@ export class PostgresStore implements Store, ControllerCapable {
     return (await query.execute()).map(toRunRecord);
   }
 
+  async hasApplied(stack: string, commit: string): Promise<boolean> {
+    const row = await this.#db
+      .selectFrom('runs')
+      .select('id')
+      .where('stack', '=', stack)
+      .where('kind', '=', 'apply')
+      .where('status', '=', 'succeeded')
+      .where('commit_sha', '=', commit)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async listResults(runId: number): Promise<(ResourceResult & { finishedAt: string })[]> {
     const rows = await this.#db.selectFrom('results').selectAll().where('run_id', '=', runId).orderBy('id').execute();
     return rows.map((r) => ({

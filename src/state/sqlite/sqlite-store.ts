@@ -131,6 +131,19 @@ export class SqliteStore implements Store, ControllerCapable {
     return (await query.execute()).map(toRunRecord);
   }
 
+  async hasApplied(stack: string, commit: string): Promise<boolean> {
+    const row = await this.#kysely
+      .selectFrom('runs')
+      .select('id')
+      .where('stack', '=', stack)
+      .where('kind', '=', 'apply')
+      .where('status', '=', 'succeeded')
+      .where('commit_sha', '=', commit)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async listResults(runId: number): Promise<(ResourceResult & { finishedAt: string })[]> {
     const rows = await this.#kysely.selectFrom('results').selectAll().where('run_id', '=', runId).orderBy('id').execute();
     return rows.map((r) => ({

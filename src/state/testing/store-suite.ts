@@ -196,6 +196,18 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreUnderT
         expect(await store.listRuns({ stack: 'nothing-here' })).toEqual([]);
         expect((await store.listRuns({ stack: 'a', limit: 3 }))[1]).toEqual(await store.getRun(a2.id));
       });
+
+      it('tells whether a stack applied a commit in a successful apply run', async () => {
+        const [c1, c2, c3] = ['1'.repeat(40), '2'.repeat(40), '3'.repeat(40)];
+        await store.finishRun((await store.startRun(runInput('a', me, { commit: c1 }))).id, 'succeeded');
+        await store.finishRun((await store.startRun(runInput('a', me, { commit: c2 }))).id, 'failed', 'boom');
+        await store.finishRun((await store.startRun(runInput('a', me, { commit: c3, kind: 'plan' }))).id, 'succeeded');
+        await store.startRun(runInput('a', me, { commit: c3 }));
+        expect(await store.hasApplied('a', c1)).toBe(true);
+        expect(await store.hasApplied('b', c1)).toBe(false);
+        expect(await store.hasApplied('a', c2)).toBe(false);
+        expect(await store.hasApplied('a', c3)).toBe(false);
+      });
     });
 
     describe('results', () => {
