@@ -298,6 +298,11 @@ export interface ControllerStore {
   appendAudit(entry: AuditInput): Promise<AuditRecord>;
   /** Newest first. */
   listAudit(options: { limit?: number; beforeId?: number }): Promise<AuditRecord[]>;
+  /**
+   * Retention: deletes the entries older than `before` (ISO time), and all but
+   * the newest `keepRows`; either may be absent. Returns how many were deleted.
+   */
+  pruneAudit(options: { before?: string | undefined; keepRows?: number | undefined }): Promise<number>;
 
   getStackStatus(stack: string): Promise<StackStatusRecord | undefined>;
   listStackStatus(): Promise<StackStatusRecord[]>;

@@ -101,6 +101,25 @@ export class PostgresControllerStore implements ControllerStore {
     return rows.map(toAudit);
   }
 
+  async pruneAudit(options: { before?: string | undefined; keepRows?: number | undefined }): Promise<number> {
+    return this.#db.transaction().execute(async (trx) => {
+      let deleted = 0n;
+      if (options.before !== undefined) deleted += (await trx.deleteFrom('audit_log').where('at', '<', options.before).executeTakeFirst()).numDeletedRows;
+      if (options.keepRows !== undefined) {
+        const keep = Math.max(0, Math.floor(options.keepRows));
+        const query = trx.deleteFrom('audit_log');
+        const result =
+          keep === 0
+            ? await query.executeTakeFirst()
+            : await query
+                .where('id', '<', (eb) => eb.selectFrom('audit_log').select('id').orderBy('id', 'desc').limit(1).offset(keep - 1))
+                .executeTakeFirst();
+        deleted += result.numDeletedRows;
+      }
+      return Number(deleted);
+    });
+  }
+
   async getStackStatus(stack: string): Promise<StackStatusRecord | undefined> {
     const row = await this.#db.selectFrom('stack_status').selectAll().where('stack', '=', stack).executeTakeFirst();
     return row && toStatus(row);

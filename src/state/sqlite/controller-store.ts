@@ -129,6 +129,22 @@ export class SqliteControllerStore implements ControllerStore {
       .map(toAudit);
   }
 
+  async pruneAudit(options: { before?: string | undefined; keepRows?: number | undefined }): Promise<number> {
+    const prune = this.#db.transaction((): number => {
+      let deleted = 0;
+      if (options.before !== undefined) deleted += this.#db.prepare('DELETE FROM audit_log WHERE at < ?').run(options.before).changes;
+      if (options.keepRows !== undefined) {
+        const keep = Math.max(0, Math.floor(options.keepRows));
+        deleted +=
+          keep === 0
+            ? this.#db.prepare('DELETE FROM audit_log').run().changes
+            : this.#db.prepare('DELETE FROM audit_log WHERE id < (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)').run(keep - 1).changes;
+      }
+      return deleted;
+    });
+    return prune.immediate();
+  }
+
   async getStackStatus(stack: string): Promise<StackStatusRecord | undefined> {
     const row = this.#db.prepare<[string], StatusRow>('SELECT * FROM stack_status WHERE stack = ?').get(stack);
     return row && toStatus(row);

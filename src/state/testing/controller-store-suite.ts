@@ -47,6 +47,16 @@ export function runControllerStoreSuite(name: string, makeStore: () => Promise<S
       expect(next.map((e) => e.target)).toEqual(['s1', 's0']);
     });
 
+    it('prunes the audit log by age and by row count', async () => {
+      for (let i = 0; i < 5; i++) await cs.appendAudit({ actor: 'ci (a1)', role: 'operator', action: 'stack.sync', target: `s${i}`, detail: null, ip: null, outcome: 'ok' });
+      expect(await cs.pruneAudit({ keepRows: 10 })).toBe(0);
+      expect(await cs.pruneAudit({ keepRows: 3 })).toBe(2);
+      expect((await cs.listAudit({ limit: 10 })).map((e) => e.target)).toEqual(['s4', 's3', 's2']);
+      expect(await cs.pruneAudit({ before: '2000-01-01T00:00:00.000Z' })).toBe(0);
+      expect(await cs.pruneAudit({ before: new Date(Date.now() + 60_000).toISOString() })).toBe(3);
+      expect(await cs.listAudit({ limit: 10 })).toEqual([]);
+    });
+
     it('creates and patches stack status, leaving fields not in the patch alone', async () => {
       expect(await cs.getStackStatus('prod')).toBeUndefined();
       const first = await cs.updateStackStatus('prod', { status: 'synced', headCommit: 'c1', lastAppliedCommit: 'c1', drifted: 0 });
