@@ -93,6 +93,30 @@ describe('controller configuration', () => {
   });
 });
 
+describe('controller configuration: audit retention and lazy secrets', () => {
+  it('reads audit retention, with defaults of 90 days and a million rows', async () => {
+    const base = 'state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n';
+    const file = path.join(dir, 'serve.yaml');
+    expect((await parseControllerConfig(base, file, {})).audit).toEqual({ retentionMs: 90 * 86_400_000, maxRows: 1_000_000 });
+    expect((await parseControllerConfig(base + 'audit: { retention: 30d, maxRows: 5000 }\n', file, {})).audit).toEqual({ retentionMs: 30 * 86_400_000, maxRows: 5000 });
+    expect((await parseControllerConfig(base + 'audit: { retention: forever, maxRows: unlimited }\n', file, {})).audit).toEqual({ retentionMs: null, maxRows: null });
+    expect(await problems(base + 'audit: { retention: soon }\n')).toMatch(/:5:21: audit.retention: /);
+  });
+
+  it('secrets: lazy reads a secret only when it is revealed, and names FILE:LINE:COL then', async () => {
+    const text = 'state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n    webhookSecret: { env: HOOK_SECRET }\n';
+    const file = path.join(dir, 'serve.yaml');
+    await expect(parseControllerConfig(text, file, {})).rejects.toThrow(/HOOK_SECRET is not set/);
+    const config = await parseControllerConfig(text, file, {}, { secrets: 'lazy' });
+    expect(config.state).toBe(`sqlite:${path.join(dir, 'x.db')}`);
+    expect(() => config.stacks[0]!.webhookSecret!.reveal()).toThrow(new RegExp(`${file}:5:\\d+: stacks.0.webhookSecret: the environment variable HOOK_SECRET is not set`));
+    const env: NodeJS.ProcessEnv = {};
+    const later = await parseControllerConfig(text, file, env, { secrets: 'lazy' });
+    env.HOOK_SECRET = 'set-later';
+    expect(later.stacks[0]!.webhookSecret!.reveal()).toBe('set-later');
+  });
+});
+
 describe('parseDuration and parseListen', () => {
   it('reads durations', () => {
     expect(parseDuration('500ms')).toBe(500);

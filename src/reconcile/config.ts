@@ -13,6 +13,7 @@
  *     interval: 60s
  *     selfHeal: true
  *     webhookSecret: { env: CAPSTAN_WEBHOOK_SECRET }   # or { file: PATH }
+ * audit: { retention: 90d, maxRows: 1000000 }  # the defaults
  * ```
  *
  * Every problem is reported at once, as `FILE:LINE:COL: message`. Relative
@@ -32,13 +33,18 @@ import { NAME_PATTERN } from '../spec/resource.js';
 export type Policy = 'auto' | 'approve' | 'plan-only';
 export const POLICIES: readonly Policy[] = ['auto', 'approve', 'plan-only'];
 
-/** A secret value: readable through `reveal()` only; prints as `(redacted)`. */
+/**
+ * A secret value: readable through `reveal()` only; prints as `(redacted)`.
+ * Given a function, the value is read at the first `reveal()` (which throws
+ * when it cannot be read), so what never uses the secret never needs it.
+ */
 export class Secret {
-  readonly #value: string;
-  constructor(value: string) {
+  #value: string | (() => string);
+  constructor(value: string | (() => string)) {
     this.#value = value;
   }
   reveal(): string {
+    if (typeof this.#value === 'function') this.#value = this.#value();
     return this.#value;
   }
   toString(): string {
@@ -80,9 +86,15 @@ export interface ControllerConfig {
   /** On SIGTERM, how long applies in flight may run on before they are stopped. */
   readonly shutdownGraceMs: number;
   readonly trustProxy: boolean;
-  /** Webhook deliveries accepted per source address and minute. */
+  /**
+   * Webhook deliveries with a missing or wrong signature answered per source
+   * address and minute (401), before 429. Signed deliveries are never limited:
+   * the signature is checked first, and replays are caught by delivery id.
+   */
   readonly webhookRateLimit: number;
   readonly webhookMaxBytes: number;
+  /** Audit log retention, enforced by the server at start and hourly: by age and by row count (null: unbounded). */
+  readonly audit: { readonly retentionMs: number | null; readonly maxRows: number | null };
   readonly stacks: readonly StackConfig[];
 }
 
@@ -142,6 +154,12 @@ const configSchema = z
     trustProxy: z.boolean().default(false),
     webhookRateLimit: z.number().int().positive().default(120),
     webhookMaxBytes: z.number().int().positive().default(1024 * 1024),
+    audit: z
+      .strictObject({
+        retention: z.union([z.literal('forever'), duration]).default(90 * 86_400_000),
+        maxRows: z.union([z.literal('unlimited'), z.number().int().positive()]).default(1_000_000),
+      })
+      .default({ retention: 90 * 86_400_000, maxRows: 1_000_000 }),
     stacks: z.array(stackSchema).min(1, 'configure at least one stack'),
   })
   .superRefine((config, ctx) => {
@@ -152,7 +170,17 @@ const configSchema = z
     });
   });
 
-export async function loadControllerConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ControllerConfig> {
+export interface ConfigLoadOptions {
+  /**
+   * `check` (the default, for `capstan serve`): every secret is read now and a
+   * missing one is a diagnostic. `lazy` (for commands that need only part of
+   * the file, e.g. `capstan token` needs the state URL): a secret is read when
+   * it is first revealed, and throws then if it cannot be.
+   */
+  readonly secrets?: 'check' | 'lazy';
+}
+
+export async function loadControllerConfig(file: string, env: NodeJS.ProcessEnv = process.env, options: ConfigLoadOptions = {}): Promise<ControllerConfig> {
   const absolute = path.resolve(file);
   let text: string;
   try {
@@ -160,10 +188,10 @@ export async function loadControllerConfig(file: string, env: NodeJS.ProcessEnv 
   } catch (err) {
     throw new DiagnosticsError([diagError(`cannot read the configuration: ${(err as Error).message}`, { source: { file, line: 1, col: 1 } })]);
   }
-  return parseControllerConfig(text, file, env);
+  return parseControllerConfig(text, file, env, options);
 }
 
-export async function parseControllerConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Promise<ControllerConfig> {
+export async function parseControllerConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, options: ConfigLoadOptions = {}): Promise<ControllerConfig> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const at = (offset: number | undefined): SourcePosition => {
@@ -190,10 +218,19 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
   const stacks: StackConfig[] = raw.stacks.map((s, i) => {
     let webhookSecret: Secret | undefined;
     if (s.webhookSecret) {
+      const ref = s.webhookSecret;
       const source = at(offsetOf(doc, ['stacks', i, 'webhookSecret']));
-      const value = readSecret(s.webhookSecret, dir, env);
-      if (typeof value === 'string') webhookSecret = new Secret(value);
-      else diagnostics.push(diagError(`stacks.${i}.webhookSecret: ${value.problem}`, { source }));
+      if (options.secrets === 'lazy') {
+        webhookSecret = new Secret(() => {
+          const value = readSecret(ref, dir, env);
+          if (typeof value === 'string') return value;
+          throw new DiagnosticsError([diagError(`stacks.${i}.webhookSecret: ${value.problem}`, { source })]);
+        });
+      } else {
+        const value = readSecret(ref, dir, env);
+        if (typeof value === 'string') webhookSecret = new Secret(value);
+        else diagnostics.push(diagError(`stacks.${i}.webhookSecret: ${value.problem}`, { source }));
+      }
     }
     return {
       name: s.name,
@@ -221,6 +258,10 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
     trustProxy: raw.trustProxy,
     webhookRateLimit: raw.webhookRateLimit,
     webhookMaxBytes: raw.webhookMaxBytes,
+    audit: {
+      retentionMs: raw.audit.retention === 'forever' ? null : raw.audit.retention,
+      maxRows: raw.audit.maxRows === 'unlimited' ? null : raw.audit.maxRows,
+    },
     stacks,
   };
 }

@@ -64,6 +64,7 @@ beforeEach(async () => {
     trustProxy: false,
     webhookRateLimit: 20,
     webhookMaxBytes: 4096,
+    audit: { retentionMs: null, maxRows: null },
     stacks,
   };
   const events = new EventBus();
@@ -140,7 +141,6 @@ describe('API auth and audit', () => {
     expect(entries.map((e) => [e.actor.split(' ')[0], e.action, e.outcome])).toEqual([
       ['otto', 'token.create', 'refused (403)'],
       ['otto', 'stack.sync', 'ok'],
-      ['anonymous', 'stack.sync', 'refused (401)'],
       ['vera', 'stack.approve', 'refused (403)'],
       ['vera', 'stack.sync', 'refused (403)'],
     ]);
@@ -160,6 +160,32 @@ describe('API auth and audit', () => {
     expect(audit).toContain('token.create');
     expect(audit).toContain('token.revoke');
     expect(audit).not.toContain(token);
+  });
+});
+
+describe('what the audit log keeps', () => {
+  it('500 anonymous POSTs and requests to unknown routes add no audit rows; they are counted', async () => {
+    for (let i = 0; i < 250; i++) {
+      expect((await app.inject({ method: 'POST', url: `/api/stacks/prod/sync?pad=${'x'.repeat(10_000)}` })).statusCode).toBe(401);
+      expect((await app.inject({ method: 'POST', url: `/api/${'y'.repeat(10_000)}/${i}`, headers: { authorization: 'Bearer capstan_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })).statusCode).toBe(404);
+    }
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/sync', headers: { authorization: 'Bearer not-a-token' } })).statusCode).toBe(401);
+    expect(await cs.listAudit({ limit: 1000 })).toEqual([]);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('capstan_http_rejected_total{reason="unauthenticated_missing"} 250');
+    expect(text).toContain('capstan_http_rejected_total{reason="unknown_route"} 250');
+    expect(text).toContain('capstan_http_rejected_total{reason="unauthenticated_malformed"} 1');
+    // A token holder's refused call is still audited.
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/sync', headers: auth('viewer') })).statusCode).toBe(403);
+    expect((await cs.listAudit({ limit: 10 })).map((e) => [e.action, e.outcome])).toEqual([['stack.sync', 'refused (403)']]);
+  });
+
+  it('caps the detail an entry stores at 4 KiB', async () => {
+    const r = await app.inject({ method: 'POST', url: '/api/tokens', headers: auth('admin'), payload: { role: 'viewer', name: 'n', note: 'é'.repeat(50_000) } });
+    expect(r.statusCode).toBe(201);
+    const [created] = await cs.listAudit({ limit: 1 });
+    expect(created).toMatchObject({ action: 'token.create', outcome: 'ok', detail: { truncated: true, bytes: 100_038 } });
+    expect(Buffer.byteLength(JSON.stringify(created!.detail), 'utf8')).toBeLessThanOrEqual(4096);
   });
 });
 
@@ -217,7 +243,6 @@ describe('reloading the stack list', () => {
       ['ada', 'ok'],
       ['otto', 'refused (403)'],
       ['vera', 'refused (403)'],
-      ['anonymous', 'refused (401)'],
     ]);
     expect(entries[1]!.detail).toEqual({ file: configFile, added: ['edge'], updated: [], removed: ['gated', 'quiet'], unchanged: ['prod'] });
     expect(entries[0]!.detail).toMatchObject({ errors: [expect.stringContaining('polcy')] });
@@ -265,13 +290,39 @@ describe('webhooks', () => {
     expect(text).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="accepted"\} 1/);
   });
 
-  it('caps the body size (413) and rate-limits each source (429)', async () => {
+  it('caps the body size (413) and rate-limits the failed deliveries of each source (429)', async () => {
     const big = github(JSON.stringify({ ref: 'refs/heads/main', pad: 'x'.repeat(5000) }), 'd-big');
     expect((await app.inject(big)).statusCode).toBe(413);
     const codes: number[] = [];
-    for (let i = 0; i < 30; i++) codes.push((await app.inject(github(push(), `d-rl-${i}`))).statusCode);
+    for (let i = 0; i < 30; i++) codes.push((await app.inject(github(push(), `d-rl-${i}`, 'forged'))).statusCode);
     expect(codes.filter((c) => c === 429).length).toBeGreaterThan(0);
+    expect(codes.filter((c) => c !== 429 && c !== 401)).toEqual([]);
+    // Signed deliveries from the same address are not limited.
+    for (let i = 0; i < 30; i++) expect((await app.inject(github(push(), `d-ok-${i}`))).statusCode).toBe(202);
     expect(await metrics.registry.metrics()).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="too_large"\} 1/);
+  });
+
+  it('over real HTTP, 500 forged deliveries interleaved with 500 signed ones: every signed one is accepted', async () => {
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const post = async (delivery: string, secret: string): Promise<number> => {
+      const req = github(push(), delivery, secret);
+      const res = await fetch(url + req.url, { method: 'POST', headers: req.headers, body: req.payload });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    const signed: number[] = [];
+    const forged: number[] = [];
+    for (let i = 0; i < 500; i += 10) {
+      const batch = Array.from({ length: 10 }, (_, j) => i + j);
+      const [f, g] = await Promise.all([Promise.all(batch.map((n) => post(`forged-${n}`, 'guess'))), Promise.all(batch.map((n) => post(`signed-${n}`, SECRET)))]);
+      forged.push(...f);
+      signed.push(...g);
+    }
+    expect(signed.filter((c) => c !== 202)).toEqual([]);
+    expect(new Set(forged)).toEqual(new Set([401, 429]));
+    expect(forged.filter((c) => c === 401).length).toBeLessThan(60);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="accepted"\} 500/);
   });
 
   it('answers pings and ignores other events', async () => {
@@ -401,6 +452,25 @@ describe('health, readiness, metrics, UI', () => {
     }
     await controller.stop(0);
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503);
+  });
+
+  it('/readyz says only ready or not without a token; the reason only to a token holder', async () => {
+    expect((await app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready' });
+    expect((await app.inject({ url: '/readyz', headers: auth('viewer') })).json()).toEqual({ status: 'ready', stacks: 3 });
+    const listStackStatus = cs.listStackStatus.bind(cs);
+    cs.listStackStatus = () => Promise.reject(new Error('SQLITE_IOERR: disk I/O error at /var/lib/capstan/internal.db'));
+    try {
+      const anonymous = await app.inject({ url: '/readyz' });
+      expect(anonymous.statusCode).toBe(503);
+      expect(anonymous.json()).toEqual({ status: 'not ready' });
+      expect(anonymous.body).not.toContain('SQLITE');
+      expect((await app.inject({ url: '/readyz', headers: { authorization: 'Bearer capstan_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })).json()).toEqual({ status: 'not ready' });
+      const detailed = await app.inject({ url: '/readyz', headers: auth('viewer') });
+      expect(detailed.statusCode).toBe(503);
+      expect(detailed.json()).toEqual({ status: 'store unreachable', error: expect.stringContaining('SQLITE_IOERR') });
+    } finally {
+      cs.listStackStatus = listStackStatus;
+    }
   });
 });
 

@@ -5,8 +5,11 @@
  * Auth: every `/api/` route but webhooks needs `Authorization: Bearer <token>`
  * (401 without a valid one) with a role at least the route's (403 otherwise):
  * viewer reads; operator approves, syncs and rolls back; admin manages tokens,
- * reloads the stack list from the config file and reads the audit log. Every mutating call is written to the audit log
- * (who, what, when, from which address, outcome), refused ones included.
+ * reloads the stack list from the config file and reads the audit log. Every
+ * mutating call of a token holder is written to the audit log (who, what, when,
+ * from which address, outcome), refused ones included; requests without a
+ * valid token and unknown routes are only counted and logged (audit.ts).
+ * `/readyz` says ready or not to anyone, and why only to a token holder.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,7 +19,9 @@ import type { EventBus } from '../reconcile/events.js';
 import type { StackEngine } from '../reconcile/run-stack.js';
 import { redactUrl } from '../source/git.js';
 import { ROLES, type ControllerStore, type Role, type RunRecord, type StackStatusRecord, type Store } from '../state/store.js';
+import { boundedAuditEntry, truncateUtf8 } from './audit.js';
 import { authenticate, createApiToken, roleAllows, type Principal } from './auth.js';
+import { LogThrottle } from './log-throttle.js';
 import type { ControllerMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { RELOAD_NOTE, reloadStacks } from './reload.js';
@@ -65,11 +70,24 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   /** Audit details a route sets itself (instead of its request body). */
   const auditDetails = new WeakMap<FastifyRequest, unknown>();
 
+  // Anyone can send these: counted and logged at a bounded rate, never stored (see audit.ts).
+  const rejectedLog = new LogThrottle(10);
+  const rejected = (request: FastifyRequest, reason: string): void => {
+    metrics.httpRejected(reason);
+    const { log, suppressed } = rejectedLog.admit(reason);
+    if (log) request.log.warn({ reason, method: request.method, route: request.routeOptions.url ?? null, ip: request.ip, ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) }, 'request refused before any route ran');
+  };
+  app.setNotFoundHandler(async (request, reply) => {
+    rejected(request, 'unknown_route');
+    return reply.code(404).send({ error: `no route ${request.method} ${truncateUtf8(request.url.split('?')[0] ?? '', 200)}` });
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     const role = request.routeOptions.config.role;
     if (!role) return;
     const auth = await authenticate(cs, request.headers.authorization);
     if ('failure' in auth) {
+      rejected(request, `unauthenticated_${auth.failure}`);
       return reply.code(401).header('www-authenticate', 'Bearer realm="capstan"').send({ error: `authentication required (${auth.failure} token)` });
     }
     request.principal = auth;
@@ -79,18 +97,22 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.addHook('onResponse', async (request, reply) => {
     if (!MUTATING.has(request.method) || !request.url.startsWith('/api/') || request.url.startsWith('/api/webhooks/')) return;
+    // Only callers with a valid token are audited (refusals of their calls included); see audit.ts.
     const p = request.principal;
+    if (!p || request.routeOptions.url === undefined) return;
     const params = request.params as Record<string, string> | undefined;
     await cs
-      .appendAudit({
-        actor: p ? `${p.name} (${p.tokenId})` : 'anonymous',
-        role: p?.role ?? null,
-        action: request.routeOptions.config.action ?? `${request.method} ${request.routeOptions.url ?? request.url}`,
-        target: params?.name ?? params?.id ?? null,
-        detail: auditDetails.has(request) ? auditDetails.get(request) : auditDetail(request.body),
-        ip: request.ip,
-        outcome: reply.statusCode < 400 ? 'ok' : `refused (${reply.statusCode})`,
-      })
+      .appendAudit(
+        boundedAuditEntry({
+          actor: `${p.name} (${p.tokenId})`,
+          role: p.role,
+          action: request.routeOptions.config.action ?? `${request.method} ${request.routeOptions.url}`,
+          target: params?.name ?? params?.id ?? null,
+          detail: auditDetails.has(request) ? auditDetails.get(request) : auditDetail(request.body),
+          ip: request.ip,
+          outcome: reply.statusCode < 400 ? 'ok' : `refused (${reply.statusCode})`,
+        }),
+      )
       .catch((err: unknown) => request.log.error({ err }, 'could not write the audit log'));
   });
 
@@ -101,14 +123,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // --- process and UI --------------------------------------------------------
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'").send(UI_HTML));
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    if (controller.stopping) return reply.code(503).send({ status: 'stopping' });
-    try {
-      await cs.listStackStatus();
-    } catch (err) {
-      return reply.code(503).send({ status: 'store unreachable', error: (err as Error).message });
+  // Without a token only "ready" or "not ready": why (the store's error text) is for token holders.
+  app.get('/readyz', async (request, reply) => {
+    let problem: { status: string; error?: string } | null = null;
+    if (controller.stopping) problem = { status: 'stopping' };
+    else {
+      try {
+        await cs.listStackStatus();
+      } catch (err) {
+        problem = { status: 'store unreachable', error: (err as Error).message };
+      }
     }
-    return { status: 'ready', stacks: controller.stacks.length };
+    const auth = request.headers.authorization ? await authenticate(cs, request.headers.authorization).catch(() => null) : null;
+    const detailed = auth !== null && !('failure' in auth);
+    if (problem) return reply.code(503).send(detailed ? problem : { status: 'not ready' });
+    return detailed ? { status: 'ready', stacks: controller.stacks.length } : { status: 'ready' };
   });
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
@@ -344,7 +373,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
 
   // --- webhooks ---------------------------------------------------------------
-  const limiter = new RateLimiter(config.webhookRateLimit, Math.max(10, Math.ceil(config.webhookRateLimit / 2)));
+  const failures = new RateLimiter(config.webhookRateLimit, Math.max(10, Math.ceil(config.webhookRateLimit / 2)));
+  const refusedLog = new LogThrottle(10);
   const keepMs = deps.webhookKeepMs ?? 7 * 86_400_000;
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
@@ -363,7 +393,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         return reply.code(code).send(body);
       };
       if (!WEBHOOK_PROVIDERS.includes(provider)) return answer(404, 'unknown_provider', { error: `no webhook for "${request.params.provider}"; use ${WEBHOOK_PROVIDERS.join(', ')}` });
-      if (!limiter.take(`${provider}:${request.ip}`)) return answer(429, 'rate_limited', { error: 'too many deliveries; slow down' });
+      // The signature first (an HMAC over the body: cheap); only failures are rate-limited, per source address,
+      // so forged deliveries can never use up what signed ones need.
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const verified = new Map<string, boolean>();
       const signedFor = controller.stacks.filter((s) => {
@@ -373,7 +404,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         return verified.get(key)!;
       });
       if (signedFor.length === 0) {
-        request.log.warn({ provider, ip: request.ip }, 'webhook refused: missing or wrong signature');
+        if (!failures.take(`${provider}:${request.ip}`)) return answer(429, 'rate_limited', { error: 'too many deliveries with a missing or wrong signature from this address; slow down' });
+        const { log, suppressed } = refusedLog.admit(`${provider}:${request.ip}`);
+        if (log) request.log.warn({ provider, ip: request.ip, ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) }, 'webhook refused: missing or wrong signature');
         return answer(401, 'unauthorized', { error: 'the signature (or token) is missing or does not match any configured webhook secret' });
       }
       const delivery = deliveryId(provider, request.headers, raw);
@@ -392,15 +425,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       if (matched.length === 0) return answer(202, 'no_match', { status: 'ignored', reason: `no configured stack follows ${event.ref} of this repository` });
       for (const s of matched) await controller.notify(s.name);
       request.log.info({ provider, delivery, ref: event.ref, after: event.after, stacks: matched.map((s) => s.name) }, 'webhook: refresh requested');
-      await cs.appendAudit({
-        actor: `webhook:${provider}`,
-        role: null,
-        action: 'webhook.push',
-        target: matched.map((s) => s.name).join(','),
-        detail: { delivery, ref: event.ref, after: event.after },
-        ip: request.ip,
-        outcome: 'ok',
-      });
+      await cs.appendAudit(
+        boundedAuditEntry({
+          actor: `webhook:${provider}`,
+          role: null,
+          action: 'webhook.push',
+          target: matched.map((s) => s.name).join(','),
+          detail: { delivery, ref: event.ref, after: event.after },
+          ip: request.ip,
+          outcome: 'ok',
+        }),
+      );
       return answer(202, 'accepted', { status: 'accepted', delivery, stacks: matched.map((s) => s.name) });
     });
   });

@@ -20,6 +20,7 @@ export class ControllerMetrics implements ControllerObserver {
   readonly #lastSuccess: Gauge<'stack'>;
   readonly #webhooks: Counter<'provider' | 'result'>;
   readonly #applyResults: Counter<'kind' | 'status'>;
+  readonly #httpRejected: Counter<'reason'>;
   readonly #commitOf = new Map<string, string>();
   readonly #statusOf = new Map<string, string>();
 
@@ -57,6 +58,12 @@ export class ControllerMetrics implements ControllerObserver {
       registers,
     });
     this.#webhooks = new Counter({ name: 'capstan_webhook_deliveries_total', help: 'Webhook deliveries by provider and result', labelNames: ['provider', 'result'], registers });
+    this.#httpRejected = new Counter({
+      name: 'capstan_http_rejected_total',
+      help: 'API requests refused before reaching a route (no valid token, no such route): counted here, never stored in the audit log',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#applyResults = new Counter({ name: 'capstan_apply_results_total', help: 'Resource changes applied, by provider kind and status', labelNames: ['kind', 'status'], registers });
   }
 
@@ -98,6 +105,11 @@ export class ControllerMetrics implements ControllerObserver {
 
   resourceApplied(kind: string, status: string): void {
     this.#applyResults.inc({ kind, status });
+  }
+
+  /** `reason`: `unauthenticated_<missing|malformed|unknown|revoked|expired>` or `unknown_route`. */
+  httpRejected(reason: string): void {
+    this.#httpRejected.inc({ reason });
   }
 
   webhook(provider: string, result: string): void {

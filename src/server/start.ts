@@ -17,6 +17,7 @@ import { stackEngine, type StackEngine } from '../reconcile/run-stack.js';
 import { openStore } from '../state/open.js';
 import { controllerStoreOf, type Store } from '../state/store.js';
 import { buildServer } from './app.js';
+import { scheduleAuditRetention } from './audit.js';
 import { ControllerMetrics } from './metrics.js';
 import { reloadStacks, type ReloadResult } from './reload.js';
 
@@ -80,6 +81,7 @@ export async function startController(config: ControllerConfig, options: StartOp
   const url = `http://${host}:${port}`;
   logger.info({ url, stacks: config.stacks.map((s) => s.name), replica: replicaId, state: redactState(config.state) }, 'capstan serve: listening');
   controller.start();
+  const stopAuditRetention = scheduleAuditRetention(controllerStore, config.audit, logger);
 
   let stopping: Promise<void> | undefined;
   return {
@@ -91,6 +93,7 @@ export async function startController(config: ControllerConfig, options: StartOp
     stop(graceMs = config.shutdownGraceMs) {
       stopping ??= (async () => {
         logger.info({ graceMs }, 'shutting down: no new work; waiting for passes in flight');
+        stopAuditRetention();
         await controller.stop(graceMs);
         await app.close();
         await store.close();

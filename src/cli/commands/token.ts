@@ -73,7 +73,8 @@ export function registerTokenCommand(program: Command): void {
 }
 
 async function withControllerStore(options: TokenStateOptions, use: (cs: ControllerStore) => Promise<void>): Promise<void> {
-  const url = options.state ?? (options.config ? (await loadControllerConfig(options.config)).state : `sqlite:${path.resolve('.capstan/state.db')}`);
+  // Only the state URL is needed: the config's secrets (webhook secrets) are not read.
+  const url = options.state ?? (options.config ? (await loadControllerConfig(options.config, process.env, { secrets: 'lazy' })).state : `sqlite:${path.resolve('.capstan/state.db')}`);
   const store = await openStore(url);
   try {
     await use(controllerStoreOf(store));
