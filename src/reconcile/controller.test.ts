@@ -186,6 +186,76 @@ describe('Controller: policies', () => {
   });
 });
 
+describe('Controller: a branch that moved backwards', () => {
+  it('auto: a force-push to an older commit whose plan deletes waits for approval, says so, and applies once approved', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1' });
+    h.controller.start();
+    await settle();
+    h.engine.commit('c2', { a: '2', b: '1' });
+    h.controller.trigger('prod');
+    await settle();
+    expect(Object.fromEntries(h.engine.live)).toEqual({ a: '2', b: '1' });
+
+    h.engine.forcePush('c1');
+    h.controller.trigger('prod');
+    await settle();
+    expect(Object.fromEntries(h.engine.live)).toEqual({ a: '2', b: '1' });
+    expect(h.outcomes.at(-1)).toBe('awaiting-approval');
+    expect(await h.cs.getStackStatus('prod')).toMatchObject({ status: 'awaiting-approval', headCommit: 'c1', lastAppliedCommit: 'c2' });
+    const pending = await h.cs.getPlan('prod');
+    expect(pending).toMatchObject({ state: 'pending', commit: 'c1', plan: { branchMovedBackwards: { branch: 'main', from: 'c2', to: 'c1' } } });
+    expect(pending!.text).toContain('warning: the branch main moved backwards from c2 to c1');
+    expect(h.events.recent('prod').find((e) => e.type === 'branch.moved-backwards')).toMatchObject({ message: expect.stringContaining('moved backwards from c2 to c1'), data: { from: 'c2', to: 'c1' } });
+    // Polls on the same head do not apply it either.
+    await h.clock.advance(61 * SECOND);
+    expect(h.engine.live.has('b')).toBe(true);
+
+    await h.cs.transitionPlan('prod', 'pending', 'approved', { id: pending!.id, by: 'otto' });
+    await h.controller.requestSync('prod');
+    await settle();
+    expect(Object.fromEntries(h.engine.live)).toEqual({ a: '1' });
+    expect(await h.cs.getStackStatus('prod')).toMatchObject({ status: 'synced', lastAppliedCommit: 'c1' });
+    const [run] = await h.store.listRuns({ stack: 'prod', limit: 1 });
+    expect(run).toMatchObject({ commit: 'c1', status: 'succeeded', actor: { user: 'otto' } });
+    await settle();
+    expect((await h.store.listEvents(run!.id)).map((e) => e.type)).toContain('branch.moved-backwards');
+  });
+
+  it('auto: moving back without deleting anything applies at once, with the warning on the plan', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1' });
+    h.controller.start();
+    await settle();
+    h.engine.commit('c2', { a: '2' });
+    h.controller.trigger('prod');
+    await settle();
+    h.engine.forcePush('c1');
+    h.controller.trigger('prod');
+    await settle();
+    expect(h.engine.live.get('a')).toBe('1');
+    expect(h.engine.appliedCommits).toEqual(['c1', 'c2', 'c1']);
+    expect(await h.cs.getPlan('prod')).toMatchObject({ state: 'applied', plan: { branchMovedBackwards: { from: 'c2', to: 'c1' } } });
+  });
+
+  it('a new commit on top is not a move backwards, nor is a rollback asked for through the API', async () => {
+    const h = await harness(stackConfig());
+    h.engine.commit('c1', { a: '1', b: '1' });
+    h.controller.start();
+    await settle();
+    h.engine.commit('c2', { a: '1' });
+    h.controller.trigger('prod');
+    await settle();
+    expect(h.engine.live.has('b')).toBe(false);
+    expect((await h.cs.getPlan('prod'))?.plan).not.toHaveProperty('branchMovedBackwards');
+    await h.cs.updateStackStatus('prod', { rollback: { commit: 'c1', head: 'c2' } });
+    await h.controller.requestSync('prod');
+    await settle();
+    expect(h.engine.live.get('b')).toBe('1');
+    expect(h.events.recent('prod').some((e) => e.type === 'branch.moved-backwards')).toBe(false);
+  });
+});
+
 describe('Controller: the loop', () => {
   it('an invalid spec is a terminal error: a failed plan run, nothing applied, no retry until a new commit', async () => {
     const h = await harness(stackConfig());

@@ -17,6 +17,7 @@ export type ControllerEventType =
   | 'resource.finished'
   | 'rollback.requested'
   | 'rollback.ended'
+  | 'branch.moved-backwards'
   | 'sync.requested';
 
 export interface ControllerEvent {

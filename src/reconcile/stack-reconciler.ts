@@ -15,6 +15,9 @@
  * - no changes: `synced` at this commit;
  * - a spec not applied yet (a new commit): `auto` applies, `approve` stores the
  *   plan as pending, `plan-only` stores it;
+ * - the branch moved backwards (its head is an ancestor of the commit last
+ *   applied, see branch-move.ts): the plan says so; under `auto`, a plan that
+ *   deletes anything waits for approval instead of being applied;
  * - the spec already applied but the live state differs (drift): `auto` with
  *   `selfHeal` re-applies it; otherwise the drift is reported (and, under
  *   `approve`, offered as a plan to approve).
@@ -36,6 +39,7 @@ import { jittered } from './backoff.js';
 import type { Clock } from './clock.js';
 import type { StackConfig } from './config.js';
 import type { EventBus, EventInput } from './events.js';
+import { branchMoveOf, deletesAnything, describeMove, markMovedBackwards, type BranchMove, type ControllerPlan } from './branch-move.js';
 import { ApplyFailedError, TerminalError, type PassResult } from './result.js';
 import type { EngineSession, StackEngine } from './run-stack.js';
 
@@ -110,8 +114,10 @@ export class StackReconciler {
     if (status.headCommit !== head.commit) status = await cs.updateStackStatus(stack.name, { headCommit: head.commit });
 
     const planRecord = await cs.getPlan(stack.name);
-    // Only the approve policy applies approved plans (the policy may have changed since).
-    const approved = planRecord?.state === 'approved' && stack.policy === 'approve' ? planRecord : undefined;
+    // Only the approve policy applies approved plans (the policy may have changed since), and auto those it held
+    // back because the branch moved backwards.
+    const approvable = stack.policy === 'approve' || (stack.policy === 'auto' && branchMoveOf(planRecord?.plan) !== null);
+    const approved = planRecord?.state === 'approved' && approvable ? planRecord : undefined;
     const syncRequested = status.syncRequests > memory.handledSyncRequests;
     const driftDue = clock.now() >= memory.lastFullCheckAt + stack.driftIntervalMs;
     const moved = source.commit !== memory.lastCheckedCommit;
@@ -136,9 +142,11 @@ export class StackReconciler {
     }
     memory.terminalCommit = null;
 
+    // A rollback is asked for; a branch that moved back under the controller is not: say so (branch-move.ts).
+    const movedBack = source === head ? await this.#movedBackwards(stack, ctx, status, head) : null;
     const session = engine.session(ctx.signal);
     try {
-      const result = await this.#reconcileLive(stack, ctx, session, { source, status, approved, desired });
+      const result = await this.#reconcileLive(stack, ctx, session, { source, status, approved, desired, movedBackwards: movedBack });
       memory.lastCheckedCommit = source.commit;
       memory.lastFullCheckAt = clock.now();
       return { outcome: result, requeueAfter: this.#nextDelay(stack, memory) };
@@ -156,6 +164,7 @@ export class StackReconciler {
       status: StackStatusRecord;
       approved: StackPlanRecord | undefined;
       desired: DesiredState;
+      movedBackwards: BranchMove | null;
     },
   ): Promise<PassResult['outcome']> {
     const { controllerStore: cs } = this.#deps;
@@ -175,7 +184,9 @@ export class StackReconciler {
       ctx.log.warn({ planId: input.approved.id, reasons }, 'approved plan is stale; planning again');
     }
 
-    const plan = await session.plan({ stack: stack.name, desired: input.desired, source: planSource(source), allowMassDelete: stack.allowMassDelete });
+    const planned = await session.plan({ stack: stack.name, desired: input.desired, source: planSource(source), allowMassDelete: stack.allowMassDelete });
+    const move = input.movedBackwards;
+    const plan: ControllerPlan = move ? markMovedBackwards(planned, move) : planned;
     if (hasErrors(plan.diagnostics)) {
       // The planner speaks to CLI users; under the controller the switch is the stack's setting.
       const message = firstError(plan.diagnostics).replace('run again with --allow-mass-delete', 'set allowMassDelete: true on the stack in the controller configuration');
@@ -216,8 +227,17 @@ export class StackReconciler {
       return pending ? 'awaiting-approval' : 'drifted';
     }
 
+    if (move) {
+      this.#emit(stack, ctx, { type: 'branch.moved-backwards', runId: null, message: `${describeMove(move)}: the plan reverts to ${short(move.to)}`, data: { ...move } });
+    }
     switch (stack.policy) {
       case 'auto': {
+        if (move && deletesAnything(plan)) {
+          await this.#offer(stack, ctx, plan);
+          await cs.updateStackStatus(stack.name, { status: 'awaiting-approval', error: null, owner: this.#deps.replicaId });
+          ctx.log.warn({ ...move }, 'the branch moved backwards and the plan deletes resources: waiting for approval although the policy is auto');
+          return 'awaiting-approval';
+        }
         const result = await this.#apply(stack, ctx, session, plan, 'controller', `commit ${short(source.commit)}`);
         await this.#afterApply(stack, result, plan, { drifted: 0, storePlan: true });
         return 'applied';
@@ -288,6 +308,8 @@ export class StackReconciler {
         ctx.log.info({ storeRunId: run.id, commit: plan.source.commit, why }, 'apply started');
         void this.#deps.store.appendEvent(run.id, { address: null, type: 'controller', message: `applied by the controller (${why}; policy ${stack.policy}; pass ${ctx.passId})` }).catch(() => undefined);
         void ctx.lock?.setRunId?.(run.id).catch(() => undefined);
+        const move = branchMoveOf(plan);
+        if (move) void this.#deps.store.appendEvent(run.id, { address: null, type: 'branch.moved-backwards', message: `${describeMove(move)}: this run applies the older commit` }).catch(() => undefined);
       },
     });
     const c = result.counts;
@@ -330,6 +352,20 @@ export class StackReconciler {
     await cs.updateStackStatus(stack.name, patch);
     this.#emit(stack, ctx, { type: 'plan.failed', runId: run.id, message: summary, data: { diagnostics: errors.map(formatDiagnostic) } });
     ctx.log.warn({ storeRunId: run.id, commit: source.commit, errors: errors.length }, 'invalid spec: waiting for a new commit');
+  }
+
+  /** The move when the branch head is an ancestor of the commit last applied (never for the commit itself). */
+  async #movedBackwards(stack: StackConfig, ctx: PassContext, status: StackStatusRecord, head: SourceInfo): Promise<BranchMove | null> {
+    const from = status.lastAppliedCommit;
+    const to = head.commit;
+    if (!from || !to || from === to) return null;
+    try {
+      return (await this.#deps.engine.isAncestor({ repo: stack.repo, ancestor: to, descendant: from })) ? { branch: stack.branch, from, to } : null;
+    } catch (err) {
+      // The commit last applied may be gone from the mirror: then the history cannot say, and nothing is held back.
+      ctx.log.warn({ err, from, to }, 'cannot tell whether the branch moved backwards');
+      return null;
+    }
   }
 
   async #lastAppliedSpecHash(stack: string): Promise<string | null> {

@@ -14,6 +14,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseDuration, type ControllerConfig, type StackConfig } from '../reconcile/config.js';
+import { branchMoveOf, describeMove } from '../reconcile/branch-move.js';
 import type { Controller } from '../reconcile/controller.js';
 import type { EventBus } from '../reconcile/events.js';
 import type { StackEngine } from '../reconcile/run-stack.js';
@@ -151,7 +152,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   const stackView = async (name: string, status: StackStatusRecord | undefined) => {
     const stack = controller.stack(name)!;
-    const [lastRun] = await store.listRuns({ stack: name, limit: 1 });
+    const [[lastRun], plan] = await Promise.all([store.listRuns({ stack: name, limit: 1 }), cs.getPlan(name)]);
+    // The current plan records it when the branch head it was made for is older than what had been applied.
+    const movedBackwards = plan && plan.commit === status?.headCommit ? branchMoveOf(plan.plan) : null;
     const runtime = controller.runtime(name);
     return {
       name,
@@ -167,6 +170,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       path: stack.path,
       error: status?.error ?? null,
       rollback: status?.rollback ?? null,
+      branchMovedBackwards: movedBackwards ? { ...movedBackwards, message: describeMove(movedBackwards) } : null,
       owner: status?.owner ?? null,
       ownedHere: runtime.owned,
       failures: runtime.failures,
@@ -249,8 +253,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     async (request, reply) => {
       const stack = stackOr404(request, reply);
       if (!stack) return reply;
-      if (stack.policy !== 'approve') return reply.code(409).send({ error: `stack "${stack.name}" uses the ${stack.policy} policy: there is nothing to approve` });
       const current = await cs.getPlan(stack.name);
+      // Under auto, only a plan held back because the branch moved backwards waits for approval.
+      const heldBack = stack.policy === 'auto' && current?.state === 'pending' && branchMoveOf(current.plan) !== null;
+      if (stack.policy !== 'approve' && !heldBack) return reply.code(409).send({ error: `stack "${stack.name}" uses the ${stack.policy} policy: there is nothing to approve` });
       if (current?.state !== 'pending') return reply.code(409).send({ error: `no plan of stack "${stack.name}" awaits approval` });
       const wanted = request.body?.planId;
       const approved = await cs.transitionPlan(stack.name, 'pending', 'approved', { id: wanted ?? current.id, by: request.principal!.name });
@@ -495,7 +501,9 @@ function planSummary(plan: { id: string; state: string; commit: string | null; c
   const counts: Record<string, number> = {};
   for (const c of changes) counts[c.action] = (counts[c.action] ?? 0) + 1;
   const diagnostics = (plan.plan as { diagnostics?: unknown[] } | null)?.diagnostics ?? [];
-  return { id: plan.id, state: plan.state, commit: plan.commit, createdAt: plan.createdAt, decidedBy: plan.decidedBy, decidedAt: plan.decidedAt, counts, diagnostics };
+  const move = branchMoveOf(plan.plan);
+  const branchMovedBackwards = move ? { ...move, message: describeMove(move) } : null;
+  return { id: plan.id, state: plan.state, commit: plan.commit, createdAt: plan.createdAt, decidedBy: plan.decidedBy, decidedAt: plan.decidedAt, counts, diagnostics, branchMovedBackwards };
 }
 
 function planChanges(plan: unknown): { address: string; action: string }[] {
