@@ -108,15 +108,14 @@ describe('capstan serve', () => {
     await reader.cancel();
     await reading;
 
-    // Tokens: none → 401, viewer → 403 on a mutating call, operator → 202; all audited.
+    // Tokens: none → 401, viewer → 403 on a mutating call, operator → 202; token holders' calls audited, anonymous ones counted.
     expect((await api(served, '/api/stacks')).status).toBe(401);
     expect((await api(served, '/api/stacks/web/sync', { method: 'POST', token: viewer })).status).toBe(403);
     expect((await api(served, '/api/stacks/web/sync', { method: 'POST' })).status).toBe(401);
     expect((await api(served, '/api/stacks/web/sync', { method: 'POST', token: operator })).status).toBe(202);
     const audit = await api<{ actor: string; action: string; outcome: string }[]>(served, '/api/audit', { token: admin });
-    expect(audit.body.slice(0, 4).map((e) => `${e.actor.split(' ')[0]} ${e.action} ${e.outcome}`)).toEqual([
+    expect(audit.body.slice(0, 3).map((e) => `${e.actor.split(' ')[0]} ${e.action} ${e.outcome}`)).toEqual([
       'otto stack.sync ok',
-      'anonymous stack.sync refused (401)',
       'vera stack.sync refused (403)',
       'webhook:github webhook.push ok',
     ]);
@@ -125,6 +124,7 @@ describe('capstan serve', () => {
     expect(metrics).toContain(`capstan_stack_last_applied_info{stack="web",commit="${c2}"} 1`);
     expect(metrics).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="unauthorized"\} 2/);
     expect(metrics).toMatch(/capstan_webhook_deliveries_total\{provider="github",result="duplicate"\} 1/);
+    expect(metrics).toMatch(/capstan_http_rejected_total\{reason="unauthenticated_missing"\} [2-9]/);
     expect((await fetch(`${served.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${served.url}/readyz`)).status).toBe(200);
     expect(await (await fetch(`${served.url}/`)).text()).toContain('<title>Capstan</title>');
