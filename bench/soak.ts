@@ -236,6 +236,11 @@ function report(samples: readonly Sample[], appliedFiles: number): void {
     half.map((s) => s.atMs),
     half.map((s) => s.rssMiB),
   );
+  const quarter = samples.filter((s) => s.atMs >= (samples.at(-1)!.atMs * 3) / 4);
+  const lastQuarter = linearFit(
+    quarter.map((s) => s.atMs),
+    quarter.map((s) => s.rssMiB),
+  );
   const perTenMin = fit.slope * 600_000;
   const bounded = perTenMin < 0.05 * fit.mean;
   const cpu = os.cpus();
@@ -249,6 +254,7 @@ function report(samples: readonly Sample[], appliedFiles: number): void {
       ...rows,
       '',
       `RSS over the second half: mean ${fit.mean.toFixed(0)} MiB, linear fit ${perTenMin >= 0 ? '+' : ''}${perTenMin.toFixed(1)} MiB per 10 min`,
+      `RSS over the last quarter (for information): mean ${lastQuarter.mean.toFixed(0)} MiB, linear fit ${lastQuarter.slope >= 0 ? '+' : ''}${(lastQuarter.slope * 600_000).toFixed(1)} MiB per 10 min`,
       `verdict: ${bounded ? 'memory bounded (growth under 5 % of the mean per 10 min)' : 'MEMORY GROWS (5 % or more of the mean per 10 min): investigate'}`,
       '',
     ].join('\n'),
