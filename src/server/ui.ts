@@ -46,7 +46,7 @@ export const UI_HTML = `<!doctype html>
       const body = document.getElementById('stacks');
       body.replaceChildren(...stacks.map((s) => {
         const tr = document.createElement('tr');
-        tr.append(cell(s.name), cell(s.status, s.status), cell(s.policy), cell(short(s.lastAppliedCommit)), cell(short(s.headCommit)), cell(s.drifted),
+        tr.append(cell(s.name), cell(s.branchMovedBackwards ? s.status + ': ' + s.branchMovedBackwards.message : s.status, s.status), cell(s.policy), cell(short(s.lastAppliedCommit)), cell(short(s.headCommit)), cell(s.drifted),
           cell(s.lastRun ? '#' + s.lastRun.id + ' ' + s.lastRun.kind + ' ' + s.lastRun.status : ''));
         return tr;
       }));
