@@ -7,10 +7,15 @@
  *   resolve   (optional) turn the user's spec into a self-contained one, e.g. read
  *             a `source:` file from the repository into `content`. Runs once per
  *             document at load time.
+ *   templates (optional) the Liquid templates one instance needs rendered, with
+ *             their variables. The engine renders them off the main thread (the
+ *             render pool, src/spec/render-pool.ts), within per-render and
+ *             stack-wide budgets, and hands the outputs to `instantiate`.
  *   instantiate (optional) turn the resolved spec into the spec of one instance
- *             (`Kind/name@host`) with that target's variables, e.g. render a
- *             template into `content`. Runs at load time for every instance; its
- *             result is what the plan shows and the spec hash covers.
+ *             (`Kind/name@host`) with that target's variables and its rendered
+ *             templates, e.g. put the output into `content`. Runs at load time for
+ *             every instance; its result is what the plan shows and the spec hash
+ *             covers.
  *   validate  (optional) semantic checks the schema cannot express.
  *   read      batch-read the live state of many resources on one target. One call
  *             per target and provider per plan: a provider that talks to a remote
@@ -99,6 +104,24 @@ export interface InstanceFacts {
   readonly target: { readonly address: Address; readonly name: string } | undefined;
   /** The target's variables; empty for a declaration. Never mutate. */
   readonly vars: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A template's text and its name in errors (a repository path). Return the same
+ * object for every instance of one document: the render workers parse it once.
+ */
+export interface TemplateSource {
+  readonly name: string;
+  readonly text: string;
+}
+
+/** One template to render for one instance (see `ResourceProvider.templates`). */
+export interface TemplateRequest {
+  readonly source: TemplateSource;
+  /** The variables it renders with (usually the instance's vars and the resource's own). */
+  readonly vars: Readonly<Record<string, unknown>>;
+  /** The spec field the template comes from, e.g. `['template']`: a failure is reported there. */
+  readonly specPath: readonly (string | number)[];
 }
 
 /** What a target defines for templates. */
@@ -192,14 +215,26 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
   describe?(spec: Spec): string;
   resolve?(spec: Spec, from: { file: string }, ctx: ResolveContext): Promise<Spec>;
   /**
-   * The spec of one instance, from the resolved spec and the instance's facts.
-   * Pure and deterministic (the same inputs give the same spec on every run), and
-   * synchronous: it runs for every instance of a large fleet. Return `spec` itself
-   * when there is nothing to do. Throw `SpecFieldError` naming the spec field at
-   * fault (its message becomes a diagnostic at that field, with the instance
-   * address); the instance is then left out and the stack has an error.
+   * (optional) The templates `instantiate` needs for one instance. Pure and cheap:
+   * it must not render anything itself. The engine renders each request in a
+   * worker process with the request's vars, bounded per render (time, output size,
+   * memory) and for the whole stack (total render time, total rendered bytes).
+   * A template that fails (syntax, undefined variable, a bound) is a diagnostic at
+   * `spec.<specPath>` with the instance address (a syntax error once, for the
+   * document), `instantiate` is not called, and the instance is left out.
    */
-  instantiate?(spec: Spec, instance: InstanceFacts): Spec;
+  templates?(spec: Spec, instance: InstanceFacts): readonly TemplateRequest[];
+  /**
+   * The spec of one instance, from the resolved spec, the instance's facts and
+   * the outputs of its `templates` (in the same order; empty without them). Pure
+   * and deterministic (the same inputs give the same spec on every run), and
+   * synchronous: it runs for every instance of a large fleet, on the main thread,
+   * so anything CPU-heavy belongs in `templates`. Return `spec` itself when there
+   * is nothing to do. Throw `SpecFieldError` naming the spec field at fault (its
+   * message becomes a diagnostic at that field, with the instance address); the
+   * instance is then left out and the stack has an error.
+   */
+  instantiate?(spec: Spec, instance: InstanceFacts, rendered: readonly string[]): Spec;
   /**
    * (optional) Keys of the objects this resource manages on its target's machine
    * (the target provider's `machineOf`), e.g. `path:/srv/web-1/etc/motd` for a

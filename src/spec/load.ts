@@ -9,7 +9,7 @@
  *         ─► checkGraph ─► LoadedStack (+ specHash)
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync, type Dirent } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Dirent } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { error, sortDiagnostics, warning, type Diagnostic } from '../diag/diagnostic.js';
@@ -21,6 +21,8 @@ import { expandResources, targetResource, TargetIndex, type CheckedResourceDocum
 import { checkHostGroups, type HostGroupSpec } from './host-group.js';
 import { instantiateResources } from './instantiate.js';
 import { MAX_ALIAS_COUNT, MAX_DOCUMENTS, MAX_FILE_BYTES, parseYamlDocuments } from './parse-yaml.js';
+import { sharedRenderPool, type RenderPool } from './render-pool.js';
+import { MAX_STACK_RENDER_TIME_MS, MAX_STACK_RENDERED_BYTES, MAX_STACK_YAML_BYTES, StackBudget, yamlBudgetDiagnostic } from './stack-budget.js';
 import { createResolveContext, ResolveFileError } from './resolve-context.js';
 import { baseAddress, type Address, type Resource } from './resource.js';
 import { checkDocuments, checkGraph, checkReferences, type DeclaredDocument } from './validate.js';
@@ -33,6 +35,17 @@ export interface LoadOptions {
   readonly maxDocuments?: number;
   /** Alias expansions allowed per document (default 100). */
   readonly maxAliasCount?: number;
+  // Stack-wide budgets (src/spec/stack-budget.ts): over one, the stack is invalid with one diagnostic.
+  /** All YAML files of the stack together, in bytes (default 64 MiB); checked before parsing. */
+  readonly maxStackYamlBytes?: number | undefined;
+  /** Template render time summed over the whole stack, in ms (default 30 s). */
+  readonly maxRenderTimeMs?: number | undefined;
+  /** Size of all instances' specs together, rendered templates included (default 256 MiB). */
+  readonly maxRenderedBytes?: number | undefined;
+  /** Milliseconds one template render may take (default 2 s). */
+  readonly renderTimeLimitMs?: number | undefined;
+  /** Where templates render (default: the process's shared pool). */
+  readonly renderPool?: RenderPool | undefined;
 }
 
 export interface LoadedStack {
@@ -83,11 +96,13 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
   const listing = await listYamlFiles(repoDir);
   diagnostics.push(...listing.diagnostics);
   const files = listing.files;
+  const overYamlBudget = yamlBudgetDiagnostic(await yamlSizes(repoDir, files), options.maxStackYamlBytes ?? MAX_STACK_YAML_BYTES);
+  if (overYamlBudget) diagnostics.push(overYamlBudget);
 
   // Read and parse in file order: the document budget is spent deterministically.
   const declared: DeclaredDocument[] = [];
   let documentsLeft = maxDocuments;
-  for (let i = 0; i < files.length && documentsLeft > 0; i++) {
+  for (let i = 0; i < files.length && documentsLeft > 0 && !overYamlBudget; i++) {
     // Let the event loop breathe (a controller serves HTTP while it loads).
     if (i > 0 && i % READ_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
     const file = files[i]!;
@@ -137,7 +152,15 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
   }
   const varsByTarget = targetVariables(targets, registry, groupVars);
   diagnostics.push(...checkHostGroups(checked.hostGroups, index, varsByTarget, checked.invalidTargetKinds.size > 0));
-  const instantiated = await instantiateResources(expanded, targets, registry, varsByTarget);
+  const budget = new StackBudget({
+    renderTime: options.maxRenderTimeMs ?? MAX_STACK_RENDER_TIME_MS,
+    renderedBytes: options.maxRenderedBytes ?? MAX_STACK_RENDERED_BYTES,
+  });
+  const instantiated = await instantiateResources(expanded, targets, registry, varsByTarget, {
+    pool: options.renderPool ?? sharedRenderPool(),
+    budget,
+    renderTimeLimitMs: options.renderTimeLimitMs,
+  });
   diagnostics.push(...instantiated.diagnostics);
   const instances = instantiated.instances;
   diagnostics.push(...checkGraph(allTargets, instances, registry));
@@ -308,6 +331,22 @@ async function listYamlFiles(repoDir: string): Promise<Listing> {
   return { files, diagnostics };
 }
 
+/** The size of each YAML file (0 when it cannot be read: reading it reports why). */
+async function yamlSizes(repoDir: string, files: readonly string[]): Promise<{ file: string; size: number }[]> {
+  const sizes: { file: string; size: number }[] = [];
+  for (let i = 0; i < files.length; i++) {
+    if (i > 0 && i % READ_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+    let size = 0;
+    try {
+      size = statSync(`${repoDir}${path.sep}${files[i]!}`).size;
+    } catch {
+      // reported when the file is read
+    }
+    sizes.push({ file: files[i]!, size });
+  }
+  return sizes;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -359,7 +398,11 @@ export function specHash(resources: readonly Resource[]): string {
   const entries = resources
     .map((r) => ({ address: r.address, kind: r.kind, target: r.target ?? null, dependsOn: [...r.dependsOn].sort(), ...(r.notify?.length ? { notify: [...r.notify].sort() } : {}), spec: r.spec }))
     .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-  return createHash('sha256').update(canonicalJson(entries)).digest('hex');
+  // The canonical JSON of the array, fed entry by entry: the same digest as one string,
+  // without building one (a large stack's would exceed V8's longest string).
+  const hash = createHash('sha256').update('[');
+  entries.forEach((entry, i) => hash.update(i === 0 ? canonicalJson(entry) : `,${canonicalJson(entry)}`));
+  return hash.update(']').digest('hex');
 }
 
 /**

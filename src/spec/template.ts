@@ -49,11 +49,36 @@ export class TemplateError extends Error {
   }
 }
 
+/** Which bound a render hit. */
+export type TemplateLimit = 'time' | 'output' | 'memory';
+
+/** A render stopped by one of its bounds (time, output size, memory) rather than by an error of the template. */
+export class TemplateLimitError extends TemplateError {
+  constructor(
+    file: string,
+    line: number | undefined,
+    col: number | undefined,
+    reason: string,
+    readonly limit: TemplateLimit,
+    options?: ErrorOptions,
+  ) {
+    super(file, line, col, reason, undefined, options);
+    this.name = 'TemplateLimitError';
+  }
+}
+
+export interface RenderOptions {
+  /** Largest output in UTF-8 bytes (default `MAX_RENDER_BYTES`). */
+  readonly maxOutputBytes?: number | undefined;
+  /** Milliseconds this render may take (default `RENDER_TIME_LIMIT_MS`), checked between template nodes. */
+  readonly timeLimitMs?: number | undefined;
+}
+
 /** A parsed template, rendered once per target. */
 export interface CompiledTemplate {
   readonly file: string;
-  /** Throws `TemplateError`. */
-  render(vars: TemplateVars, options?: { readonly maxOutputBytes?: number }): string;
+  /** Throws `TemplateError` (`TemplateLimitError` when a bound stopped it). */
+  render(vars: TemplateVars, options?: RenderOptions): string;
 }
 
 const REFUSED_TAGS: Record<string, string> = {
@@ -122,7 +147,7 @@ export function compileTemplate(text: string, file: string): CompiledTemplate {
   }
   return {
     file,
-    render: (vars, options) => renderCompiled(templates, file, vars, options?.maxOutputBytes ?? MAX_RENDER_BYTES),
+    render: (vars, options) => renderCompiled(templates, file, vars, options?.maxOutputBytes ?? MAX_RENDER_BYTES, options?.timeLimitMs ?? RENDER_TIME_LIMIT_MS),
   };
 }
 
@@ -130,7 +155,7 @@ export function compileTemplate(text: string, file: string): CompiledTemplate {
  * Renders a template string with `vars`: what the engine uses for health-check
  * URLs and commands. `name` appears in errors. Throws `TemplateError`.
  */
-export function renderTemplate(text: string, vars: TemplateVars, options: { readonly name?: string; readonly maxOutputBytes?: number } = {}): string {
+export function renderTemplate(text: string, vars: TemplateVars, options: RenderOptions & { readonly name?: string } = {}): string {
   return compileTemplate(text, options.name ?? 'template').render(vars, options);
 }
 
@@ -176,21 +201,21 @@ function stringify(value: unknown): string {
   return String(v);
 }
 
-function renderCompiled(templates: Template[], file: string, vars: TemplateVars, limit: number): string {
+function renderCompiled(templates: Template[], file: string, vars: TemplateVars, limit: number, timeLimitMs: number): string {
   const l = liquid();
   const emitter = new BoundedEmitter(limit);
   try {
-    const ctx = new Context(vars, l.options, { sync: true }, { liquid: l });
+    const ctx = new Context(vars, l.options, { sync: true, renderLimit: timeLimitMs }, { liquid: l });
     toValueSync(l.renderer.renderTemplates(templates, ctx, emitter));
   } catch (e) {
-    throw toTemplateError(e, file);
+    throw toTemplateError(e, file, timeLimitMs);
   }
   return emitter.buffer;
 }
 
 const POSITION_SUFFIX = /, (?:file:.*, )?line:\d+, col:\d+$/;
 
-function toTemplateError(e: unknown, file: string): TemplateError {
+function toTemplateError(e: unknown, file: string, timeLimitMs = RENDER_TIME_LIMIT_MS): TemplateError {
   let line: number | undefined;
   let col: number | undefined;
   let cause: unknown = e;
@@ -200,7 +225,7 @@ function toTemplateError(e: unknown, file: string): TemplateError {
     cause = (e as LiquidError).originalError ?? e;
   }
   if (cause instanceof OutputTooLarge) {
-    return new TemplateError(file, line, col, `rendered output is over the limit of ${cause.limit} bytes`, undefined, { cause: e });
+    return new TemplateLimitError(file, line, col, `rendered output is over the limit of ${cause.limit} bytes`, 'output', { cause: e });
   }
   const raw = (cause instanceof Error ? cause.message : String(cause)).replace(POSITION_SUFFIX, '');
   const undefinedVariable = /^undefined variable: (.+)$/.exec(raw)?.[1];
@@ -213,16 +238,16 @@ function toTemplateError(e: unknown, file: string): TemplateError {
     return new TemplateError(file, line, col, `undefined filter ${JSON.stringify(undefinedFilter)}${why}`, undefined, { cause: e });
   }
   if (raw === 'template render limit exceeded') {
-    return new TemplateError(file, line, col, `rendering took longer than ${RENDER_TIME_LIMIT_MS} ms`, undefined, { cause: e });
+    return new TemplateLimitError(file, line, col, `rendering took longer than ${timeLimitMs} ms`, 'time', { cause: e });
   }
   if (raw === 'memory alloc limit exceeded') {
-    return new TemplateError(file, line, col, 'rendering needs too much memory (a loop or filter over too many items)', undefined, { cause: e });
+    return new TemplateLimitError(file, line, col, 'rendering needs too much memory (a loop or filter over too many items)', 'memory', { cause: e });
   }
   if (raw === 'template parse limit exceeded') {
     return new TemplateError(file, line, col, `template is over the limit of ${MAX_TEMPLATE_CHARS} characters`, undefined, { cause: e });
   }
   if (cause instanceof RangeError && /Invalid string length/.test(raw)) {
-    return new TemplateError(file, line, col, 'rendering produced a string too large', undefined, { cause: e });
+    return new TemplateLimitError(file, line, col, 'rendering produced a string too large', 'memory', { cause: e });
   }
   return new TemplateError(file, line, col, raw, undefined, { cause: e });
 }

@@ -2,7 +2,6 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { compileTemplate, describeTemplateFailure, TemplateError, type CompiledTemplate } from '../../spec/template.js';
 import { mergeVariables, variablesSchema } from '../../spec/variables.js';
 import type { PathInfo, PathType } from '../../transport/transport.js';
 import {
@@ -14,6 +13,8 @@ import {
   type ResolveContext,
   type ResourceDiff,
   type ResourceProvider,
+  type TemplateRequest,
+  type TemplateSource,
 } from '../provider.js';
 import {
   accountSchema,
@@ -106,10 +107,10 @@ export interface FileLive extends LiveAttributes {
 
 const DEFAULT_MODE = '0644';
 
-/** Templates parsed at resolve time, by the resolved spec they belong to (rendered per instance). */
-const compiledTemplates = new WeakMap<FileSpec, CompiledTemplate>();
+/** Template texts read at resolve time, by the resolved spec they belong to (rendered per instance by the engine's render pool). */
+const templateSources = new WeakMap<FileSpec, TemplateSource>();
 
-/** Reads and parses `spec.template`; every failure names the template field. */
+/** Reads `spec.template`; every failure names the template field. Parsing and rendering happen in the render pool. */
 async function resolveTemplate(spec: FileSpec & { template: string }, from: { file: string }, ctx: ResolveContext): Promise<FileSpec> {
   // The name errors show: the template's path in the repository.
   const shown = path.posix.normalize(path.posix.join(path.posix.dirname(from.file.split(path.sep).join('/')), spec.template));
@@ -120,31 +121,24 @@ async function resolveTemplate(spec: FileSpec & { template: string }, from: { fi
     throw new SpecFieldError(`cannot read template ${spec.template}: ${err instanceof Error ? err.message : String(err)}`, ['template'], { cause: err });
   }
   if (!isUtf8(data)) throw new SpecFieldError(`template ${shown} is not UTF-8 text`, ['template']);
-  let compiled: CompiledTemplate;
-  try {
-    compiled = compileTemplate(data.toString('utf8'), shown);
-  } catch (err) {
-    if (err instanceof TemplateError) throw new SpecFieldError(err.message, ['template'], { cause: err });
-    throw err;
-  }
   const resolved: FileSpec = { ...spec };
-  compiledTemplates.set(resolved, compiled);
+  templateSources.set(resolved, { name: shown, text: data.toString('utf8') });
   return resolved;
 }
 
-/** The instance's spec: the template rendered with the host's variables (then the File's own) into `content`. */
-function instantiateFile(spec: FileSpec, instance: InstanceFacts): FileSpec {
+/** The template of one instance, with the host's variables (then the File's own). */
+function fileTemplates(spec: FileSpec, instance: InstanceFacts): TemplateRequest[] {
+  if (spec.template === undefined) return [];
+  const source = templateSources.get(spec);
+  if (!source) throw new SpecFieldError(`template ${spec.template} was not read: the spec must be resolved before it is instantiated`, ['template']);
+  return [{ source, vars: mergeVariables(instance.vars, spec.vars), specPath: ['template'] }];
+}
+
+/** The instance's spec: the rendered template into `content`. */
+function instantiateFile(spec: FileSpec, _instance: InstanceFacts, rendered: readonly string[]): FileSpec {
   if (spec.template === undefined) return spec;
-  const compiled = compiledTemplates.get(spec);
-  if (!compiled) throw new SpecFieldError(`template ${spec.template} was not read: the spec must be resolved before it is instantiated`, ['template']);
-  const vars = mergeVariables(instance.vars, spec.vars);
-  let content: string;
-  try {
-    content = compiled.render(vars);
-  } catch (err) {
-    if (!(err instanceof TemplateError)) throw err;
-    throw new SpecFieldError(describeTemplateFailure(err, { targetName: instance.target?.name, vars }), ['template'], { cause: err });
-  }
+  const content = rendered[0];
+  if (content === undefined) throw new SpecFieldError(`template ${spec.template} was not rendered`, ['template']);
   const { template: _template, vars: _vars, ...rest } = spec;
   return { ...rest, content };
 }
@@ -324,6 +318,7 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
     const { source: _source, ...rest } = spec;
     return isUtf8(data) ? { ...rest, content: data.toString('utf8') } : { ...rest, contentBase64: data.toString('base64') };
   },
+  templates: fileTemplates,
   instantiate: instantiateFile,
   claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),

@@ -1,0 +1,216 @@
+/**
+ * The render pool: Liquid templates are parsed and rendered in worker threads
+ * (src/spec/render-worker.ts), never on the event loop, so a template that loops
+ * until its limit cannot stall the controller's HTTP API, its webhooks or the
+ * other stacks.
+ *
+ * Built on `node:worker_threads` directly (not piscina): the pool needs exactly
+ * three things a generic pool does not give as such — a hard per-render time
+ * limit that terminates the worker and replaces it, a memory limit per worker
+ * (`resourceLimits`) whose breach is reported as the template's failure, and
+ * workers that keep the process alive only while they work — and no dependency.
+ *
+ * Every render has two time limits: LiquidJS's own `renderLimit` (checked
+ * between template nodes; the worker answers with a clean error), and the pool's
+ * hard limit a little later (`graceMs`), for work inside one node (a `sort` over
+ * millions of items): the worker is terminated, and the render fails with the
+ * same "took longer than" message. A worker over its memory limit dies the same
+ * way; the next render gets a fresh worker. `render` never rejects for a
+ * template's sake: every failure is a `RenderOutcome` with `ok: false`.
+ */
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { RenderFailure, RenderReply, RenderRequest } from './render-worker.js';
+import type { TemplateVars } from './template.js';
+
+export type { RenderFailure } from './render-worker.js';
+
+export interface RenderPoolOptions {
+  /** Worker threads (default 2, at most the CPUs available). */
+  readonly size?: number;
+  /** Heap limit per worker in MiB (default 512): a render that needs more fails, the process lives on. */
+  readonly maxMemoryMiB?: number;
+  /** How long past a render's own time limit the worker may run before it is terminated (default 250 ms). */
+  readonly graceMs?: number;
+}
+
+export interface RenderJob {
+  /** Stable for one template during the pool's life: workers keep parsed templates by it. */
+  readonly templateId: string;
+  /** The template's name in errors (a repository path). */
+  readonly name: string;
+  readonly text: string;
+  readonly vars: TemplateVars;
+  readonly maxOutputBytes: number;
+  readonly timeLimitMs: number;
+}
+
+export type RenderOutcome =
+  | { readonly ok: true; readonly output: string; readonly bytes: number; readonly ms: number }
+  | { readonly ok: false; readonly failure: RenderFailure; readonly ms: number };
+
+interface Pending {
+  readonly job: RenderJob;
+  readonly resolve: (outcome: RenderOutcome) => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  ready: boolean;
+  current: { readonly pending: Pending; readonly id: number; readonly started: number; readonly timer: NodeJS.Timeout } | undefined;
+  /** Set once the worker is being replaced: its late events are ignored. */
+  gone: boolean;
+}
+
+const HERE = import.meta.url;
+/** Running from the TypeScript sources (tsx, vitest): the worker needs tsx's loader too. */
+const FROM_SOURCES = HERE.endsWith('.ts');
+
+/** The worker's entry: the built module, or (from the sources) a bootstrap that registers tsx in the worker first. */
+function workerEntry(): { entry: URL | string; eval: boolean } {
+  if (!FROM_SOURCES) return { entry: new URL('./render-worker.js', HERE), eval: false };
+  const tsx = new URL('dist/esm/api/index.mjs', pathToFileURL(createRequire(HERE).resolve('tsx/package.json'))).href;
+  const worker = new URL('./render-worker.ts', HERE).href;
+  return { entry: `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(worker)}); })`, eval: true };
+}
+
+export class RenderPool {
+  readonly size: number;
+  private readonly maxMemoryMiB: number;
+  private readonly graceMs: number;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(options: RenderPoolOptions = {}) {
+    this.size = Math.max(1, Math.min(options.size ?? 2, availableParallelism()));
+    this.maxMemoryMiB = options.maxMemoryMiB ?? 512;
+    this.graceMs = options.graceMs ?? 250;
+  }
+
+  /** Renders `job` in a worker. Resolves with the output or the failure; rejects only after `close`. */
+  render(job: RenderJob): Promise<RenderOutcome> {
+    if (this.closed) return Promise.reject(new Error('the render pool is closed'));
+    return new Promise((resolve) => {
+      this.queue.push({ job, resolve });
+      this.dispatch();
+    });
+  }
+
+  /** Terminates every worker; renders in flight or queued fail. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const failed = (p: Pending) => p.resolve(this.failedOutcome(p.job, 'the render pool was closed', undefined, 0));
+    for (const p of this.queue.splice(0)) failed(p);
+    const slots = this.slots.splice(0);
+    for (const slot of slots) {
+      slot.gone = true;
+      if (slot.current) {
+        clearTimeout(slot.current.timer);
+        failed(slot.current.pending);
+        slot.current = undefined;
+      }
+    }
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const slot = this.slots.find((s) => s.ready && s.current === undefined);
+      if (!slot) {
+        if (this.slots.length < this.size) this.spawn();
+        return; // a worker that becomes ready or idle dispatches again
+      }
+      this.start(slot, this.queue.shift()!);
+    }
+  }
+
+  private spawn(): void {
+    const { entry, eval: isEval } = workerEntry();
+    const worker = new Worker(entry, {
+      eval: isEval,
+      execArgv: [],
+      resourceLimits: { maxOldGenerationSizeMb: this.maxMemoryMiB, maxYoungGenerationSizeMb: Math.min(64, Math.max(8, this.maxMemoryMiB / 8)) },
+      // The worker needs no environment: templates see only their variables.
+      env: {},
+      stdout: false,
+      stderr: false,
+    });
+    const slot: Slot = { worker, ready: false, current: undefined, gone: false };
+    this.slots.push(slot);
+    worker.on('message', (message: RenderReply | { readonly ready: true }) => {
+      if (slot.gone) return;
+      if ('ready' in message) {
+        slot.ready = true;
+        worker.unref();
+        this.dispatch();
+        return;
+      }
+      const current = slot.current;
+      if (!current || current.id !== message.id) return;
+      clearTimeout(current.timer);
+      slot.current = undefined;
+      worker.unref();
+      current.pending.resolve(message.ok ? { ok: true, output: message.output, bytes: message.bytes, ms: message.ms } : { ok: false, failure: message.failure, ms: message.ms });
+      this.dispatch();
+    });
+    worker.on('error', (err: Error & { code?: string }) => {
+      const why =
+        err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? { reason: `rendering needs more than ${this.maxMemoryMiB} MiB of memory`, limit: 'memory' as const }
+          : { reason: `the render worker failed: ${err.message}`, limit: undefined };
+      this.retire(slot, why.reason, why.limit);
+    });
+    worker.on('exit', (code) => this.retire(slot, `the render worker stopped (exit code ${code})`, undefined));
+    // Keep the process alive while the worker starts: a render is waiting for it.
+    worker.ref();
+  }
+
+  private start(slot: Slot, pending: Pending): void {
+    const id = this.nextId++;
+    const { job } = pending;
+    const request: RenderRequest = { id, ...job };
+    const started = performance.now();
+    const timer = setTimeout(() => {
+      this.retire(slot, `rendering took longer than ${job.timeLimitMs} ms`, 'time', performance.now() - started);
+    }, job.timeLimitMs + this.graceMs);
+    slot.current = { pending, id, started, timer };
+    slot.worker.ref();
+    slot.worker.postMessage(request);
+  }
+
+  /** Fails the slot's render (if any) with `reason`, terminates the worker and lets a new one take its place. */
+  private retire(slot: Slot, reason: string, limit: RenderFailure['limit'], ms?: number): void {
+    if (slot.gone) return;
+    slot.gone = true;
+    const index = this.slots.indexOf(slot);
+    if (index >= 0) this.slots.splice(index, 1);
+    const current = slot.current;
+    slot.current = undefined;
+    if (current) {
+      clearTimeout(current.timer);
+      current.pending.resolve(this.failedOutcome(current.pending.job, reason, limit, ms ?? performance.now() - current.started));
+    } else if (!slot.ready) {
+      // A worker that cannot start fails the render waiting for it, not every render forever.
+      const waiting = this.queue.shift();
+      if (waiting) waiting.resolve(this.failedOutcome(waiting.job, reason, limit, 0));
+    }
+    void slot.worker.terminate();
+    if (!this.closed) this.dispatch();
+  }
+
+  private failedOutcome(job: RenderJob, reason: string, limit: RenderFailure['limit'], ms: number): RenderOutcome {
+    return { ok: false, ms, failure: { file: job.name, line: undefined, col: undefined, reason, undefinedVariable: undefined, limit, phase: 'render' } };
+  }
+}
+
+let shared: RenderPool | undefined;
+
+/** The process's render pool, made on first use; its idle workers do not keep the process alive. */
+export function sharedRenderPool(): RenderPool {
+  shared ??= new RenderPool();
+  return shared;
+}

@@ -1,0 +1,107 @@
+/**
+ * The render worker: a worker thread of the render pool (src/spec/render-pool.ts).
+ * It parses and renders Liquid templates with the same engine and bounds as the
+ * main thread (src/spec/template.ts), so that a slow or huge render never blocks
+ * the controller's event loop.
+ *
+ * Protocol (structured clone): the pool posts a `RenderRequest`, the worker
+ * answers with one `RenderReply` carrying the same `id`. Templates are parsed once
+ * per worker and kept by `templateId` (a bounded cache), so a template rendered
+ * for 40 hosts is parsed once; the text is sent with every request, so an evicted
+ * entry is simply parsed again.
+ */
+import { parentPort } from 'node:worker_threads';
+import { compileTemplate, TemplateError, TemplateLimitError, type CompiledTemplate, type TemplateLimit, type TemplateVars } from './template.js';
+
+export interface RenderRequest {
+  readonly id: number;
+  /** Stable for one template text and name during the pool's life. */
+  readonly templateId: string;
+  readonly name: string;
+  readonly text: string;
+  readonly vars: TemplateVars;
+  readonly maxOutputBytes: number;
+  readonly timeLimitMs: number;
+}
+
+/** A `TemplateError` as plain data. */
+export interface RenderFailure {
+  readonly file: string;
+  readonly line: number | undefined;
+  readonly col: number | undefined;
+  readonly reason: string;
+  readonly undefinedVariable: string | undefined;
+  /** Set when a bound stopped the render. */
+  readonly limit: TemplateLimit | undefined;
+  /** `parse`: the template itself is at fault, whatever the variables. */
+  readonly phase: 'parse' | 'render';
+}
+
+export type RenderReply =
+  | { readonly id: number; readonly ok: true; readonly output: string; readonly bytes: number; readonly ms: number }
+  | { readonly id: number; readonly ok: false; readonly failure: RenderFailure; readonly ms: number };
+
+/** Characters of template text kept parsed, across templates. */
+const CACHE_CHARS = 64 * 1024 * 1024;
+
+type Parsed = { readonly ok: true; readonly template: CompiledTemplate } | { readonly ok: false; readonly error: TemplateError };
+
+const cache = new Map<string, { readonly parsed: Parsed; readonly chars: number }>();
+let cachedChars = 0;
+
+function parsedTemplate(request: RenderRequest): Parsed {
+  const hit = cache.get(request.templateId);
+  if (hit) {
+    // Most recently used last: Map keeps insertion order.
+    cache.delete(request.templateId);
+    cache.set(request.templateId, hit);
+    return hit.parsed;
+  }
+  let parsed: Parsed;
+  try {
+    parsed = { ok: true, template: compileTemplate(request.text, request.name) };
+  } catch (e) {
+    if (!(e instanceof TemplateError)) throw e;
+    parsed = { ok: false, error: e };
+  }
+  cache.set(request.templateId, { parsed, chars: request.text.length });
+  cachedChars += request.text.length;
+  for (const [key, entry] of cache) {
+    if (cachedChars <= CACHE_CHARS || key === request.templateId) break;
+    cache.delete(key);
+    cachedChars -= entry.chars;
+  }
+  return parsed;
+}
+
+function failure(e: TemplateError, phase: RenderFailure['phase']): RenderFailure {
+  return {
+    file: e.file,
+    line: e.line,
+    col: e.col,
+    reason: e.reason,
+    undefinedVariable: e.undefinedVariable,
+    limit: e instanceof TemplateLimitError ? e.limit : undefined,
+    phase,
+  };
+}
+
+export function renderRequest(request: RenderRequest): RenderReply {
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  const parsed = parsedTemplate(request);
+  if (!parsed.ok) return { id: request.id, ok: false, failure: failure(parsed.error, 'parse'), ms: elapsed() };
+  try {
+    const output = parsed.template.render(request.vars, { maxOutputBytes: request.maxOutputBytes, timeLimitMs: request.timeLimitMs });
+    return { id: request.id, ok: true, output, bytes: Buffer.byteLength(output), ms: elapsed() };
+  } catch (e) {
+    if (!(e instanceof TemplateError)) throw e;
+    return { id: request.id, ok: false, failure: failure(e, 'render'), ms: elapsed() };
+  }
+}
+
+if (parentPort) {
+  const port = parentPort;
+  port.on('message', (request: RenderRequest) => port.postMessage(renderRequest(request)));
+  port.postMessage({ ready: true });
+}
