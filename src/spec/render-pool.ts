@@ -1,14 +1,18 @@
 /**
- * The render pool: Liquid templates are parsed and rendered in worker threads
+ * The render pool: Liquid templates are parsed and rendered in worker processes
  * (src/spec/render-worker.ts), never on the event loop, so a template that loops
  * until its limit cannot stall the controller's HTTP API, its webhooks or the
  * other stacks.
  *
- * Built on `node:worker_threads` directly (not piscina): the pool needs exactly
- * three things a generic pool does not give as such — a hard per-render time
- * limit that terminates the worker and replaces it, a memory limit per worker
- * (`resourceLimits`) whose breach is reported as the template's failure, and
- * workers that keep the process alive only while they work — and no dependency.
+ * Workers are child processes (`child_process.fork`, IPC with structured clone),
+ * not worker threads and not piscina: a worker thread over its `resourceLimits`
+ * heap can take the whole process down with it (V8's "Reached heap limit" is
+ * fatal when the allocation goes on past Node's near-heap-limit slack, which a
+ * Liquid loop does: measured on Node 20.20 with a 128 MiB limit), and a
+ * controller must survive any template. A child process with
+ * `--max-old-space-size` dies alone. The pool also needs a hard per-render time
+ * limit that kills the worker and replaces it, and workers that keep the
+ * process alive only while they work; no dependency does that for us.
  *
  * Every render has two time limits: LiquidJS's own `renderLimit` (checked
  * between template nodes; the worker answers with a clean error), and the pool's
@@ -18,19 +22,19 @@
  * way; the next render gets a fresh worker. `render` never rejects for a
  * template's sake: every failure is a `RenderOutcome` with `ok: false`.
  */
-import { availableParallelism } from 'node:os';
+import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RenderFailure, RenderReply, RenderRequest } from './render-worker.js';
 import type { TemplateVars } from './template.js';
 
 export type { RenderFailure } from './render-worker.js';
 
 export interface RenderPoolOptions {
-  /** Worker threads (default 2, at most the CPUs available). */
+  /** Worker processes (default 2, at most the CPUs available). */
   readonly size?: number;
-  /** Heap limit per worker in MiB (default 512): a render that needs more fails, the process lives on. */
+  /** Heap limit per worker process in MiB (default 512): a render that needs more fails, the controller lives on. */
   readonly maxMemoryMiB?: number;
   /** How long past a render's own time limit the worker may run before it is terminated (default 250 ms). */
   readonly graceMs?: number;
@@ -57,7 +61,7 @@ interface Pending {
 }
 
 interface Slot {
-  readonly worker: Worker;
+  readonly worker: ChildProcess;
   ready: boolean;
   current: { readonly pending: Pending; readonly id: number; readonly started: number; readonly timer: NodeJS.Timeout } | undefined;
   /** Set once the worker is being replaced: its late events are ignored. */
@@ -68,12 +72,23 @@ const HERE = import.meta.url;
 /** Running from the TypeScript sources (tsx, vitest): the worker needs tsx's loader too. */
 const FROM_SOURCES = HERE.endsWith('.ts');
 
-/** The worker's entry: the built module, or (from the sources) a bootstrap that registers tsx in the worker first. */
-function workerEntry(): { entry: URL | string; eval: boolean } {
-  if (!FROM_SOURCES) return { entry: new URL('./render-worker.js', HERE), eval: false };
-  const tsx = new URL('dist/esm/api/index.mjs', pathToFileURL(createRequire(HERE).resolve('tsx/package.json'))).href;
-  const worker = new URL('./render-worker.ts', HERE).href;
-  return { entry: `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(worker)}); })`, eval: true };
+/** The worker's module, and (from the sources) tsx's loader for it. */
+function workerEntry(): { file: string; execArgv: string[] } {
+  if (!FROM_SOURCES) return { file: fileURLToPath(new URL('./render-worker.js', HERE)), execArgv: [] };
+  const tsx = new URL('dist/loader.mjs', pathToFileURL(createRequire(HERE).resolve('tsx/package.json'))).href;
+  return { file: fileURLToPath(new URL('./render-worker.ts', HERE)), execArgv: ['--import', tsx] };
+}
+
+function setRef(child: ChildProcess, ref: boolean): void {
+  // The IPC channel keeps the event loop alive as much as the process handle does.
+  const channel = child.channel as { ref(): void; unref(): void } | null | undefined;
+  if (ref) {
+    child.ref();
+    channel?.ref();
+  } else {
+    child.unref();
+    channel?.unref();
+  }
 }
 
 export class RenderPool {
@@ -114,7 +129,7 @@ export class RenderPool {
         slot.current = undefined;
       }
     }
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    for (const s of slots) s.worker.kill('SIGKILL');
   }
 
   private dispatch(): void {
@@ -129,15 +144,13 @@ export class RenderPool {
   }
 
   private spawn(): void {
-    const { entry, eval: isEval } = workerEntry();
-    const worker = new Worker(entry, {
-      eval: isEval,
-      execArgv: [],
-      resourceLimits: { maxOldGenerationSizeMb: this.maxMemoryMiB, maxYoungGenerationSizeMb: Math.min(64, Math.max(8, this.maxMemoryMiB / 8)) },
+    const { file, execArgv } = workerEntry();
+    const worker = fork(file, [], {
+      execArgv: [...execArgv, `--max-old-space-size=${this.maxMemoryMiB}`],
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
       // The worker needs no environment: templates see only their variables.
-      env: {},
-      stdout: false,
-      stderr: false,
+      env: { CAPSTAN_RENDER_WORKER: '1', PATH: process.env.PATH ?? '' },
     });
     const slot: Slot = { worker, ready: false, current: undefined, gone: false };
     this.slots.push(slot);
@@ -145,7 +158,7 @@ export class RenderPool {
       if (slot.gone) return;
       if ('ready' in message) {
         slot.ready = true;
-        worker.unref();
+        setRef(worker, false);
         this.dispatch();
         return;
       }
@@ -153,20 +166,20 @@ export class RenderPool {
       if (!current || current.id !== message.id) return;
       clearTimeout(current.timer);
       slot.current = undefined;
-      worker.unref();
+      setRef(worker, false);
       current.pending.resolve(message.ok ? { ok: true, output: message.output, bytes: message.bytes, ms: message.ms } : { ok: false, failure: message.failure, ms: message.ms });
       this.dispatch();
     });
-    worker.on('error', (err: Error & { code?: string }) => {
-      const why =
-        err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? { reason: `rendering needs more than ${this.maxMemoryMiB} MiB of memory`, limit: 'memory' as const }
-          : { reason: `the render worker failed: ${err.message}`, limit: undefined };
-      this.retire(slot, why.reason, why.limit);
+    worker.on('error', (err) => this.retire(slot, `the render worker failed: ${err.message}`, undefined));
+    worker.on('exit', (code, signal) => {
+      // V8 out of memory: abort (SIGABRT) or exit code 134 with --max-old-space-size.
+      const oom = signal === 'SIGABRT' || code === 134;
+      this.retire(
+        slot,
+        oom ? `rendering needs more than ${this.maxMemoryMiB} MiB of memory` : `the render worker stopped (${signal ?? `exit code ${code}`})`,
+        oom ? 'memory' : undefined,
+      );
     });
-    worker.on('exit', (code) => this.retire(slot, `the render worker stopped (exit code ${code})`, undefined));
-    // Keep the process alive while the worker starts: a render is waiting for it.
-    worker.ref();
   }
 
   private start(slot: Slot, pending: Pending): void {
@@ -178,8 +191,8 @@ export class RenderPool {
       this.retire(slot, `rendering took longer than ${job.timeLimitMs} ms`, 'time', performance.now() - started);
     }, job.timeLimitMs + this.graceMs);
     slot.current = { pending, id, started, timer };
-    slot.worker.ref();
-    slot.worker.postMessage(request);
+    setRef(slot.worker, true);
+    slot.worker.send(request);
   }
 
   /** Fails the slot's render (if any) with `reason`, terminates the worker and lets a new one take its place. */
@@ -198,7 +211,7 @@ export class RenderPool {
       const waiting = this.queue.shift();
       if (waiting) waiting.resolve(this.failedOutcome(waiting.job, reason, limit, 0));
     }
-    void slot.worker.terminate();
+    slot.worker.kill('SIGKILL');
     if (!this.closed) this.dispatch();
   }
 

@@ -1,16 +1,15 @@
 /**
- * The render worker: a worker thread of the render pool (src/spec/render-pool.ts).
+ * The render worker: a child process of the render pool (src/spec/render-pool.ts).
  * It parses and renders Liquid templates with the same engine and bounds as the
  * main thread (src/spec/template.ts), so that a slow or huge render never blocks
  * the controller's event loop.
  *
- * Protocol (structured clone): the pool posts a `RenderRequest`, the worker
+ * Protocol (IPC with structured clone, `serialization: 'advanced'`): the pool sends a `RenderRequest`, the worker
  * answers with one `RenderReply` carrying the same `id`. Templates are parsed once
  * per worker and kept by `templateId` (a bounded cache), so a template rendered
  * for 40 hosts is parsed once; the text is sent with every request, so an evicted
  * entry is simply parsed again.
  */
-import { parentPort } from 'node:worker_threads';
 import { compileTemplate, TemplateError, TemplateLimitError, type CompiledTemplate, type TemplateLimit, type TemplateVars } from './template.js';
 
 export interface RenderRequest {
@@ -100,8 +99,10 @@ export function renderRequest(request: RenderRequest): RenderReply {
   }
 }
 
-if (parentPort) {
-  const port = parentPort;
-  port.on('message', (request: RenderRequest) => port.postMessage(renderRequest(request)));
-  port.postMessage({ ready: true });
+if (process.send && process.env.CAPSTAN_RENDER_WORKER === '1') {
+  const send = process.send.bind(process);
+  process.on('message', (request: RenderRequest) => send(renderRequest(request)));
+  // The pool's end of the channel closing is the end of this worker.
+  process.on('disconnect', () => process.exit(0));
+  send({ ready: true });
 }

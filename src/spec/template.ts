@@ -25,7 +25,7 @@ export const MAX_TEMPLATE_CHARS = 16 * 1024 * 1024;
 /** Milliseconds one render may take. */
 export const RENDER_TIME_LIMIT_MS = 2000;
 /** LiquidJS's allocation budget per render (array sizes, string lengths in filters and loops). */
-const MEMORY_LIMIT = 64 * 1024 * 1024;
+const MEMORY_LIMIT = 16 * 1024 * 1024;
 
 /** Template variables: a plain JSON-like object. */
 export type TemplateVars = Readonly<Record<string, unknown>>;

@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
 import type { ProviderRegistry } from '../../providers/registry.js';
-import { loadStack, type LoadedStack } from '../load.js';
+import { loadStack, type LoadedStack, type LoadOptions } from '../load.js';
 
 export interface TempStack {
   /** This test's repository directory. */
   readonly dir: string;
   /** Writes the files (creating folders), then loads the whole repository. */
-  load(files: Readonly<Record<string, string>>): Promise<LoadedStack>;
+  load(files: Readonly<Record<string, string>>, options?: LoadOptions): Promise<LoadedStack>;
 }
 
 export function useTempStack(registry: ProviderRegistry, prefix: string): TempStack {
@@ -29,12 +29,12 @@ export function useTempStack(registry: ProviderRegistry, prefix: string): TempSt
       if (!dir) throw new Error('useTempStack: no test is running');
       return dir;
     },
-    async load(files) {
+    async load(files, options) {
       for (const [rel, text] of Object.entries(files)) {
         await mkdir(path.dirname(path.join(repo.dir, rel)), { recursive: true });
         await writeFile(path.join(repo.dir, rel), text);
       }
-      return loadStack(repo.dir, registry);
+      return loadStack(repo.dir, registry, options);
     },
   };
   return repo;
