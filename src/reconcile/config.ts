@@ -95,7 +95,21 @@ export interface ControllerConfig {
   readonly webhookMaxBytes: number;
   /** Audit log retention, enforced by the server at start and hourly: by age and by row count (null: unbounded). */
   readonly audit: { readonly retentionMs: number | null; readonly maxRows: number | null };
+  /** Load bounds for every stack (src/spec/stack-budget.ts); unset fields keep the loader's defaults. */
+  readonly limits?: LoadLimits | undefined;
   readonly stacks: readonly StackConfig[];
+}
+
+/** `limits:` of the serve config: what one stack's load may spend. */
+export interface LoadLimits {
+  /** Template render time summed over a stack (default 30 s). */
+  readonly renderTimeMs?: number | undefined;
+  /** One template render (default 2 s). */
+  readonly renderTimeEachMs?: number | undefined;
+  /** Size of all instances' specs of a stack (default 256 MiB). */
+  readonly renderedBytes?: number | undefined;
+  /** All YAML files of a stack together (default 64 MiB). */
+  readonly yamlBytes?: number | undefined;
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
@@ -160,6 +174,14 @@ const configSchema = z
         maxRows: z.union([z.literal('unlimited'), z.number().int().positive()]).default(1_000_000),
       })
       .default({ retention: 90 * 86_400_000, maxRows: 1_000_000 }),
+    limits: z
+      .strictObject({
+        renderTime: duration.optional(),
+        renderTimeEach: duration.optional(),
+        renderedBytes: z.number().int().positive().optional(),
+        yamlBytes: z.number().int().positive().optional(),
+      })
+      .default({}),
     stacks: z.array(stackSchema).min(1, 'configure at least one stack'),
   })
   .superRefine((config, ctx) => {
@@ -255,6 +277,7 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
     concurrency: raw.concurrency,
     passTimeoutMs: raw.passTimeout,
     shutdownGraceMs: raw.shutdownGrace,
+    limits: { renderTimeMs: raw.limits.renderTime, renderTimeEachMs: raw.limits.renderTimeEach, renderedBytes: raw.limits.renderedBytes, yamlBytes: raw.limits.yamlBytes },
     trustProxy: raw.trustProxy,
     webhookRateLimit: raw.webhookRateLimit,
     webhookMaxBytes: raw.webhookMaxBytes,

@@ -13,7 +13,7 @@ import { planChanges, type DesiredState } from '../plan/planner.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { TargetPool } from '../providers/target-pool.js';
 import { isAncestorCommit, resolveSource, type SourceInfo } from '../source/source.js';
-import { loadStack } from '../spec/load.js';
+import { loadStack, type LoadOptions } from '../spec/load.js';
 import type { Actor, RunRecord, Store } from '../state/store.js';
 
 export interface StackSource {
@@ -67,6 +67,8 @@ export interface EngineOptions {
   /** Git cache root (default: the user's cache directory). */
   readonly cacheDir?: string | undefined;
   readonly gitTimeoutMs?: number | undefined;
+  /** Bounds for every load (the serve config's `limits:`). */
+  readonly loadOptions?: LoadOptions | undefined;
 }
 
 export function stackEngine(options: EngineOptions): StackEngine {
@@ -75,7 +77,7 @@ export function stackEngine(options: EngineOptions): StackEngine {
     resolve: (source) =>
       resolveSource({ repo: source.repo, ref: source.ref, path: source.path, cacheDir: options.cacheDir, gitTimeoutMs: options.gitTimeoutMs }),
     isAncestor: (query) => isAncestorCommit({ ...query, cacheDir: options.cacheDir }),
-    load: (dir) => loadStack(dir, registry),
+    load: (dir) => loadStack(dir, registry, options.loadOptions),
     session(signal) {
       const targets = new TargetPool(registry, { signal });
       return {

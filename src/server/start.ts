@@ -47,7 +47,18 @@ export async function startController(config: ControllerConfig, options: StartOp
   const controllerStore = controllerStoreOf(store);
   const engine =
     options.engine ??
-    stackEngine({ registry: defaultRegistry(), store, cacheDir: config.cacheDir, gitTimeoutMs: Math.min(config.passTimeoutMs, 10 * 60_000) });
+    stackEngine({
+      registry: defaultRegistry(),
+      store,
+      cacheDir: config.cacheDir,
+      gitTimeoutMs: Math.min(config.passTimeoutMs, 10 * 60_000),
+      loadOptions: {
+        maxRenderTimeMs: config.limits?.renderTimeMs,
+        renderTimeLimitMs: config.limits?.renderTimeEachMs,
+        maxRenderedBytes: config.limits?.renderedBytes,
+        maxStackYamlBytes: config.limits?.yamlBytes,
+      },
+    });
   const events = new EventBus();
   const metrics = new ControllerMetrics(VERSION);
   metrics.declareStacks(config.stacks);

@@ -158,8 +158,9 @@ export async function instantiateResources(
     }
   };
 
-  // A few instances in flight keep the pool busy without queueing the whole fleet.
-  const window = Math.max(1, pool.size * 2);
+  // One render in flight per worker: the pool stays busy, nothing of the fleet is queued, and
+  // the budget is overshot by at most one render per worker.
+  const window = Math.max(1, pool.size);
   let next = 0;
   let sinceYield = 0;
   const lane = async (): Promise<void> => {
