@@ -1,0 +1,36 @@
+/**
+ * Instantiation through the real loader: templates render off the event loop.
+ */
+import { describe, expect, it } from 'vitest';
+import { formatDiagnostic } from '../diag/diagnostic.js';
+import { hostProviders } from '../providers/host/index.js';
+import { ProviderRegistry } from '../providers/registry.js';
+import { useTempStack } from './testing/temp-stack.js';
+
+/** Sorting three million items is one filter call: LiquidJS's own render limit cannot interrupt it (seconds on one core). */
+const STUCK_IN_ONE_NODE = '{% assign r = (1..3000000) %}{{ r | sort | size }}';
+
+describe('loading a stack whose template is slow', () => {
+  const repo = useTempStack(new ProviderRegistry(hostProviders), 'capstan-render-pool-');
+
+  it('keeps the event loop turning while the template renders, and reports the time limit', async () => {
+    const files = {
+      'hosts.yaml': `kind: Host\nname: web-1\nspec: { transport: local, root: /tmp/capstan-render-pool-root }\n`,
+      'slow.yaml': 'kind: File\nname: slow\ntarget: web-1\nspec: { path: /etc/slow, template: slow.liquid }\n',
+      'slow.liquid': STUCK_IN_ONE_NODE,
+    };
+    // Rendering on the event loop would let this interval run at most once or twice during
+    // the load; in the pool it keeps ticking for the whole render.
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 5);
+    let stack;
+    try {
+      stack = await repo.load(files, { renderTimeLimitMs: 800 });
+    } finally {
+      clearInterval(interval);
+    }
+    expect(ticks).toBeGreaterThanOrEqual(20);
+    expect(stack.diagnostics.map(formatDiagnostic)).toEqual(['slow.yaml:4:36: File/slow: slow.liquid: rendering took longer than 800 ms (host web-1)']);
+    expect(stack.resources).toEqual([]);
+  });
+});
