@@ -12,10 +12,13 @@
  * A HostGroup is inventory, not a resource: the spec layer reads it (it has no
  * target, no dependsOn, no live state), and it is never planned or applied.
  */
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { error, warning, type Diagnostic } from '../diag/diagnostic.js';
 import { didYouMean, parseSpec, type LoadedDocument } from './envelope.js';
+import type { RenderOutcome, RenderPool } from './render-pool.js';
 import { baseAddress, type Address, type Resource } from './resource.js';
+import type { StackBudget } from './stack-budget.js';
 import { compileTemplate, describeTemplateFailure, TemplateError, type TemplateVars } from './template.js';
 import { variablesSchema } from './variables.js';
 
@@ -128,11 +131,17 @@ const quantity = (what: string, min: 0 | 1) => {
     .transform((v): Quantity => (typeof v === 'number' ? { kind: 'count', value: v } : { kind: 'percent', value: Number(v.slice(0, -1)) }));
 };
 
+/** Characters a health-check template may have: a URL, an address or a command, never a file. */
+const MAX_HEALTH_TEMPLATE_CHARS = 64 * 1024;
+/** Largest rendered health-check string. */
+const MAX_HEALTH_OUTPUT_BYTES = 64 * 1024;
+
 /** A string that may hold Liquid markup; its syntax is checked here, its variables per host. */
 const templated = (what: string) =>
   z
     .string({ error: `${what} must be a string` })
     .min(1, { error: `${what} must not be empty` })
+    .max(MAX_HEALTH_TEMPLATE_CHARS, { error: `${what} must be at most ${MAX_HEALTH_TEMPLATE_CHARS} characters` })
     .superRefine((s, ctx) => {
       try {
         compileTemplate(s, what);
@@ -249,24 +258,34 @@ const HOST_ADDRESS_TEMPLATE = '{{ host.address }}';
 const SHELL_SYNTAX = /[|&;<>()$`\\"'*?~#!]/;
 const ADDRESS = /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/;
 
-/**
- * Renders the probe of `check` with one host's variables (see `LoadedStack.varsByTarget`).
- * Throws `HealthCheckRenderError`; a stack that loaded without errors renders for every member.
- */
-export function renderHealthCheck(check: HealthCheckSpec, vars: TemplateVars, targetName?: string): RenderedHealthCheck {
+/** One template string of a health check: its text, the field it is in (relative to `healthCheck`), its name in errors. */
+export interface HealthCheckTemplate {
+  readonly text: string;
+  readonly path: readonly (string | number)[];
+  readonly name: string;
+}
+
+/** The template strings `check` renders per host, in a fixed order (what `finishHealthCheck` takes back). */
+export function healthCheckTemplates(check: HealthCheckSpec): HealthCheckTemplate[] {
+  const at = (text: string, path: readonly (string | number)[], name = `healthCheck.${path.join('.')}`): HealthCheckTemplate => ({ text, path, name });
+  switch (check.type) {
+    case 'http':
+      return [at(check.url, ['http', 'url'])];
+    case 'tcp':
+      // Without an address: the host's own, and a target without one is told so at load time.
+      return [at(check.address ?? HOST_ADDRESS_TEMPLATE, check.address === undefined ? ['tcp'] : ['tcp', 'address'], 'healthCheck.tcp.address')];
+    case 'command':
+      return typeof check.command === 'string' ? [at(check.command, ['command'])] : check.command.map((arg, i) => at(arg, ['command', i]));
+  }
+}
+
+/** The health check for one host from its rendered templates (in `healthCheckTemplates` order). Throws `HealthCheckRenderError`. */
+export function finishHealthCheck(check: HealthCheckSpec, rendered: readonly string[], targetName?: string): RenderedHealthCheck {
   const timing: HealthCheckTiming = { timeoutMs: check.timeoutMs, retries: check.retries, intervalMs: check.intervalMs };
-  const render = (text: string, path: readonly (string | number)[], name = `healthCheck.${path.join('.')}`): string => {
-    try {
-      return compileTemplate(text, name).render(vars, { maxOutputBytes: 64 * 1024 });
-    } catch (e) {
-      if (!(e instanceof TemplateError)) throw e;
-      throw new HealthCheckRenderError(describeTemplateFailure(e, { targetName, vars }), path, { cause: e });
-    }
-  };
   const onHost = targetName === undefined ? '' : ` for host ${targetName}`;
   switch (check.type) {
     case 'http': {
-      const url = render(check.url, ['http', 'url']);
+      const url = rendered[0]!;
       let parsed: URL | undefined;
       try {
         parsed = new URL(url);
@@ -279,9 +298,8 @@ export function renderHealthCheck(check: HealthCheckSpec, vars: TemplateVars, ta
       return { type: 'http', url, expectStatus: check.expectStatus, ...timing };
     }
     case 'tcp': {
-      // Without an address: the host's own, and a target without one is told so at load time.
       const path = check.address === undefined ? ['tcp'] : ['tcp', 'address'];
-      const address = render(check.address ?? HOST_ADDRESS_TEMPLATE, path, 'healthCheck.tcp.address').trim();
+      const address = rendered[0]!.trim();
       if (!ADDRESS.test(address)) {
         throw new HealthCheckRenderError(`healthCheck.tcp.address renders to ${JSON.stringify(address)}${onHost}: not a host name or IP address`, path);
       }
@@ -290,7 +308,7 @@ export function renderHealthCheck(check: HealthCheckSpec, vars: TemplateVars, ta
     case 'command': {
       let argv: string[];
       if (typeof check.command === 'string') {
-        const text = render(check.command, ['command']);
+        const text = rendered[0]!;
         if (SHELL_SYNTAX.test(text)) {
           throw new HealthCheckRenderError(
             `healthCheck.command renders to ${JSON.stringify(text)}${onHost}: it has quotes or shell syntax, and no shell runs it; write it as a list of arguments`,
@@ -299,7 +317,7 @@ export function renderHealthCheck(check: HealthCheckSpec, vars: TemplateVars, ta
         }
         argv = text.split(/\s+/).filter((a) => a !== '');
       } else {
-        argv = check.command.map((arg, i) => render(arg, ['command', i]));
+        argv = [...rendered];
       }
       if (argv.length === 0 || argv[0] === '') {
         throw new HealthCheckRenderError(`healthCheck.command renders to no program${onHost}`, ['command']);
@@ -307,6 +325,77 @@ export function renderHealthCheck(check: HealthCheckSpec, vars: TemplateVars, ta
       return { type: 'command', argv, ...timing };
     }
   }
+}
+
+/**
+ * Health checks the loader rendered (in the render pool), by check and by the
+ * variables object of the host: the plan's `renderHealthCheck` finds them here
+ * instead of rendering again on the event loop.
+ */
+const renderedAtLoad = new WeakMap<HealthCheckSpec, WeakMap<object, RenderedHealthCheck>>();
+
+/**
+ * Renders the probe of `check` with one host's variables (see `LoadedStack.varsByTarget`):
+ * what the loader rendered for that host when there is one, else here and now.
+ * Throws `HealthCheckRenderError`; a stack that loaded without errors renders for every member.
+ */
+export function renderHealthCheck(check: HealthCheckSpec, vars: TemplateVars, targetName?: string): RenderedHealthCheck {
+  const known = renderedAtLoad.get(check)?.get(vars);
+  if (known) return known;
+  const rendered = healthCheckTemplates(check).map(({ text, path, name }) => {
+    try {
+      return compileTemplate(text, name).render(vars, { maxOutputBytes: MAX_HEALTH_OUTPUT_BYTES });
+    } catch (e) {
+      if (!(e instanceof TemplateError)) throw e;
+      throw new HealthCheckRenderError(describeTemplateFailure(e, { targetName, vars }), path, { cause: e });
+    }
+  });
+  return finishHealthCheck(check, rendered, targetName);
+}
+
+/** Renders `check` for one host in the render pool within the stack's budget; undefined when the budget stopped it. */
+async function renderHealthCheckInPool(check: HealthCheckSpec, vars: TemplateVars, targetName: string, render: RenderInPool): Promise<RenderedHealthCheck | undefined> {
+  const rendered: string[] = [];
+  for (const t of healthCheckTemplates(check)) {
+    const outcome = await render(t, vars);
+    if (outcome === undefined) return undefined;
+    if (!outcome.ok) {
+      const f = outcome.failure;
+      const err = new TemplateError(f.file, f.line, f.col, f.reason, f.undefinedVariable);
+      throw new HealthCheckRenderError(describeTemplateFailure(err, { targetName, vars }), t.path, { cause: err });
+    }
+    rendered.push(outcome.output);
+  }
+  const done = finishHealthCheck(check, rendered, targetName);
+  let byVars = renderedAtLoad.get(check);
+  if (!byVars) renderedAtLoad.set(check, (byVars = new WeakMap()));
+  byVars.set(vars, done);
+  return done;
+}
+
+/** Renders one health-check template off the event loop; undefined when a budget is spent. */
+export type RenderInPool = (template: HealthCheckTemplate, vars: TemplateVars) => Promise<RenderOutcome | undefined>;
+
+/** The `RenderInPool` of a load: the stack's pool and budget. */
+export function healthCheckRenderer(pool: RenderPool, budget: StackBudget, renderTimeLimitMs: number): RenderInPool {
+  const ids = new Map<string, string>();
+  return async (template, vars) => {
+    if (budget.exceeded) return undefined;
+    const timeLimitMs = Math.min(renderTimeLimitMs, budget.left('renderTime'));
+    if (timeLimitMs <= 0) {
+      budget.exhaust('renderTime');
+      return undefined;
+    }
+    let id = ids.get(template.text);
+    if (id === undefined) ids.set(template.text, (id = `healthCheck:${randomUUID()}`));
+    const outcome = await pool.render({ templateId: id, name: template.name, text: template.text, vars, maxOutputBytes: MAX_HEALTH_OUTPUT_BYTES, timeLimitMs });
+    budget.charge('renderTime', `HostGroup (${template.name})`, outcome.ms);
+    if (!outcome.ok && outcome.failure.limit === 'time' && timeLimitMs < renderTimeLimitMs) {
+      budget.exhaust('renderTime');
+      return undefined;
+    }
+    return outcome;
+  };
 }
 
 // -- Load-time checks -----------------------------------------------------------------
@@ -351,12 +440,13 @@ export interface GroupLookup {
  * Every HostGroup against the targets: a group no target lists is a warning, and
  * a health check must render for every valid member with its variables.
  */
-export function checkHostGroups(
+export async function checkHostGroups(
   groups: readonly CheckedHostGroup[],
   targets: GroupLookup,
   varsByTarget: Readonly<Record<Address, TemplateVars>>,
   groupsUnknown: boolean,
-): Diagnostic[] {
+  render: RenderInPool,
+): Promise<Diagnostic[]> {
   const diagnostics: Diagnostic[] = [];
   for (const { doc, spec } of groups) {
     const address = baseAddress(doc.kind, doc.name);
@@ -381,7 +471,7 @@ export function checkHostGroups(
       const vars = varsByTarget[member.address];
       if (vars === undefined) continue; // an invalid target: its own error is reported
       try {
-        renderHealthCheck(check, vars, member.name);
+        if ((await renderHealthCheckInPool(check, vars, member.name, render)) === undefined) break; // a budget is spent: it says so
       } catch (e) {
         if (!(e instanceof HealthCheckRenderError)) throw e;
         diagnostics.push(error(e.message, { address, source: doc.positionOf(['spec', 'rollout', 'healthCheck', ...e.path]) }));

@@ -34,3 +34,29 @@ describe('loading a stack whose template is slow', () => {
     expect(stack.resources).toEqual([]);
   });
 });
+
+describe('loading a stack whose health-check template is slow', () => {
+  const repo = useTempStack(new ProviderRegistry(hostProviders), 'capstan-health-pool-');
+
+  it('renders it in the pool too: the event loop keeps turning, and the render time budget stops it', async () => {
+    const hosts = Array.from({ length: 5 }, (_, i) => `kind: Host\nname: web-${i}\nspec: { transport: local, root: /tmp/capstan-health-pool/web-${i}, groups: [web] }\n`).join('---\n');
+    const files = {
+      'hosts.yaml': hosts,
+      'group.yaml': `kind: HostGroup\nname: web\nspec:\n  rollout:\n    healthCheck:\n      http: { url: "http://{{ host.name }}/{% assign r = (1..3000000) %}{{ r | sort | size }}" }\n`,
+    };
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 5);
+    let stack;
+    try {
+      stack = await repo.load(files, { renderTimeLimitMs: 300, maxRenderTimeMs: 700 });
+    } finally {
+      clearInterval(interval);
+    }
+    expect(ticks).toBeGreaterThanOrEqual(20);
+    const messages = stack.diagnostics.map(formatDiagnostic);
+    expect(messages.filter((m) => m.includes('healthCheck.http.url: rendering took longer than 300 ms')).length).toBeGreaterThanOrEqual(1);
+    expect(messages.filter((m) => m.includes('the stack is over its template render time budget'))).toEqual([
+      expect.stringMatching(/over the limit of 700 ms for the whole stack \(most used by HostGroup \(healthCheck\.http\.url\)/),
+    ]);
+  });
+});

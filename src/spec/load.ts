@@ -18,13 +18,14 @@ import { ProviderError, SpecFieldError } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { readEnvelope } from './envelope.js';
 import { expandResources, targetResource, TargetIndex, type CheckedResourceDocument } from './expand.js';
-import { checkHostGroups, type HostGroupSpec } from './host-group.js';
+import { checkHostGroups, healthCheckRenderer, type HostGroupSpec } from './host-group.js';
 import { instantiateResources } from './instantiate.js';
 import { MAX_ALIAS_COUNT, MAX_DOCUMENTS, MAX_FILE_BYTES, parseYamlDocuments } from './parse-yaml.js';
 import { sharedRenderPool, type RenderPool } from './render-pool.js';
 import { MAX_STACK_RENDER_TIME_MS, MAX_STACK_RENDERED_BYTES, MAX_STACK_YAML_BYTES, StackBudget, yamlBudgetDiagnostic } from './stack-budget.js';
 import { createResolveContext, ResolveFileError } from './resolve-context.js';
 import { baseAddress, type Address, type Resource } from './resource.js';
+import { RENDER_TIME_LIMIT_MS } from './template.js';
 import { checkDocuments, checkGraph, checkReferences, type DeclaredDocument } from './validate.js';
 import { targetVariables, type Variables } from './variables.js';
 
@@ -151,13 +152,16 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
     if (g.valid) hostGroups[g.doc.name] = g.spec;
   }
   const varsByTarget = targetVariables(targets, registry, groupVars);
-  diagnostics.push(...checkHostGroups(checked.hostGroups, index, varsByTarget, checked.invalidTargetKinds.size > 0));
+  // Templates (health checks, then resources) render in the pool, within the stack's budgets.
   const budget = new StackBudget({
     renderTime: options.maxRenderTimeMs ?? MAX_STACK_RENDER_TIME_MS,
     renderedBytes: options.maxRenderedBytes ?? MAX_STACK_RENDERED_BYTES,
   });
+  const pool = options.renderPool ?? sharedRenderPool();
+  const healthChecks = healthCheckRenderer(pool, budget, options.renderTimeLimitMs ?? RENDER_TIME_LIMIT_MS);
+  diagnostics.push(...(await checkHostGroups(checked.hostGroups, index, varsByTarget, checked.invalidTargetKinds.size > 0, healthChecks)));
   const instantiated = await instantiateResources(expanded, targets, registry, varsByTarget, {
-    pool: options.renderPool ?? sharedRenderPool(),
+    pool,
     budget,
     renderTimeLimitMs: options.renderTimeLimitMs,
   });
