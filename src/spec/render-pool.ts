@@ -66,6 +66,8 @@ interface Slot {
   current: { readonly pending: Pending; readonly id: number; readonly started: number; readonly timer: NodeJS.Timeout } | undefined;
   /** Set once the worker is being replaced: its late events are ignored. */
   gone: boolean;
+  /** Templates this worker was sent the text of. */
+  readonly known: Set<string>;
 }
 
 const HERE = import.meta.url;
@@ -152,7 +154,7 @@ export class RenderPool {
       // The worker needs no environment: templates see only their variables.
       env: { CAPSTAN_RENDER_WORKER: '1', PATH: process.env.PATH ?? '' },
     });
-    const slot: Slot = { worker, ready: false, current: undefined, gone: false };
+    const slot: Slot = { worker, ready: false, current: undefined, gone: false, known: new Set() };
     this.slots.push(slot);
     worker.on('message', (message: RenderReply | { readonly ready: true }) => {
       if (slot.gone) return;
@@ -164,6 +166,11 @@ export class RenderPool {
       }
       const current = slot.current;
       if (!current || current.id !== message.id) return;
+      if ('missing' in message) {
+        // Evicted by the worker since: the same request again, with the text.
+        slot.worker.send({ id: current.id, ...current.pending.job } satisfies RenderRequest);
+        return;
+      }
       clearTimeout(current.timer);
       slot.current = undefined;
       setRef(worker, false);
@@ -185,7 +192,11 @@ export class RenderPool {
   private start(slot: Slot, pending: Pending): void {
     const id = this.nextId++;
     const { job } = pending;
-    const request: RenderRequest = { id, ...job };
+    // The text only the first time this worker renders this template.
+    const request: RenderRequest = slot.known.has(job.templateId) ? { id, ...job, text: undefined } : { id, ...job };
+    // Bounded: forgetting only costs sending a text again.
+    if (slot.known.size >= 10_000) slot.known.clear();
+    slot.known.add(job.templateId);
     const started = performance.now();
     const timer = setTimeout(() => {
       this.retire(slot, `rendering took longer than ${job.timeLimitMs} ms`, 'time', performance.now() - started);

@@ -7,8 +7,9 @@
  * Protocol (IPC with structured clone, `serialization: 'advanced'`): the pool sends a `RenderRequest`, the worker
  * answers with one `RenderReply` carrying the same `id`. Templates are parsed once
  * per worker and kept by `templateId` (a bounded cache), so a template rendered
- * for 40 hosts is parsed once; the text is sent with every request, so an evicted
- * entry is simply parsed again.
+ * for 40 hosts is parsed once. The pool sends a template's text only the first
+ * time it asks a worker for it; a worker that has evicted it since answers
+ * `{ missing: true }` and the pool sends the request again with the text.
  */
 import { compileTemplate, TemplateError, TemplateLimitError, type CompiledTemplate, type TemplateLimit, type TemplateVars } from './template.js';
 
@@ -17,7 +18,8 @@ export interface RenderRequest {
   /** Stable for one template text and name during the pool's life. */
   readonly templateId: string;
   readonly name: string;
-  readonly text: string;
+  /** Left out when the pool believes the worker has the template parsed already. */
+  readonly text?: string | undefined;
   readonly vars: TemplateVars;
   readonly maxOutputBytes: number;
   readonly timeLimitMs: number;
@@ -38,7 +40,9 @@ export interface RenderFailure {
 
 export type RenderReply =
   | { readonly id: number; readonly ok: true; readonly output: string; readonly bytes: number; readonly ms: number }
-  | { readonly id: number; readonly ok: false; readonly failure: RenderFailure; readonly ms: number };
+  | { readonly id: number; readonly ok: false; readonly failure: RenderFailure; readonly ms: number }
+  /** The request had no text and this worker does not have the template (any more). */
+  | { readonly id: number; readonly missing: true };
 
 /** Characters of template text kept parsed, across templates. */
 const CACHE_CHARS = 64 * 1024 * 1024;
@@ -48,7 +52,7 @@ type Parsed = { readonly ok: true; readonly template: CompiledTemplate } | { rea
 const cache = new Map<string, { readonly parsed: Parsed; readonly chars: number }>();
 let cachedChars = 0;
 
-function parsedTemplate(request: RenderRequest): Parsed {
+function parsedTemplate(request: RenderRequest): Parsed | undefined {
   const hit = cache.get(request.templateId);
   if (hit) {
     // Most recently used last: Map keeps insertion order.
@@ -56,6 +60,7 @@ function parsedTemplate(request: RenderRequest): Parsed {
     cache.set(request.templateId, hit);
     return hit.parsed;
   }
+  if (request.text === undefined) return undefined;
   let parsed: Parsed;
   try {
     parsed = { ok: true, template: compileTemplate(request.text, request.name) };
@@ -89,6 +94,7 @@ export function renderRequest(request: RenderRequest): RenderReply {
   const started = performance.now();
   const elapsed = () => performance.now() - started;
   const parsed = parsedTemplate(request);
+  if (parsed === undefined) return { id: request.id, missing: true };
   if (!parsed.ok) return { id: request.id, ok: false, failure: failure(parsed.error, 'parse'), ms: elapsed() };
   try {
     const output = parsed.template.render(request.vars, { maxOutputBytes: request.maxOutputBytes, timeLimitMs: request.timeLimitMs });
