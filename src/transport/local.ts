@@ -4,7 +4,6 @@ import { constants, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
-import { execa } from 'execa';
 import {
   formatMode,
   isWithin,
@@ -200,6 +199,7 @@ export class LocalTransport implements HostTransport {
   async exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     const [file, ...args] = argv;
     if (file === undefined || file === '') throw new Error('exec needs a program to run');
+    const { execa } = await import('execa'); // loaded on first use: most runs never exec locally
     const result = await execa(file, args, {
       reject: false,
       shell: false,
