@@ -2,7 +2,8 @@
  * Start-up cost guard: a command loads only what it and the stack's kinds need.
  * `capstan validate` of a File-only stack must not load the PostgreSQL driver,
  * kysely, the HTTP server or the SSH client (nor the SQLite store: validate has
- * no state), and `capstan --version` loads neither the spec layers nor zod.
+ * no state); `capstan plan` on SQLite state loads better-sqlite3 but not kysely
+ * or pg; `capstan --version` loads neither the spec layers nor zod.
  *
  * How: the built CLI runs under a module hook (module-trace/) that records every
  * ES module URL it loads. A URL inside dist/bundle/ is a chunk of the bundled
@@ -71,6 +72,12 @@ describe('lazy loading (built CLI)', () => {
     expect(loaded).toContain('zod');
     expect(loaded).toContain('yaml');
     expect(NEVER_FOR_A_FILE_STACK.filter((p) => loaded.has(p))).toEqual([]);
+  });
+
+  it('capstan plan with SQLite state loads better-sqlite3 but neither kysely nor pg', async () => {
+    const loaded = await packagesLoaded(['plan', ws.repo, '--state', ws.state]);
+    expect(loaded).toContain('better-sqlite3');
+    expect(['pg', 'kysely', 'fastify', 'ssh2'].filter((p) => loaded.has(p))).toEqual([]);
   });
 
   it('capstan --version loads only the command-line parser', async () => {
