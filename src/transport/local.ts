@@ -52,6 +52,7 @@ export class LocalTransport implements HostTransport {
   private readonly passwdFile: string;
   private readonly groupFile: string;
   private readonly concurrency: number;
+  private accounts: { readonly key: string; readonly value: Accounts } | undefined;
 
   constructor(options: LocalTransportOptions = {}) {
     this.passwdFile = options.passwdFile ?? '/etc/passwd';
@@ -232,11 +233,21 @@ export class LocalTransport implements HostTransport {
 
   async close(): Promise<void> {}
 
+  /**
+   * The account databases, parsed again only when /etc/passwd or /etc/group
+   * changed (another inode, size or mtime: useradd and groupadd replace the file):
+   * every inspection needs them, and an apply inspects once per file.
+   */
   private async readAccounts(): Promise<Accounts> {
+    const key = `${statKey(this.passwdFile)}|${statKey(this.groupFile)}`;
+    if (this.accounts?.key === key) return this.accounts.value;
     const [passwd, group] = await Promise.all([readOptional(this.passwdFile), readOptional(this.groupFile)]);
     const users = parseIdDatabase(passwd);
     const groups = parseIdDatabase(group);
-    return { userIds: users.ids, userNames: users.names, groupIds: groups.ids, groupNames: groups.names };
+    const value = { userIds: users.ids, userNames: users.names, groupIds: groups.ids, groupNames: groups.names };
+    // Kept only if neither file moved while it was read.
+    if (key === `${statKey(this.passwdFile)}|${statKey(this.groupFile)}`) this.accounts = { key, value };
+    return value;
   }
 }
 
@@ -418,6 +429,12 @@ function parseIdDatabase(text: string): { ids: Map<string, number>; names: Map<n
     if (!names.has(id)) names.set(id, name);
   }
   return { ids, names };
+}
+
+/** What tells that a file changed: inode, size and mtime in nanoseconds; `-` when absent. */
+function statKey(file: string): string {
+  const st = fsCb.statSync(file, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : '-';
 }
 
 async function readOptional(file: string): Promise<string> {
