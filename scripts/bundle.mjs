@@ -14,12 +14,27 @@
  * dist/bundle/meta.json (esbuild's metafile) lists which sources every chunk
  * holds; src/cli/lazy-loading.test.ts reads it to tell which packages a run loaded.
  */
+import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { build } from 'esbuild';
+
+/**
+ * Modules started as their own process or thread by a file URL relative to the
+ * module that starts them (`new URL('./render-worker.js', import.meta.url)`). In
+ * the bundle that code sits in dist/bundle/chunks/, so each such module is also an
+ * entry point written there under its own name. Add a line for a new one.
+ */
+const WORKERS = ['spec/render-worker.js'];
+
+const entryPoints = { main: 'dist/cli/main.js' };
+for (const worker of WORKERS) {
+  if (existsSync(`dist/${worker}`)) entryPoints[`chunks/${path.basename(worker, '.js')}`] = `dist/${worker}`;
+}
 
 await rm('dist/bundle', { recursive: true, force: true }); // no stale chunks
 const result = await build({
-  entryPoints: { main: 'dist/cli/main.js' },
+  entryPoints,
   outdir: 'dist/bundle',
   bundle: true,
   splitting: true,
