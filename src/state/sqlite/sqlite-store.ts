@@ -122,16 +122,7 @@ export class SqliteStore implements Store, ControllerCapable {
   }
 
   async hasApplied(stack: string, commit: string): Promise<boolean> {
-    const row = await this.#kysely
-      .selectFrom('runs')
-      .select('id')
-      .where('stack', '=', stack)
-      .where('kind', '=', 'apply')
-      .where('status', '=', 'succeeded')
-      .where('commit_sha', '=', commit)
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
+    return this.#sql.hasApplied.get(stack, commit) !== undefined;
   }
 
   async listResults(runId: number): Promise<(ResourceResult & { finishedAt: string })[]> {
@@ -289,6 +280,9 @@ function prepareStatements(db: BetterSqlite3.Database) {
     pendingRefreshes: db.prepare<[string], PendingRefreshesTable>('SELECT * FROM pending_refreshes WHERE stack = ? ORDER BY address, notified_by'),
     inventory: db.prepare<[string], InventoryTable>('SELECT * FROM inventory WHERE stack = ? ORDER BY address'),
     serial: db.prepare<[string], { serial: number }>('SELECT serial FROM stacks WHERE name = ?'),
+    hasApplied: db.prepare<[string, string], { id: number }>(
+      "SELECT id FROM runs WHERE stack = ? AND kind = 'apply' AND status = 'succeeded' AND commit_sha = ? LIMIT 1",
+    ),
 
     lock: db.transaction((stack: string, holder: LockHolder, token: string): void => {
       const row = lockRow.get(stack);
