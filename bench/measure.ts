@@ -1,4 +1,4 @@
-/** Runs a command and returns its wall time and peak resident memory (GNU time's %M). */
+/** Runs a command and returns its wall time, CPU time (user + system) and peak resident memory (GNU time's %U %S %M). */
 import { execa } from 'execa';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,7 +10,11 @@ export const CAPSTAN = path.join(ROOT, 'bin/capstan');
 
 export interface Measurement {
   readonly seconds: number;
+  /** User + system CPU seconds: on a shared, loaded machine closer to the work done than wall time. */
+  readonly cpuSeconds: number;
   readonly peakMiB: number;
+  /** 1-minute load average when the command ended. */
+  readonly load: number;
   readonly exitCode: number;
   readonly stdout: string;
   readonly stderr: string;
@@ -21,14 +25,14 @@ export async function measure(argv: string[], options: { cwd?: string; env?: Rec
   const out = path.join(dir, 'time');
   try {
     const started = performance.now();
-    const r = await execa('/usr/bin/time', ['-f', '%M', '-o', out, ...argv], { cwd: options.cwd, env: options.env, reject: false, stdin: 'ignore' });
+    const r = await execa('/usr/bin/time', ['-f', '%M %U %S', '-o', out, ...argv], { cwd: options.cwd, env: options.env, reject: false, stdin: 'ignore' });
     const seconds = (performance.now() - started) / 1000;
     const exitCode = r.exitCode ?? -1;
     if (!(options.okCodes ?? [0]).includes(exitCode)) {
       throw new Error(`${argv.join(' ')} exited ${exitCode}\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
     }
-    const kib = Number((await readFile(out, 'utf8')).trim().split('\n').pop());
-    return { seconds, peakMiB: kib / 1024, exitCode, stdout: r.stdout, stderr: r.stderr };
+    const [kib, user, sys] = (await readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
+    return { seconds, cpuSeconds: user! + sys!, peakMiB: kib! / 1024, load: os.loadavg()[0]!, exitCode, stdout: r.stdout, stderr: r.stderr };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -73,6 +73,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const signal = options.signal ?? new AbortController().signal;
   const cancel = options.cancel ?? new AbortController().signal;
   const reporter = options.reporter ?? silentReporter;
+  await registry.load(plan.changes.map((c) => c.kind).concat(Object.values(plan.targets).map((t) => t.kind)));
 
   const run = await store.startRun({
     stack: plan.stack,

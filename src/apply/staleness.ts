@@ -31,6 +31,7 @@ export async function findStaleness(check: StalenessCheck): Promise<string[]> {
   if (serial !== plan.priorSerial) {
     reasons.push(`the state of stack "${plan.stack}" changed since the plan was made (serial ${plan.priorSerial} -> ${serial}): another apply ran`);
   }
+  await check.registry.load(plan.changes.map((c) => c.kind).concat(Object.values(plan.targets).map((t) => t.kind)));
   const subjects: LiveSubject[] = [];
   for (const change of plan.changes) {
     if (!isChange(change.action)) continue;

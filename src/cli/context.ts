@@ -4,12 +4,15 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { formatDiagnostic, hasErrors, sortDiagnostics, type Diagnostic } from '../diag/diagnostic.js';
 import type { PlanSource } from '../plan/plan.js';
-import { defaultRegistry } from '../providers/index.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import { resolveSource } from '../source/source.js';
-import { loadStack, type LoadedStack } from '../spec/load.js';
+import type { LoadedStack } from '../spec/load.js';
 import { defaultStateUrl, openStore } from '../state/open.js';
 import type { Actor, Store } from '../state/store.js';
+
+// The spec layers load on first use, not when a command module is imported, and
+// the state store's drivers load with the store they serve (see state/open.ts):
+// `capstan --version` and `capstan validate` pay for neither, and providers load
+// per kind (see ProviderRegistry).
 
 export interface SourceOptions {
   repo?: string;
@@ -40,10 +43,16 @@ export interface LoadedSpec {
   readonly registry: ProviderRegistry;
 }
 
-export async function loadSpec(dir: string | undefined, options: SourceOptions): Promise<LoadedSpec> {
+/** `workTree: false`: a local directory's git commit is not read (validate needs none). */
+export async function loadSpec(dir: string | undefined, options: SourceOptions, how: { workTree?: boolean } = {}): Promise<LoadedSpec> {
+  const [{ resolveSource }, { loadStack }, { defaultRegistry }] = await Promise.all([
+    import('../source/source.js'),
+    import('../spec/load.js'),
+    import('../providers/index.js'),
+  ]);
   const info = options.repo
     ? await resolveSource({ repo: options.repo, ref: options.ref ?? 'HEAD', path: options.path ?? '.' })
-    : await resolveSource({ dir: path.resolve(dir ?? '.') });
+    : await resolveSource({ dir: path.resolve(dir ?? '.'), workTree: how.workTree });
   const registry = defaultRegistry();
   const stack = await loadStack(info.dir, registry);
   return { source: info, stack, registry };

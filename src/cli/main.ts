@@ -30,8 +30,11 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  const named = argv.slice(2).find((a) => !a.startsWith('-'));
-  const wanted = named && named in COMMANDS ? [named] : Object.keys(COMMANDS);
+  const args = argv.slice(2);
+  const named = args.find((a) => !a.startsWith('-'));
+  // `--version` alone needs no command; help and unknown commands list them all.
+  const versionOnly = named === undefined && (args.includes('--version') || args.includes('-V')) && !args.includes('--help') && !args.includes('-h');
+  const wanted = named && named in COMMANDS ? [named] : versionOnly ? [] : Object.keys(COMMANDS);
   const registers = await Promise.all(wanted.map((name) => COMMANDS[name]!()));
   for (const register of registers) register(program);
   return program;

@@ -37,6 +37,7 @@ export async function detectDrift(options: {
   signal?: AbortSignal;
 }): Promise<DriftReport> {
   const inventory = await options.store.inventory(options.stack);
+  await options.registry.load(inventory.flatMap((e) => [e.kind, e.targetKind]));
   const resources: ResourceDrift[] = [];
   const subjects: LiveSubject[] = [];
   for (const entry of inventory) {

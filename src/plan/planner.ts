@@ -60,6 +60,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   const { desired, registry, store, stack } = options;
   const diagnostics: Diagnostic[] = [...desired.diagnostics];
   const [inventory, priorSerial, pending] = await Promise.all([store.inventory(stack), store.serial(stack), store.pendingRefreshes(stack)]);
+  await registry.load([...[...desired.resources, ...desired.targets].map((r) => r.kind), ...inventory.flatMap((e) => [e.kind, e.targetKind])]);
   const base = {
     formatVersion: PLAN_FORMAT_VERSION,
     stack,

@@ -18,10 +18,11 @@ export class TargetPool {
   connect(target: Resource): Promise<TargetHandle> {
     let handle = this.handles.get(target.address);
     if (!handle) {
-      const provider = this.registry.target(target.kind);
-      handle = provider
-        ? provider.connect(target, this.ctx)
-        : Promise.reject(new Error(`no provider for target kind ${target.kind}`));
+      handle = this.registry.load([target.kind]).then(() => {
+        const provider = this.registry.target(target.kind);
+        if (!provider) throw new Error(`no provider for target kind ${target.kind}`);
+        return provider.connect(target, this.ctx);
+      });
       // A rejected connect stays cached: every resource on that target reports the same failure.
       handle.catch(() => undefined);
       this.handles.set(target.address, handle);

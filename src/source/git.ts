@@ -25,7 +25,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import type { SourceInfo } from './source.js';
 
 export class SourceError extends Error {
@@ -91,6 +90,7 @@ export async function runGit(
   env.GIT_ALLOW_PROTOCOL = process.env.GIT_ALLOW_PROTOCOL ?? ALLOWED_PROTOCOLS;
   Object.assign(env, options.env);
 
+  const { execa } = await import('execa'); // loaded on first use: a run without git never pays for it
   const result = await execa('git', args, {
     cwd: options.cwd,
     env,

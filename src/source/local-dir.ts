@@ -9,7 +9,8 @@ import path from 'node:path';
 import { readCommit, runGit, SourceError } from './git.js';
 import type { SourceInfo } from './source.js';
 
-export async function resolveLocalDir(dir: string): Promise<SourceInfo> {
+/** `workTree: false` skips git (commit, author, message and dirty stay null): for commands that only read the spec. */
+export async function resolveLocalDir(dir: string, options: { workTree?: boolean } = {}): Promise<SourceInfo> {
   const absolute = path.resolve(dir);
   let stat;
   try {
@@ -23,7 +24,7 @@ export async function resolveLocalDir(dir: string): Promise<SourceInfo> {
   if (!stat.isDirectory()) {
     throw new SourceError(`spec directory "${dir}" is not a directory (${absolute})`);
   }
-  return { dir: absolute, repo: null, ref: null, ...(await workTreeState(absolute)) };
+  return { dir: absolute, repo: null, ref: null, ...(options.workTree === false ? OUTSIDE_GIT : await workTreeState(absolute)) };
 }
 
 type WorkTreeState = Pick<SourceInfo, 'commit' | 'author' | 'message' | 'dirty'>;

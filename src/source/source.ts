@@ -46,6 +46,8 @@ export interface SourceOptions {
   readonly path?: string | undefined;
   /** Cache root; defaults to `$XDG_CACHE_HOME/capstan`, else `~/.cache/capstan`. */
   readonly cacheDir?: string | undefined;
+  /** A local directory only: false skips reading its git work tree (commit, author, dirty), for commands that only read the spec. Default true. */
+  readonly workTree?: boolean | undefined;
   /** Time limit for each clone or fetch (default 10 minutes). */
   readonly gitTimeoutMs?: number | undefined;
   /** How long to wait for another process fetching the same repository (default 15 minutes). */
@@ -69,5 +71,5 @@ export async function resolveSource(options: SourceOptions): Promise<SourceInfo>
   if (options.ref !== undefined || options.path !== undefined) {
     throw new SourceError('a ref (--ref) or a path inside a repository (--path) needs a repository (--repo)');
   }
-  return resolveLocalDir(options.dir ?? '.');
+  return resolveLocalDir(options.dir ?? '.', { workTree: options.workTree });
 }

@@ -125,6 +125,7 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
     if (parsed.limitReached) break;
   }
 
+  await registry.load(declared.map((d) => d.kind));
   const checked = checkDocuments(declared, registry);
   diagnostics.push(...checked.diagnostics);
 

@@ -251,7 +251,7 @@ export function checkReferences(
               }),
             );
           } else if (key === 'notify' && refKind !== undefined && !registry.resource(refKind)?.refresh) {
-            const refreshable = registry.kinds().filter((k) => registry.resource(k)?.refresh !== undefined);
+            const refreshable = registry.loaded().filter((p) => p.role === 'resource' && p.refresh !== undefined).map((p) => p.kind).sort();
             problem(
               error(`notify ${JSON.stringify(ref)}: a ${refKind} cannot be notified`, {
                 address,

@@ -7,18 +7,23 @@
  *   that run as several replicas; `?schema=NAME` keeps it in that schema.
  */
 import path from 'node:path';
-import { PostgresStore } from './postgres/postgres-store.js';
-import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
+
+// Each store's module (and its driver: better-sqlite3, or pg and kysely) is
+// imported only when a URL of its scheme is opened.
 
 export async function openStore(url: string): Promise<Store> {
   if (url.startsWith('sqlite:')) {
     let file = url.slice('sqlite:'.length);
     if (file.startsWith('//')) file = file.slice(2);
     if (file === '') throw new Error('the state URL "sqlite:" names no file; use sqlite:PATH');
+    const { SqliteStore } = await import('./sqlite/sqlite-store.js');
     return SqliteStore.open(file === ':memory:' ? file : path.resolve(file));
   }
-  if (/^postgres(ql)?:\/\//i.test(url)) return PostgresStore.open(url);
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    const { PostgresStore } = await import('./postgres/postgres-store.js');
+    return PostgresStore.open(url);
+  }
   throw new Error(`unsupported state URL "${redactCredentials(url)}"; use sqlite:PATH`);
 }
 

@@ -89,6 +89,21 @@ describe('LocalTransport.inspect', () => {
     expect(ids.groups.get('staff')).toBe(4343);
   });
 
+  it('sees an account added to the databases since the last inspection (useradd replaces the file)', async () => {
+    const passwd = join(dir, 'passwd');
+    const group = join(dir, 'group');
+    await fs.writeFile(passwd, 'root:x:0:0::/root:/bin/sh\n');
+    await fs.writeFile(group, 'root:x:0:\n');
+    const custom = new LocalTransport({ passwdFile: passwd, groupFile: group });
+    await fs.writeFile(join(dir, 'a'), '');
+    await fs.chown(join(dir, 'a'), 4242, 4343);
+    expect((await custom.inspect([join(dir, 'a')], META))[0]).toMatchObject({ owner: null, group: null });
+    await fs.writeFile(`${passwd}.new`, 'root:x:0:0::/root:/bin/sh\nalice:x:4242:4242::/home/alice:/bin/sh\n');
+    await fs.rename(`${passwd}.new`, passwd);
+    await fs.appendFile(group, 'staff:x:4343:alice\n');
+    expect((await custom.inspect([join(dir, 'a')], META))[0]).toMatchObject({ owner: 'alice', group: 'staff' });
+  });
+
   it('answers a large batch in order', async () => {
     const names = Array.from({ length: 2000 }, (_, i) => `f${i}`);
     await Promise.all(names.map((n, i) => fs.writeFile(join(dir, n), String(i))));

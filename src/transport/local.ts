@@ -3,8 +3,6 @@ import * as fsCb from 'node:fs';
 import { constants, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { posix } from 'node:path';
-import { promisify } from 'node:util';
-import { execa } from 'execa';
 import {
   formatMode,
   isWithin,
@@ -54,6 +52,7 @@ export class LocalTransport implements HostTransport {
   private readonly passwdFile: string;
   private readonly groupFile: string;
   private readonly concurrency: number;
+  private accounts: { readonly key: string; readonly value: Accounts } | undefined;
 
   constructor(options: LocalTransportOptions = {}) {
     this.passwdFile = options.passwdFile ?? '/etc/passwd';
@@ -65,12 +64,16 @@ export class LocalTransport implements HostTransport {
     for (const p of paths) assertAbsolute(p);
     const accounts = await this.readAccounts();
     const dirs = new Map<string, Promise<DirResolution>>();
+    let inspected = 0;
     return mapLimit(paths, this.concurrency, async (p) => {
       options.signal?.throwIfAborted();
+      // inspectOne is synchronous (a thread-pool round trip per system call costs more than the
+      // call itself, 10,000 files took seconds): let the event loop breathe between slices.
+      if (++inspected % INSPECT_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       if (options.confineTo === undefined) return inspectOne(p, options, accounts);
       const confinement = await checkConfinement(p, options.confineTo, dirs);
       if (confinement.escape) return { ...absent(p), escape: confinement.escape };
-      return { ...(await inspectOne(p, options, accounts)), realPath: confinement.realPath };
+      return { ...inspectOne(p, options, accounts), realPath: confinement.realPath };
     });
   }
 
@@ -200,6 +203,7 @@ export class LocalTransport implements HostTransport {
   async exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     const [file, ...args] = argv;
     if (file === undefined || file === '') throw new Error('exec needs a program to run');
+    const { execa } = await import('execa'); // loaded on first use: most runs never exec locally
     const result = await execa(file, args, {
       reject: false,
       shell: false,
@@ -229,27 +233,34 @@ export class LocalTransport implements HostTransport {
 
   async close(): Promise<void> {}
 
+  /**
+   * The account databases, parsed again only when /etc/passwd or /etc/group
+   * changed (another inode, size or mtime: useradd and groupadd replace the file):
+   * every inspection needs them, and an apply inspects once per file.
+   */
   private async readAccounts(): Promise<Accounts> {
+    const key = `${statKey(this.passwdFile)}|${statKey(this.groupFile)}`;
+    if (this.accounts?.key === key) return this.accounts.value;
     const [passwd, group] = await Promise.all([readOptional(this.passwdFile), readOptional(this.groupFile)]);
     const users = parseIdDatabase(passwd);
     const groups = parseIdDatabase(group);
-    return { userIds: users.ids, userNames: users.names, groupIds: groups.ids, groupNames: groups.names };
+    const value = { userIds: users.ids, userNames: users.names, groupIds: groups.ids, groupNames: groups.names };
+    // Kept only if neither file moved while it was read.
+    if (key === `${statKey(this.passwdFile)}|${statKey(this.groupFile)}`) this.accounts = { key, value };
+    return value;
   }
 }
 
-// The callback API behind promisify costs half of what FileHandle does per call,
-// which shows when a plan reads 10,000 files.
-const lstatCb = promisify(fsCb.lstat);
-const openCb = promisify(fsCb.open);
-const fstatCb = promisify(fsCb.fstat);
-const readCb = promisify(fsCb.read);
-const closeCb = promisify(fsCb.close);
-const readlinkCb = promisify(fsCb.readlink);
+// Inspection uses the synchronous calls: a thread-pool round trip costs more than a
+// local lstat/open/read itself, which shows when a plan reads 10,000 files.
+// O_NONBLOCK keeps a FIFO from blocking the open.
+/** Paths inspected between two turns of the event loop. */
+const INSPECT_SLICE = 128;
 
-async function inspectOne(path: string, options: InspectOptions, accounts: Accounts): Promise<PathInfo> {
+function inspectOne(path: string, options: InspectOptions, accounts: Accounts): PathInfo {
   let st: Stats;
   try {
-    st = await lstatCb(path);
+    st = fsCb.lstatSync(path);
   } catch (err) {
     if (isMissing(err)) return absent(path);
     throw err;
@@ -258,21 +269,21 @@ async function inspectOne(path: string, options: InspectOptions, accounts: Accou
   let sha256: string | null = null;
   let content: Buffer | null = null;
   if (st.isSymbolicLink()) {
-    linkTarget = await readlinkCb(path);
+    linkTarget = fsCb.readlinkSync(path);
   } else if (st.isFile() && options.content) {
     // Read through a descriptor that refuses a link swapped in since lstat, and describe what was read.
     let fd: number;
     try {
-      fd = await openCb(path, NOFOLLOW_READ);
+      fd = fsCb.openSync(path, NOFOLLOW_READ);
     } catch (err) {
       if (isMissing(err) || errno(err) === 'ELOOP') return inspectOne(path, options, accounts);
       throw err;
     }
     try {
-      st = await fstatCb(fd);
-      if (st.isFile()) ({ sha256, content } = await readAndHash(fd, st.size, options.maxContentBytes));
+      st = fsCb.fstatSync(fd);
+      if (st.isFile()) ({ sha256, content } = readAndHash(fd, st.size, options.maxContentBytes));
     } finally {
-      await closeCb(fd);
+      fsCb.closeSync(fd);
     }
   }
   return {
@@ -293,7 +304,7 @@ async function inspectOne(path: string, options: InspectOptions, accounts: Accou
 }
 
 /** Hashes an open file, keeping its bytes when they fit in `maxBytes` (a file that grows meanwhile is hashed whole). */
-async function readAndHash(fd: number, size: number, maxBytes: number): Promise<{ sha256: string; content: Buffer | null }> {
+function readAndHash(fd: number, size: number, maxBytes: number): { sha256: string; content: Buffer | null } {
   const hash = createHash('sha256');
   // A small file is read in one call: one byte more than its size tells whether it grew.
   const buf = Buffer.allocUnsafe(size <= maxBytes ? size + 1 : HASH_CHUNK);
@@ -301,13 +312,15 @@ async function readAndHash(fd: number, size: number, maxBytes: number): Promise<
   let keep = size <= maxBytes;
   let position = 0;
   for (;;) {
-    const { bytesRead } = await readCb(fd, buf, 0, buf.length, position);
+    const bytesRead = fsCb.readSync(fd, buf, 0, buf.length, position);
     if (bytesRead === 0) break;
     const chunk = buf.subarray(0, bytesRead);
     hash.update(chunk);
     position += bytesRead;
     if (keep && position <= maxBytes) kept.push(Buffer.from(chunk));
     else keep = false;
+    // A short read of a file read whole in one call is its end: no second call to learn it.
+    if (keep && bytesRead < buf.length && position === size) break;
   }
   return { sha256: hash.digest('hex'), content: keep ? Buffer.concat(kept) : null };
 }
@@ -416,6 +429,12 @@ function parseIdDatabase(text: string): { ids: Map<string, number>; names: Map<n
     if (!names.has(id)) names.set(id, name);
   }
   return { ids, names };
+}
+
+/** What tells that a file changed: inode, size and mtime in nanoseconds; `-` when absent. */
+function statKey(file: string): string {
+  const st = fsCb.statSync(file, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : '-';
 }
 
 async function readOptional(file: string): Promise<string> {

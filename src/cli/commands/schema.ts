@@ -6,7 +6,7 @@ export function registerSchemaCommand(program: Command): void {
   program
     .command('schema')
     .description('print the JSON Schema of a Capstan document, for editors (yaml-language-server)')
-    .action(() => {
-      process.stdout.write(JSON.stringify(specJsonSchema(defaultRegistry()), null, 2) + '\n');
+    .action(async () => {
+      process.stdout.write(JSON.stringify(specJsonSchema(await defaultRegistry().loadAll()), null, 2) + '\n');
     });
 }

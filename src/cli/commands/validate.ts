@@ -7,7 +7,7 @@ export function registerValidateCommand(program: Command): void {
     .description('load and check the spec: schemas, references, cycles; print every problem')
     .option('--json', 'print diagnostics as JSON')
     .action(async (dir: string | undefined, options: SourceOptions & { json?: boolean }) => {
-      const { stack } = await loadSpec(dir, options);
+      const { stack } = await loadSpec(dir, options, { workTree: false });
       if (options.json) {
         process.stdout.write(JSON.stringify({ valid: !hasErrors(stack.diagnostics), diagnostics: stack.diagnostics, resources: stack.resources.length, targets: stack.targets.length, files: stack.files.length }, null, 2) + '\n');
       } else if (!reportDiagnostics(stack.diagnostics)) {

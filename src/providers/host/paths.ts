@@ -26,8 +26,12 @@ export const MAX_CONTENT_BYTES = 1024 * 1024;
 /** The kinds of the host family that manage a path; they share one namespace per host. */
 const PATH_KINDS: ReadonlySet<string> = new Set(['Directory', 'File', 'Symlink']);
 
+/** A valid spec path: absolute, no NUL, no empty, `.` or `..` segment, no trailing slash (the usual case, checked without splitting). */
+const PLAIN_PATH = /^(?:\/(?!\.\.?(?:\/|$))[^/\0]+)+$/;
+
 /** Why `path` is not a valid spec path, or null when it is. */
 export function specPathProblem(path: string): string | null {
+  if (PLAIN_PATH.test(path)) return null;
   if (path.includes('\0')) return 'path must not contain a NUL character';
   if (!path.startsWith('/')) return `path must be absolute (start with "/"): ${path}`;
   if (path === '/') return 'path must name something below "/"';
@@ -229,16 +233,18 @@ export function validatePathConflicts(resource: Resource, sameTarget: readonly R
   const path = managedPath(resource);
   if (path === undefined) return [];
   const { byPath } = pathIndex(sameTarget);
-  const where = { address: resource.address, source: resource.positionOf(['spec', 'path']) };
   const diagnostics: Diagnostic[] = [];
+  // Looked up only for a conflict: most resources have none.
+  let at: { address: Address; source: ReturnType<Resource['positionOf']> } | undefined;
+  const where = () => (at ??= { address: resource.address, source: resource.positionOf(['spec', 'path']) });
   for (const ancestor of ancestorsOf(path)) {
     for (const holder of byPath.get(ancestor) ?? []) {
       if (holder.kind === 'File') {
-        diagnostics.push(error(`path ${path} lies below ${ancestor}, which ${holder.address} manages as a file`, where));
+        diagnostics.push(error(`path ${path} lies below ${ancestor}, which ${holder.address} manages as a file`, where()));
       } else if (holder.kind === 'Symlink') {
         diagnostics.push(
           error(`path ${path} lies below ${ancestor}, which ${holder.address} manages as a symbolic link`, {
-            ...where,
+            ...where(),
             detail: "manage the path inside the link's target instead",
           }),
         );

@@ -8,15 +8,16 @@
  *   statements prepared once. Being synchronous, it cannot interleave with other
  *   calls on the event loop; being IMMEDIATE, it takes the write lock up front, so
  *   another process only waits (busy_timeout) and never fails half-way.
- * - reads and single-statement writes go through Kysely. None of them opens a
- *   Kysely transaction, which would span awaits on the shared connection.
+ * - reads and single-statement writes are single prepared statements too (no
+ *   query builder: the store loads only better-sqlite3, and reading a large
+ *   inventory stays one `all()`).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, type Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { Address } from '../../spec/resource.js';
 import {
   emptyCounts,
@@ -38,7 +39,7 @@ import {
   type Store,
 } from '../store.js';
 import { SqliteControllerStore } from './controller-store.js';
-import { migrate, type InventoryTable, type RunsTable, type StateTables } from './migrations.js';
+import { migrate, type EventsTable, type InventoryTable, type PendingRefreshesTable, type ResultsTable, type RunsTable } from './migrations.js';
 
 type RunRow = Selectable<RunsTable>;
 type RunInsert = Pick<RunInput, 'stack' | 'kind' | 'commit' | 'author' | 'message' | 'specHash'> &
@@ -50,13 +51,11 @@ type InventoryContent = Omit<InventoryTable, 'stack' | 'updated_at' | 'last_run_
 
 export class SqliteStore implements Store, ControllerCapable {
   readonly #db: BetterSqlite3.Database;
-  readonly #kysely: Kysely<StateTables>;
   readonly #sql: Statements;
   #controller: SqliteControllerStore | undefined;
 
   private constructor(db: BetterSqlite3.Database) {
     this.#db = db;
-    this.#kysely = new Kysely<StateTables>({ dialect: new SqliteDialect({ database: db }) });
     this.#sql = prepareStatements(db);
   }
 
@@ -98,10 +97,7 @@ export class SqliteStore implements Store, ControllerCapable {
 
   async appendEvent(runId: number, event: { address: Address | null; type: string; message: string }): Promise<void> {
     try {
-      await this.#kysely
-        .insertInto('events')
-        .values({ run_id: runId, at: now(), address: event.address, type: event.type, message: event.message })
-        .execute();
+      this.#sql.insertEvent.run(runId, now(), event.address, event.type, event.message);
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw unknownRun(runId, err);
       throw err;
@@ -109,43 +105,28 @@ export class SqliteStore implements Store, ControllerCapable {
   }
 
   async finishRun(runId: number, status: Exclude<RunStatus, 'running'>, error: string | null = null): Promise<RunRecord> {
-    const row = await this.#kysely
-      .updateTable('runs')
-      .set({ status, finished_at: now(), error })
-      .where('id', '=', runId)
-      .returningAll()
-      .executeTakeFirst();
+    const row = this.#sql.finishRun.get(status, now(), error, runId);
     if (!row) throw unknownRun(runId);
     return toRunRecord(row);
   }
 
   async getRun(runId: number): Promise<RunRecord | undefined> {
-    const row = await this.#kysely.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
+    const row = this.#sql.getRun.get(runId);
     return row && toRunRecord(row);
   }
 
   async listRuns(options: { stack?: string; limit?: number }): Promise<RunRecord[]> {
-    let query = this.#kysely.selectFrom('runs').selectAll().orderBy('id', 'desc');
-    if (options.stack !== undefined) query = query.where('stack', '=', options.stack);
-    if (options.limit !== undefined) query = query.limit(Math.max(0, Math.floor(options.limit)));
-    return (await query.execute()).map(toRunRecord);
+    const limit = options.limit === undefined ? -1 : Math.max(0, Math.floor(options.limit)); // LIMIT -1: no limit
+    const rows = options.stack === undefined ? this.#sql.listRuns.all(limit) : this.#sql.listStackRuns.all(options.stack, limit);
+    return rows.map(toRunRecord);
   }
 
   async hasApplied(stack: string, commit: string): Promise<boolean> {
-    const row = await this.#kysely
-      .selectFrom('runs')
-      .select('id')
-      .where('stack', '=', stack)
-      .where('kind', '=', 'apply')
-      .where('status', '=', 'succeeded')
-      .where('commit_sha', '=', commit)
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
+    return this.#sql.hasApplied.get(stack, commit) !== undefined;
   }
 
   async listResults(runId: number): Promise<(ResourceResult & { finishedAt: string })[]> {
-    const rows = await this.#kysely.selectFrom('results').selectAll().where('run_id', '=', runId).orderBy('id').execute();
+    const rows = this.#sql.listResults.all(runId);
     return rows.map((r) => ({
       address: r.address,
       action: r.action,
@@ -157,24 +138,18 @@ export class SqliteStore implements Store, ControllerCapable {
   }
 
   async listEvents(runId: number): Promise<EventRecord[]> {
-    const rows = await this.#kysely.selectFrom('events').selectAll().where('run_id', '=', runId).orderBy('id').execute();
+    const rows = this.#sql.listEvents.all(runId);
     return rows.map((r) => ({ id: r.id, runId: r.run_id, at: r.at, address: r.address, type: r.type, message: r.message }));
   }
 
   /** The stack's inventory, sorted by address. */
   async pendingRefreshes(stack: string): Promise<PendingRefresh[]> {
-    const rows = await this.#kysely
-      .selectFrom('pending_refreshes')
-      .selectAll()
-      .where('stack', '=', stack)
-      .orderBy('address')
-      .orderBy('notified_by')
-      .execute();
+    const rows = this.#sql.pendingRefreshes.all(stack);
     return rows.map((r) => ({ address: r.address, notifiedBy: r.notified_by, runId: r.run_id, at: r.at }));
   }
 
   async inventory(stack: string): Promise<InventoryEntry[]> {
-    const rows = await this.#kysely.selectFrom('inventory').selectAll().where('stack', '=', stack).orderBy('address').execute();
+    const rows = this.#sql.inventory.all(stack);
     return rows.map((r) => ({
       address: r.address,
       kind: r.kind,
@@ -192,7 +167,7 @@ export class SqliteStore implements Store, ControllerCapable {
   }
 
   async serial(stack: string): Promise<number> {
-    const row = await this.#kysely.selectFrom('stacks').select('serial').where('name', '=', stack).executeTakeFirst();
+    const row = this.#sql.serial.get(stack);
     return row?.serial ?? 0;
   }
 
@@ -203,8 +178,6 @@ export class SqliteStore implements Store, ControllerCapable {
   }
 
   async close(): Promise<void> {
-    await this.#kysely.destroy();
-    // Kysely only closes a database it has used.
     if (this.#db.open) this.#db.close();
   }
 }
@@ -297,6 +270,19 @@ function prepareStatements(db: BetterSqlite3.Database) {
   return {
     releaseLock,
     updateHolder,
+    insertEvent: db.prepare<[number, string, string | null, string, string]>('INSERT INTO events (run_id, at, address, type, message) VALUES (?, ?, ?, ?, ?)'),
+    finishRun: db.prepare<[string, string, string | null, number], RunRow>('UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ? RETURNING *'),
+    getRun: db.prepare<[number], RunRow>('SELECT * FROM runs WHERE id = ?'),
+    listRuns: db.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT ?'),
+    listStackRuns: db.prepare<[string, number], RunRow>('SELECT * FROM runs WHERE stack = ? ORDER BY id DESC LIMIT ?'),
+    listResults: db.prepare<[number], Selectable<ResultsTable>>('SELECT * FROM results WHERE run_id = ? ORDER BY id'),
+    listEvents: db.prepare<[number], Selectable<EventsTable>>('SELECT * FROM events WHERE run_id = ? ORDER BY id'),
+    pendingRefreshes: db.prepare<[string], PendingRefreshesTable>('SELECT * FROM pending_refreshes WHERE stack = ? ORDER BY address, notified_by'),
+    inventory: db.prepare<[string], InventoryTable>('SELECT * FROM inventory WHERE stack = ? ORDER BY address'),
+    serial: db.prepare<[string], { serial: number }>('SELECT serial FROM stacks WHERE name = ?'),
+    hasApplied: db.prepare<[string, string], { id: number }>(
+      "SELECT id FROM runs WHERE stack = ? AND kind = 'apply' AND status = 'succeeded' AND commit_sha = ? LIMIT 1",
+    ),
 
     lock: db.transaction((stack: string, holder: LockHolder, token: string): void => {
       const row = lockRow.get(stack);
