@@ -274,4 +274,11 @@ describe('LocalTransport.exec', () => {
     await expect(transport.exec(['/no/such/program'], { timeoutMs: 1000 })).rejects.toThrow(/cannot run \/no\/such\/program/);
     await expect(transport.exec([], { timeoutMs: 1000 })).rejects.toThrow(/needs a program/);
   });
+
+  it('names a missing working directory, not the program', async () => {
+    const missing = join(dir, 'no-such-dir');
+    const err = (await transport.exec(['/bin/echo', 'hi'], { timeoutMs: 1000, cwd: missing }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe(`cannot run /bin/echo: working directory ${missing} does not exist`);
+    expect(err.message).not.toMatch(/spawn/);
+  });
 });

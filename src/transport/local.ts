@@ -214,6 +214,9 @@ export class LocalTransport implements HostTransport {
     if (result.isCanceled) throw options.signal?.reason ?? new Error(`${file} was cancelled`);
     // Could not start at all (no such program, not executable): that is not an exit status.
     if (result.exitCode === undefined && result.signal === undefined && !result.timedOut) {
+      // spawn says `spawn PROGRAM ENOENT` for a missing working directory too: say which it was.
+      const missingCwd = options.cwd !== undefined && errno(result.cause) === 'ENOENT' ? await workingDirectoryProblem(options.cwd) : null;
+      if (missingCwd !== null) throw Object.assign(new Error(`cannot run ${file}: ${missingCwd}`, { cause: result.cause }), { code: 'ENOENT' });
       throw new Error(`cannot run ${file}: ${result.cause instanceof Error ? result.cause.message : result.shortMessage}`, {
         cause: result.cause,
       });
@@ -396,6 +399,15 @@ function typeOf(st: Stats): Exclude<PathType, 'absent'> {
   if (st.isDirectory()) return 'directory';
   if (st.isSymbolicLink()) return 'symlink';
   return 'other';
+}
+
+/** Why `cwd` cannot be a working directory, or null when it can. */
+async function workingDirectoryProblem(cwd: string): Promise<string | null> {
+  try {
+    return (await fs.stat(cwd)).isDirectory() ? null : `working directory ${cwd} is not a directory`;
+  } catch (err) {
+    return errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR' ? `working directory ${cwd} does not exist` : `working directory ${cwd}: ${String((err as Error).message)}`;
+  }
 }
 
 function temporarySibling(path: string): string {
