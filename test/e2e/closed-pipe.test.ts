@@ -13,7 +13,7 @@ afterEach(async () => ws?.cleanup());
 async function intoHead(args: string[]): Promise<{ first: string; exitCode: number | undefined; stderr: string }> {
   const head = await execa('node', [CAPSTAN, ...args], { env: { NO_COLOR: '1' }, reject: false, stdin: 'ignore' }).pipe('head', ['-1']);
   const capstan = head.pipedFrom[0]!;
-  return { first: head.stdout, exitCode: capstan.exitCode, stderr: capstan.stderr };
+  return { first: String(head.stdout), exitCode: capstan.exitCode, stderr: String(capstan.stderr) };
 }
 
 describe('output into a pipe closed early', () => {
