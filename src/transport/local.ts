@@ -54,6 +54,9 @@ export class LocalTransport implements HostTransport {
   private readonly passwdFile: string;
   private readonly groupFile: string;
   private readonly concurrency: number;
+  /** When this transport was made (a run's start): only temporary files older than this are stale. */
+  private readonly startedAt = Date.now();
+  private readonly swept = new Map<string, Promise<void>>();
 
   constructor(options: LocalTransportOptions = {}) {
     this.passwdFile = options.passwdFile ?? '/etc/passwd';
@@ -82,6 +85,7 @@ export class LocalTransport implements HostTransport {
   async writeFileAtomic(path: string, data: Buffer, options: WriteFileOptions): Promise<void> {
     assertAbsolute(path);
     const bits = modeBits(options.mode);
+    await this.sweepOnce(posix.dirname(path));
     const tmp = temporarySibling(path);
     const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     let closed = false;
@@ -155,6 +159,7 @@ export class LocalTransport implements HostTransport {
 
   async symlink(target: string, path: string): Promise<void> {
     assertAbsolute(path);
+    await this.sweepOnce(posix.dirname(path));
     const tmp = temporarySibling(path);
     await fs.symlink(target, tmp);
     try {
@@ -231,6 +236,20 @@ export class LocalTransport implements HostTransport {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * Removes the temporary files a killed write left in `dir` (see
+   * `sweepStaleTemporaries`), once per directory for the life of this
+   * transport, before the first write into it.
+   */
+  private sweepOnce(dir: string): Promise<void> {
+    let sweeping = this.swept.get(dir);
+    if (!sweeping) {
+      sweeping = sweepStaleTemporaries(dir, this.startedAt);
+      this.swept.set(dir, sweeping);
+    }
+    return sweeping;
+  }
 
   private async readAccounts(): Promise<Accounts> {
     const [passwd, group] = await Promise.all([readOptional(this.passwdFile), readOptional(this.groupFile)]);
@@ -408,6 +427,38 @@ async function workingDirectoryProblem(cwd: string): Promise<string | null> {
   } catch (err) {
     return errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR' ? `working directory ${cwd} does not exist` : `working directory ${cwd}: ${String((err as Error).message)}`;
   }
+}
+
+/** The names `temporarySibling` gives, and only those. */
+const TEMPORARY_NAME = /^\..*\.capstan-[0-9a-f]{12}\.tmp$/s;
+
+/**
+ * A process killed between creating a temporary sibling and renaming it leaves
+ * `.NAME.capstan-HEX.tmp` behind. Removes such files and links of `dir` last
+ * modified before `before` (so never one a write in progress now is making).
+ * Nothing else is touched: not other names, not directories, not other
+ * directories. Best effort: a sweep that fails never fails the write.
+ */
+export async function sweepStaleTemporaries(dir: string, before: number): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(
+    names
+      .filter((name) => TEMPORARY_NAME.test(name))
+      .map(async (name) => {
+        const file = posix.join(dir, name);
+        try {
+          const info = await fs.lstat(file);
+          if ((info.isFile() || info.isSymbolicLink()) && info.mtimeMs < before) await fs.unlink(file);
+        } catch {
+          // Gone already, or not ours to remove.
+        }
+      }),
+  );
 }
 
 function temporarySibling(path: string): string {
