@@ -135,8 +135,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const runChange = async (change: PlannedChange): Promise<NodeOutcome> => {
     const started = performance.now();
     if (!isChange(change.action)) {
-      // Unchanged but not yet in the inventory: adopt it, without touching the live object.
-      await finish(change, { status: 'succeeded', error: null, durationMs: 0, inventory: inventoryEntry(plan, change, change.origin ?? 'adopted') });
+      // Unchanged but not yet in the inventory: adopt it; removed from the spec but only adopted: forget it. Never touching the live object.
+      const inventory = change.forget ? null : inventoryEntry(plan, change, change.origin ?? 'adopted');
+      await finish(change, { status: 'succeeded', error: null, durationMs: 0, inventory });
       return 'succeeded';
     }
     reporter.began(change);

@@ -24,6 +24,7 @@ import {
   type SourceOptions,
 } from '../context.js';
 import { progressReporter } from '../progress.js';
+import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { trapInterrupts } from '../signals.js';
 import { nameOf, type RolloutOutcome } from '../../apply/rollout.js';
 
@@ -32,6 +33,7 @@ interface ApplyCommandOptions extends SourceOptions {
   yes?: boolean;
   parallelism: number;
   allowMassDelete?: boolean;
+  prune?: 'adopted';
 }
 
 export function registerApplyCommand(program: Command): void {
@@ -41,6 +43,7 @@ export function registerApplyCommand(program: Command): void {
     .option('--yes', 'do not ask for confirmation')
     .option('--parallelism <n>', 'changes applied at once', parsePositiveInt, DEFAULT_PARALLELISM)
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
+    .option('--prune <what>', PRUNE_HELP, parsePrune)
     .action(async (dir: string | undefined, options: ApplyCommandOptions) => {
       const saved = options.plan ? await readSavedPlan(options.plan) : undefined;
       const specDir = dir ?? (saved && !options.repo ? saved.source.dir : undefined);
@@ -70,7 +73,7 @@ export function registerApplyCommand(program: Command): void {
           }
           plan = saved;
         } else {
-          plan = await planChanges({ stack: stackName, desired: stack, source, registry, store, targets, allowMassDelete: options.allowMassDelete ?? false });
+          plan = await planChanges({ stack: stackName, desired: stack, source, registry, store, targets, allowMassDelete: options.allowMassDelete ?? false, pruneAdopted: options.prune === 'adopted' });
           const text = renderPlanText(plan, { color: useColor(process.stdout) });
           if (hasErrors(plan.diagnostics)) {
             process.stderr.write(text);

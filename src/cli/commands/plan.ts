@@ -5,6 +5,7 @@ import { hasChanges } from '../../plan/plan.js';
 import { planChanges } from '../../plan/planner.js';
 import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
+import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { addSourceOptions, loadSpec, openStateStore, useColor, type SourceOptions } from '../context.js';
 
 export interface PlanCommandOptions extends SourceOptions {
@@ -12,6 +13,7 @@ export interface PlanCommandOptions extends SourceOptions {
   json?: boolean;
   detailedExitcode?: boolean;
   allowMassDelete?: boolean;
+  prune?: 'adopted';
 }
 
 export function registerPlanCommand(program: Command): void {
@@ -21,6 +23,7 @@ export function registerPlanCommand(program: Command): void {
     .option('--json', 'print the plan as JSON')
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
+    .option('--prune <what>', PRUNE_HELP, parsePrune)
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
       const { source, stack, registry } = await loadSpec(dir, options);
       const store = await openStateStore(dir, options);
@@ -34,6 +37,7 @@ export function registerPlanCommand(program: Command): void {
           store,
           targets,
           allowMassDelete: options.allowMassDelete ?? false,
+          pruneAdopted: options.prune === 'adopted',
         });
         if (options.out) await writeFile(options.out, JSON.stringify(plan, null, 2) + '\n', { mode: 0o600 });
         if (options.json) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
