@@ -12,7 +12,7 @@ import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, CAPSTAN, capstan, hostDoc, workspace, type Workspace } from './harness.js';
 
-const FILES = 2000;
+const FILES = 800;
 let ws: Workspace;
 let cleanups: (() => Promise<unknown>)[] = [];
 beforeAll(assertBuilt);
@@ -107,7 +107,7 @@ describe('the state store fails during an apply', () => {
     const env = { XDG_STATE_HOME: path.join(path.dirname(ws.repo), 'xdg') };
 
     const child = execa('node', [CAPSTAN, 'apply', ws.repo, '--state', state, '--yes', '--parallelism', '2'], { env: { NO_COLOR: '1', ...env }, reject: false, stdin: 'ignore' });
-    for (const until = Date.now() + 60_000; (await filesOnDisk()) < 200; ) {
+    for (const until = Date.now() + 60_000; (await filesOnDisk()) < 100; ) {
       if (Date.now() > until) throw new Error('the apply did not get going');
       await new Promise((r) => setTimeout(r, 10));
     }
