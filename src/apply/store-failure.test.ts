@@ -9,6 +9,7 @@ import { bucket, item } from '../plan/testing/memory-provider.js';
 import type { Resource } from '../spec/resource.js';
 import type { ResourceResult, Store } from '../state/store.js';
 import { applyPlan } from './apply.js';
+import { Sensitive } from '../secrets/sensitive.js';
 import { importRecoveries, RecoveryFiles } from './recovery.js';
 
 const engine = useMemoryEngine('capstan-store-failure-');
@@ -111,5 +112,23 @@ describe('an apply whose store fails', () => {
     expect(result.status).toBe('failed');
     expect(result.run.error).toMatch(/lock on stack "s" was lost/);
     expect(engine.world.applied.length).toBeLessThan(20);
+  });
+
+  it('never writes a secret value into the recovery file', async () => {
+    const files = new RecoveryFiles('postgres://capstan:pw-in-url@db.example:5432/capstan', [path.join(dir, 'recovery')]);
+    const spec = { path: '/etc/app.conf', content: new Sensitive('hunter2-plaintext', 'digest-1') };
+    const result: ResourceResult = {
+      address: 'File/app',
+      action: 'create',
+      status: 'succeeded',
+      error: null,
+      durationMs: 1,
+      inventory: { address: 'File/app', kind: 'File', target: 'Host/h', targetKind: 'Host', targetSpec: {}, spec, specHash: 'x', liveFingerprint: null, dependsOn: [], origin: 'created' },
+    };
+    const file = await files.write({ stack: 's', runId: 7, error: 'gone', results: [result] });
+    const text = await readFile(file, 'utf8');
+    expect(text).not.toContain('hunter2-plaintext');
+    expect(text).not.toContain('pw-in-url');
+    expect(text).toContain('"content": "(sensitive)"');
   });
 });
