@@ -43,6 +43,8 @@ function unrecordedChanges(stderr: string): string[] {
 }
 
 async function expectRecoveredAndConverged(state: string, env: Record<string, string>, recoveryFile: string, failedRun: { created: number }): Promise<void> {
+  const before = await capstan(['plan', ws.repo, '--state', state], { env });
+  expect(before.stderr).toContain(`Warning: ${recoveryFile} holds `);
   const again = await capstan(['apply', ws.repo, '--state', state, '--yes'], { env });
   expect(again.stderr).toContain(`from ${recoveryFile} (now removed)`);
   expect(again.exitCode).toBe(0);

@@ -6,7 +6,8 @@ import { planChanges } from '../../plan/planner.js';
 import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
 import { parsePrune, PRUNE_HELP } from '../prune-option.js';
-import { addSourceOptions, loadSpec, openStateStore, useColor, type SourceOptions } from '../context.js';
+import { RecoveryFiles } from '../../apply/recovery.js';
+import { addSourceOptions, loadSpec, openStateStore, stateUrl, useColor, type SourceOptions } from '../context.js';
 
 export interface PlanCommandOptions extends SourceOptions {
   out?: string;
@@ -29,6 +30,12 @@ export function registerPlanCommand(program: Command): void {
       const store = await openStateStore(dir, options);
       const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: source.dir });
       try {
+        for (const { file, record } of await RecoveryFiles.forState(stateUrl(dir, options)).find(options.stack)) {
+          process.stderr.write(
+            `Warning: ${file} holds ${record.results.length} result(s) of run ${record.runId} that the state store could not record; ` +
+              '`capstan apply` imports them before it plans, so this plan may not show what that run already did.\n',
+          );
+        }
         const plan = await planChanges({
           stack: options.stack,
           desired: stack,
