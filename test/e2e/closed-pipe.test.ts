@@ -17,7 +17,7 @@ async function intoHead(args: string[]): Promise<{ first: string; exitCode: numb
 }
 
 describe('output into a pipe closed early', () => {
-  it('history | head -1 prints one line and exits 0 without a stack trace', async () => {
+  it('history piped into head -1 prints one line and exits 0 without a stack trace', async () => {
     ws = await workspace();
     const file = ws.state.slice('sqlite:'.length);
     const store = await SqliteStore.open(file);
