@@ -5,6 +5,12 @@
  * recorded durably as it finishes. A failed change skips its dependents; the
  * rest goes on. The hosts of a planned rollout go out batch by batch instead,
  * each batch judged before the next starts (see rollout.ts).
+ *
+ * When the store cannot record a result (after the recorder's bounded retries)
+ * or the stack's lock is lost, no further change starts; the changes in flight
+ * finish; every result the store did not take is handed to the recovery sink
+ * (see recovery.ts) and returned in `storeFailure`; the run's status is
+ * `failed`.
  */
 import { hasErrors } from '../diag/diagnostic.js';
 import { fingerprint } from '../plan/canonical.js';
@@ -13,8 +19,9 @@ import { messageOf } from '../plan/read-live.js';
 import type { AnyResourceProvider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { storedTarget, type TargetPool } from '../providers/target-pool.js';
-import type { Actor, InventoryEntry, ResourceResult, RunCounts, RunRecord, RunStatus, Store } from '../state/store.js';
-import { ResultRecorder } from './recorder.js';
+import { emptyCounts, type Actor, type InventoryEntry, type ResourceResult, type RunCounts, type RunRecord, type RunStatus, type Store } from '../state/store.js';
+import { ResultRecorder, type RecordRetry } from './recorder.js';
+import type { RecoverySink } from './recovery.js';
 import { silentReporter, type ApplyReporter } from './reporter.js';
 import { RolloutJudge, RolloutSchedule, type GateNode, type RolloutOutcome } from './rollout.js';
 import { walk, type NodeOutcome } from './walk.js';
@@ -42,6 +49,21 @@ export interface ApplyOptions {
   readonly reporter?: ApplyReporter;
   /** Called once the run exists, e.g. to name it in the stack lock. */
   readonly onRunStarted?: (run: RunRecord) => void;
+  /** Aborts when the stack's lock is lost: no new change starts, as when the store fails. */
+  readonly lockLost?: AbortSignal;
+  /** Where results the store could not take are saved; without it they are only returned. */
+  readonly recovery?: RecoverySink;
+  readonly recordRetry?: RecordRetry;
+}
+
+/** The store stopped taking results (or the lock was lost) during the run. */
+export interface StoreFailure {
+  readonly error: string;
+  /** Results the store never took, in the order they finished. */
+  readonly unrecorded: readonly ResourceResult[];
+  /** Where they were saved; null when there is no sink or no place took them (then `recoveryError` says why). */
+  readonly recoveryFile: string | null;
+  readonly recoveryError: string | null;
 }
 
 export interface ApplyResult {
@@ -51,6 +73,7 @@ export interface ApplyResult {
   readonly failures: readonly { address: string; error: string }[];
   /** One per planned rollout: how far it went, which hosts changed and which did not. */
   readonly rollouts: readonly RolloutOutcome[];
+  readonly storeFailure?: StoreFailure | undefined;
 }
 
 export class PlanNotApplicableError extends Error {
@@ -85,16 +108,25 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
     specHash: plan.specHash,
   });
   options.onRunStarted?.(run);
-  const recorder = new ResultRecorder(store, run.id);
+  const storeLost = new AbortController();
+  const recorder = new ResultRecorder(store, run.id, {
+    ...(options.recordRetry ? { retry: options.recordRetry } : {}),
+    onLost: (err) => storeLost.abort(err),
+  });
+  // Stop starting changes on an interrupt, a lost store or a lost lock.
+  const stopped = AbortSignal.any([signal, storeLost.signal, ...(options.lockLost ? [options.lockLost] : [])]);
   const failures: { address: string; error: string }[] = [];
   const work = plan.changes.filter((c) => isChange(c.action) || c.recordOnly);
   reporter.started(work.filter((c) => isChange(c.action)).length, run.id);
 
   const outcomes = new Map<Address, ResourceResult['status']>();
+  /** Every result of this run, recorded or not: the counts when the store stopped taking them. */
+  const tally = emptyCounts();
   const finish = async (change: PlannedChange, result: Omit<ResourceResult, 'address' | 'action'>): Promise<void> => {
     outcomes.set(change.address, result.status);
     if (result.status === 'failed' && result.error) failures.push({ address: change.address, error: result.error });
     const record = { address: change.address, action: change.action, ...result };
+    tally[result.status === 'succeeded' ? change.action : result.status] += 1;
     await recorder.record(record);
     if (isChange(change.action) || result.status !== 'succeeded') {
       reporter.finished({ change, status: result.status, error: result.error, durationMs: result.durationMs });
@@ -104,8 +136,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const runChange = async (change: PlannedChange): Promise<NodeOutcome> => {
     const started = performance.now();
     if (!isChange(change.action)) {
-      // Unchanged but not yet in the inventory: adopt it, without touching the live object.
-      await finish(change, { status: 'succeeded', error: null, durationMs: 0, inventory: inventoryEntry(plan, change, change.origin ?? 'adopted') });
+      // Unchanged but not yet in the inventory: adopt it; removed from the spec but only adopted: forget it. Never touching the live object.
+      const inventory = change.forget ? null : inventoryEntry(plan, change, change.origin ?? 'adopted');
+      await finish(change, { status: 'succeeded', error: null, durationMs: 0, inventory });
       return 'succeeded';
     }
     reporter.began(change);
@@ -166,7 +199,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
     skipReasons.set(gate.key, verdict.skipReason);
     if (verdict.message !== null) {
       reporter.note?.(verdict.message);
-      await store.appendEvent(run.id, { address: null, type: verdict.ok ? 'rollout.batch' : 'rollout.stopped', message: verdict.message });
+      if (!recorder.failure()) {
+        await store.appendEvent(run.id, { address: null, type: verdict.ok ? 'rollout.batch' : 'rollout.stopped', message: verdict.message });
+      }
     }
     return verdict.ok ? 'succeeded' : 'failed';
   };
@@ -197,8 +232,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const deletes = work.filter((c) => c.action === 'delete' && !schedule.has(c.target)).map(toNode);
   const others: Node[] = [...work.filter((c) => c.action !== 'delete' || schedule.has(c.target)).map(toNode), ...schedule.gates];
   try {
-    await walk<Node>(deletes, callbacks, { concurrency, signal });
-    await walk<Node>(others, callbacks, { concurrency, signal });
+    await walk<Node>(deletes, callbacks, { concurrency, signal: stopped });
+    await walk<Node>(others, callbacks, { concurrency, signal: stopped });
     await recorder.drain();
   } finally {
     reporter.ended();
@@ -206,10 +241,45 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
 
   const rollouts = judge.outcomes();
   const stops = rollouts.filter((r) => r.stopped).map((r) => r.stopped!.message);
-  const status = signal.aborted ? 'interrupted' : failures.length > 0 || stops.length > 0 ? 'failed' : 'succeeded';
-  const why = [...(failures.length > 0 ? [`${failures.length} resource(s) failed`] : []), ...stops].join('; ');
-  const finished = await store.finishRun(run.id, status, signal.aborted ? 'interrupted by a signal' : why || null);
-  return { run: finished, status, counts: finished.counts, failures, rollouts };
+  const lost = recorder.failure();
+  const lockLost = options.lockLost?.aborted === true && !signal.aborted;
+  const storeFailure = lost
+    ? await saveUnrecorded(options.recovery, plan.stack, run.id, messageOf(lost.error), lost.unrecorded)
+    : undefined;
+  const status = lost || lockLost ? 'failed' : signal.aborted ? 'interrupted' : failures.length > 0 || stops.length > 0 ? 'failed' : 'succeeded';
+  const why = [
+    ...(lost ? [`the state store failed: ${messageOf(lost.error)}`] : []),
+    ...(lockLost ? [messageOf(options.lockLost!.reason)] : []),
+    ...(failures.length > 0 ? [`${failures.length} resource(s) failed`] : []),
+    ...stops,
+  ].join('; ');
+  const error = signal.aborted && !lost && !lockLost ? 'interrupted by a signal' : why || null;
+  let finished: RunRecord;
+  try {
+    finished = await store.finishRun(run.id, status, error);
+  } catch (err) {
+    if (!lost && !lockLost) throw err;
+    // The store is gone: the next run marks this one (see recovery.ts and Store.lock).
+    finished = { ...run, status, error, finishedAt: new Date().toISOString(), counts: tally };
+  }
+  const counts = lost ? tally : finished.counts;
+  return { run: finished, status, counts, failures, rollouts, ...(storeFailure ? { storeFailure } : {}) };
+}
+
+/** Hands what the store did not take to the sink; never throws (the caller reports both outcomes). */
+async function saveUnrecorded(
+  sink: RecoverySink | undefined,
+  stack: string,
+  runId: number,
+  error: string,
+  unrecorded: readonly ResourceResult[],
+): Promise<StoreFailure> {
+  if (!sink) return { error, unrecorded, recoveryFile: null, recoveryError: 'no place to save them was given' };
+  try {
+    return { error, unrecorded, recoveryFile: await sink.write({ stack, runId, error, results: unrecorded }), recoveryError: null };
+  } catch (err) {
+    return { error, unrecorded, recoveryFile: null, recoveryError: messageOf(err) };
+  }
 }
 
 /** The transport of a host, for a health check's command: only host-like targets have one. */

@@ -64,8 +64,9 @@ export function stateUrl(dir: string | undefined, options: { state?: string; rep
   return defaultStateUrl(path.resolve(dir ?? '.'));
 }
 
-export async function openStateStore(dir: string | undefined, options: { state?: string; repo?: string }): Promise<Store> {
-  return openStore(stateUrl(dir, options));
+/** `readOnly` for commands that only read the store (history, drift): they work on a read-only database. */
+export async function openStateStore(dir: string | undefined, options: { state?: string; repo?: string }, mode: { readOnly?: boolean } = {}): Promise<Store> {
+  return openStore(stateUrl(dir, options), mode);
 }
 
 export function currentActor(): Actor {

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { DiagnosticsError } from '../diag/diagnostic.js';
 import { StackLockedError } from '../state/store.js';
+import { handleClosedPipes } from './closed-pipe.js';
 import { UsageError } from './context.js';
 
 type Register = (program: Command) => void;
@@ -40,7 +41,12 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   return program;
 }
 
+/** Commands that must not stop half-way when their output pipe closes. */
+const KEEP_RUNNING_ON_CLOSED_PIPE = new Set(['apply', 'serve']);
+
 export async function main(argv: readonly string[]): Promise<void> {
+  const named = argv.slice(2).find((a) => !a.startsWith('-'));
+  handleClosedPipes({ keepRunning: named !== undefined && KEEP_RUNNING_ON_CLOSED_PIPE.has(named) });
   try {
     await (await buildProgram(argv)).parseAsync([...argv]);
   } catch (err) {

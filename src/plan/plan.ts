@@ -75,6 +75,19 @@ export interface PlannedChange {
   readonly origin: 'created' | 'adopted' | null;
   /** A noop whose inventory entry is missing or out of date: apply records it without touching the live object. */
   readonly recordOnly: boolean;
+  /**
+   * The object already exists and is not in the inventory: applying adopts it
+   * (records it with origin `adopted`), on a noop without touching it. Absent
+   * when false. An adopted resource removed from the spec is forgotten, not
+   * deleted, unless pruning of adopted resources is asked for.
+   */
+  readonly adopt?: true | undefined;
+  /**
+   * A noop on a resource removed from the spec that Capstan adopted and did not
+   * create: applying removes it from the inventory and leaves the object alone.
+   * Absent when false.
+   */
+  readonly forget?: true | undefined;
   /** Handlers (`notify:`) this change notifies when it succeeds. */
   readonly notifies?: readonly Address[] | undefined;
   /**

@@ -30,7 +30,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function plan(resources: Resource[], extra: { allowMassDelete?: boolean; diagnostics?: ReturnType<typeof error>[] } = {}): Promise<Plan> {
+async function plan(resources: Resource[], extra: { allowMassDelete?: boolean; pruneAdopted?: boolean; diagnostics?: ReturnType<typeof error>[] } = {}): Promise<Plan> {
   const registry = memoryRegistry(world);
   const targets = new TargetPool(registry, { signal: new AbortController().signal });
   try {
@@ -42,6 +42,7 @@ async function plan(resources: Resource[], extra: { allowMassDelete?: boolean; d
       store,
       targets,
       allowMassDelete: extra.allowMassDelete ?? false,
+      pruneAdopted: extra.pruneAdopted ?? false,
     });
   } finally {
     await targets.close();
@@ -188,5 +189,59 @@ describe('planChanges and applyPlan', () => {
       ['Item/a', 'drifted'],
       ['Item/b', 'missing'],
     ]);
+  });
+});
+
+describe('adopting what already exists', () => {
+  const bucketOf = () => {
+    const b = world.data.get('Bucket/b') ?? new Map<string, string>();
+    world.data.set('Bucket/b', b);
+    return b;
+  };
+
+  it('says "adopt" for an object that exists with the right content, and records it as adopted', async () => {
+    bucketOf().set('found', 'v');
+    const p = await plan([item('found', 'v'), item('made', 'v')]);
+    const found = p.changes.find((c) => c.address === 'Item/found')!;
+    expect(found).toMatchObject({ action: 'noop', adopt: true, recordOnly: true });
+    expect(p.changes.find((c) => c.address === 'Item/made')!.adopt).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(p)).changes.find((c: { address: string }) => c.address === 'Item/found').adopt).toBe(true);
+    const text = renderPlanText(p);
+    expect(text).toContain('  # Item/found will be adopted: it already exists and matches the spec');
+    expect(text).toMatch(/^ {2}adopt Item\/found on Bucket\/b$/m);
+    expect(text).toContain('Plan: 1 to create, 0 to update, 0 to replace, 0 to delete, 1 to adopt.');
+    await apply(p);
+    expect((await store.inventory('s')).map((e) => [e.address, e.origin])).toEqual([
+      ['Item/found', 'adopted'],
+      ['Item/made', 'created'],
+    ]);
+    // Adopted once: the next plan has nothing to say.
+    expect(renderPlanText(await plan([item('found', 'v'), item('made', 'v')]))).toContain('No changes');
+  });
+
+  it('marks an update of an unmanaged object as an adoption too', async () => {
+    bucketOf().set('found', 'old');
+    const p = await plan([item('found', 'new')]);
+    expect(p.changes[0]).toMatchObject({ action: 'update', adopt: true });
+    expect(renderPlanText(p)).toMatch(/^ {2}~ adopt Item\/found on Bucket\/b$/m);
+  });
+
+  it('forgets an adopted resource removed from the spec and leaves it in place; deletes it only when asked to prune adopted ones', async () => {
+    bucketOf().set('found', 'v');
+    await apply(await plan([item('found', 'v'), item('made', 'v'), item('other', 'v')]));
+
+    const forget = await plan([item('other', 'v')], { allowMassDelete: true });
+    expect(forget.changes.find((c) => c.address === 'Item/found')).toMatchObject({ action: 'noop', forget: true, recordOnly: true });
+    expect(forget.changes.find((c) => c.address === 'Item/made')).toMatchObject({ action: 'delete' });
+    const text = renderPlanText(forget);
+    expect(text).toMatch(/^ {2}forget Item\/found on Bucket\/b$/m);
+    expect(text).toContain('Plan: 0 to create, 0 to update, 0 to replace, 1 to delete, 1 to forget.');
+    const pruned = await plan([item('other', 'v')], { allowMassDelete: true, pruneAdopted: true });
+    expect(pruned.changes.find((c) => c.address === 'Item/found')).toMatchObject({ action: 'delete' });
+
+    await apply(forget);
+    expect(live()).toEqual({ found: 'v', other: 'v' });
+    expect((await store.inventory('s')).map((e) => e.address)).toEqual(['Item/other']);
+    expect(world.applied.filter((a) => a.includes('found'))).toEqual([]);
   });
 });

@@ -35,6 +35,13 @@ export interface PlanOptions {
   /** Deleting more than this share of managed resources needs allowMassDelete. */
   readonly massDeleteThreshold?: number;
   readonly allowMassDelete?: boolean;
+  /**
+   * Delete resources removed from the spec that Capstan adopted (found already
+   * there) as well as those it created. Default false: an adopted resource
+   * removed from the spec is forgotten (dropped from the inventory) and left
+   * in place, since Capstan never created it.
+   */
+  readonly pruneAdopted?: boolean;
   /** How many target batches are read at once. */
   readonly readConcurrency?: number;
   readonly signal?: AbortSignal;
@@ -72,7 +79,10 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   // A spec with errors never becomes "nothing desired": no changes at all, deletes included.
   if (hasErrors(diagnostics)) return { ...base, targets: {}, changes: [], diagnostics };
 
-  const subjects = collectSubjects(desired, inventory, registry, diagnostics);
+  const all = collectSubjects(desired, inventory, registry, diagnostics);
+  // Forgetting needs no live state: the object is left as it is, wherever it is.
+  const forgotten = all.filter((s) => !s.desired && s.managed?.origin === 'adopted' && !options.pruneAdopted);
+  const subjects = all.filter((s) => !forgotten.includes(s));
   const targets: Record<Address, PlannedTarget> = {};
   for (const s of subjects) targets[s.target.address] = { kind: s.target.kind, spec: s.target.spec };
 
@@ -95,7 +105,26 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   diagnostics.push(...claimCollisions(locatedClaims(subjects, live, registry), { when: 'the live machine resolves both to it' }));
 
   const desiredAddresses = new Set(desired.resources.map((r) => r.address));
-  const changes: PlannedChange[] = [];
+  const changes: PlannedChange[] = forgotten.map((s) => ({
+    address: s.address,
+    kind: s.kind,
+    target: s.target.address,
+    action: 'noop',
+    label: s.managed?.spec === undefined ? undefined : s.provider.describe?.(s.managed.spec),
+    reason: 'removed from the spec; Capstan adopted it and did not create it, so it is left in place (prune adopted resources to delete it)',
+    before: null,
+    after: null,
+    prior: s.managed?.spec ?? null,
+    fields: [],
+    waitsFor: [],
+    dependsOn: [],
+    specHash: null,
+    liveFingerprint: null,
+    managed: true,
+    origin: 'adopted',
+    recordOnly: true,
+    forget: true,
+  }));
   for (const s of subjects) {
     const read = live.get(s.address);
     if (!read || 'error' in read) {
@@ -127,6 +156,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
         recordOnly:
           diff.action === 'noop' &&
           (s.managed === undefined || s.managed.specHash !== specHash || canonicalJson(s.managed.dependsOn) !== canonicalJson(dependsOn)),
+        ...(s.managed === undefined && read.live !== null && read.live !== undefined && diff.action !== 'create' ? { adopt: true as const } : {}),
       });
     } else {
       changes.push({
@@ -198,7 +228,7 @@ function markNotified(changes: readonly PlannedChange[], resources: readonly Res
     const handlers = reacts(c) ? handlersOf.get(c.address) : undefined;
     const withNotifies = handlers ? { ...c, notifies: handlers } : c;
     const by = notifiedBy.get(c.address);
-    if (!by || c.action === 'delete') return withNotifies;
+    if (!by || c.action === 'delete' || c.forget) return withNotifies;
     const list = [...by].sort();
     if (c.action !== 'noop') return { ...withNotifies, notifiedBy: list };
     const carried = earlier.get(c.address) ?? [];

@@ -34,7 +34,7 @@ export function renderPlanText(plan: Plan, style: Style = { color: false }): str
     out.push('', 'The plan has errors: nothing can be applied until they are fixed.');
     return out.join('\n') + '\n';
   }
-  const changes = plan.changes.filter((c) => isChange(c.action));
+  const changes = plan.changes.filter((c) => isChange(c.action) || c.adopt || c.forget);
   if (diagnostics.length > 0) out.push('');
   if (changes.length === 0) {
     out.push('No changes. The live state matches the spec.');
@@ -65,16 +65,31 @@ export function summaryLine(plan: Plan): string {
   const n = countActions(plan.changes);
   const refreshes = plan.changes.filter((c) => c.refresh).length;
   const refresh = refreshes > 0 ? `, ${refreshes} to refresh` : '';
-  return `Plan: ${n.create} to create, ${n.update - refreshes} to update${refresh}, ${n.replace} to replace, ${n.delete} to delete.`;
+  const adopts = plan.changes.filter((c) => c.adopt).length;
+  const forgets = plan.changes.filter((c) => c.forget).length;
+  const extra = `${adopts > 0 ? `, ${adopts} to adopt` : ''}${forgets > 0 ? `, ${forgets} to forget` : ''}`;
+  return `Plan: ${n.create} to create, ${n.update - refreshes} to update${refresh}, ${n.replace} to replace, ${n.delete} to delete${extra}.`;
+}
+
+/**
+ * Adopting and forgetting change nothing live, only what Capstan manages, so
+ * they show as words rather than a change symbol.
+ */
+function headline(c: PlannedChange): { phrase: string; symbol: string } {
+  if (c.forget) return { phrase: 'will be forgotten, not deleted', symbol: 'forget' };
+  if (c.adopt && c.action === 'noop') return { phrase: 'will be adopted: it already exists and matches the spec', symbol: 'adopt' };
+  const phrase = c.refresh ? 'will be refreshed' : ACTION_PHRASE[c.action];
+  return c.adopt ? { phrase: `will be adopted (it already exists) and ${phrase.replace(/^will be /, '')}`, symbol: `${ACTION_SYMBOL[c.action]} adopt` } : { phrase, symbol: ACTION_SYMBOL[c.action] };
 }
 
 type Paint = (code: string, text: string) => string;
 
 function renderChange(c: PlannedChange, paint: Paint): string[] {
-  const color = ACTION_COLOR[c.action];
+  const color = c.adopt || c.forget ? ANSI.cyan : ACTION_COLOR[c.action];
+  const { phrase, symbol } = headline(c);
   const lines = [
-    paint(ANSI.dim, `  # ${c.address} ${c.refresh ? 'will be refreshed' : ACTION_PHRASE[c.action]}${c.reason ? ` (${c.reason})` : ''}`),
-    `  ${paint(color, ACTION_SYMBOL[c.action])} ${paint(ANSI.bold, c.address)}${c.label ? ` ${c.label}` : ''} ${paint(ANSI.dim, `on ${c.target}`)}`,
+    paint(ANSI.dim, `  # ${c.address} ${phrase}${c.reason ? ` (${c.reason})` : ''}`),
+    `  ${paint(color, symbol)} ${paint(ANSI.bold, c.address)}${c.label ? ` ${c.label}` : ''} ${paint(ANSI.dim, `on ${c.target}`)}`,
   ];
   for (const f of c.fields) lines.push(...renderField(f, c.action, paint));
   if (c.notifies?.length) lines.push(paint(ANSI.dim, `      notifies ${c.notifies.join(', ')}`));

@@ -23,6 +23,12 @@ async function problems(text: string, env: NodeJS.ProcessEnv = {}): Promise<stri
 }
 
 describe('controller configuration', () => {
+  it('takes prune: adopted on a stack, and nothing else there', async () => {
+    const config = await parseControllerConfig('state: sqlite:s.db\nstacks:\n  - name: a\n    repo: /srv/a.git\n    prune: adopted\n  - name: b\n    repo: /srv/b.git\n', path.join(dir, 'serve.yaml'), {});
+    expect(config.stacks.map((s) => s.pruneAdopted)).toEqual([true, false]);
+    expect(await problems('state: sqlite:s.db\nstacks:\n  - name: a\n    repo: /srv/a.git\n    prune: all\n')).toMatch(/serve\.yaml:5:\d+.*prune/s);
+  });
+
   it('reads the example of DESIGN.md, with defaults, secrets and paths relative to the file', async () => {
     await writeFile(path.join(dir, 'hook.secret'), 'from-a-file\n');
     const file = path.join(dir, 'serve.yaml');

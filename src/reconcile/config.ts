@@ -70,6 +70,8 @@ export interface StackConfig {
   readonly driftIntervalMs: number;
   readonly selfHeal: boolean;
   readonly allowMassDelete: boolean;
+  /** `prune: adopted`: delete adopted resources removed from the spec too (default: forget them). */
+  readonly pruneAdopted?: boolean;
   readonly parallelism: number;
   readonly webhookSecret: Secret | undefined;
 }
@@ -153,6 +155,7 @@ const stackSchema = z.strictObject({
   driftInterval: duration.default(300_000),
   selfHeal: z.boolean().default(false),
   allowMassDelete: z.boolean().default(false),
+  prune: z.enum(['adopted']).optional(),
   parallelism: z.number().int().positive().default(10),
   webhookSecret: secretRef.optional(),
 });
@@ -264,6 +267,7 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
       driftIntervalMs: s.driftInterval,
       selfHeal: s.selfHeal,
       allowMassDelete: s.allowMassDelete,
+      pruneAdopted: s.prune === 'adopted',
       parallelism: s.parallelism,
       webhookSecret,
     };

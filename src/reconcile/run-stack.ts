@@ -28,6 +28,7 @@ export interface PlanInput {
   readonly desired: DesiredState;
   readonly source: PlanSource;
   readonly allowMassDelete: boolean;
+  readonly pruneAdopted?: boolean;
 }
 
 export interface ApplyInput {
@@ -90,6 +91,7 @@ export function stackEngine(options: EngineOptions): StackEngine {
             store,
             targets,
             allowMassDelete: input.allowMassDelete,
+            pruneAdopted: input.pruneAdopted ?? false,
             signal,
           }),
         staleness: (plan, currentSpecHash) => findStaleness({ plan, currentSpecHash, store, registry, targets, signal }),

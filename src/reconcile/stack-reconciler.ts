@@ -184,7 +184,13 @@ export class StackReconciler {
       ctx.log.warn({ planId: input.approved.id, reasons }, 'approved plan is stale; planning again');
     }
 
-    const planned = await session.plan({ stack: stack.name, desired: input.desired, source: planSource(source), allowMassDelete: stack.allowMassDelete });
+    const planned = await session.plan({
+      stack: stack.name,
+      desired: input.desired,
+      source: planSource(source),
+      allowMassDelete: stack.allowMassDelete,
+      pruneAdopted: stack.pruneAdopted ?? false,
+    });
     const move = input.movedBackwards;
     const plan: ControllerPlan = move ? markMovedBackwards(planned, move) : planned;
     if (hasErrors(plan.diagnostics)) {

@@ -269,6 +269,32 @@ describe('LocalTransport writes', () => {
   });
 });
 
+describe('LocalTransport: temporary files a killed write left behind', () => {
+  it('are swept from the directory of the next write, only Capstan-named ones older than the transport', async () => {
+    const past = new Date(Date.now() - 3600_000);
+    const stale = ['.motd.capstan-0123456789ab.tmp', '.link.capstan-abcdef012345.tmp'];
+    await fs.writeFile(join(dir, stale[0]!), 'half-written');
+    await fs.symlink('/etc/passwd', join(dir, stale[1]!));
+    const others = ['.motd.capstan-xyz.tmp', 'motd.capstan-0123456789ab.tmp', 'notes.tmp', '.other.capstan-0123456789ab.tmp.keep'];
+    for (const name of others) await fs.writeFile(join(dir, name), 'not ours');
+    await fs.mkdir(join(dir, '.dir.capstan-0123456789ab.tmp'));
+    for (const name of [...stale, ...others, '.dir.capstan-0123456789ab.tmp']) await fs.lutimes(join(dir, name), past, past);
+    await fs.mkdir(join(dir, 'elsewhere'));
+    await fs.writeFile(join(dir, 'elsewhere', '.x.capstan-0123456789ab.tmp'), 'another directory');
+    await fs.lutimes(join(dir, 'elsewhere', '.x.capstan-0123456789ab.tmp'), past, past);
+
+    const fresh = new LocalTransport();
+    // Made after this transport started (another writer at work now): kept.
+    const inFlight = join(dir, '.new.capstan-fedcba987654.tmp');
+    await fs.writeFile(inFlight, 'being written');
+    await fs.utimes(inFlight, new Date(Date.now() + 60_000), new Date(Date.now() + 60_000));
+
+    await fresh.writeFileAtomic(join(dir, 'motd'), Buffer.from('hello\n'), { mode: '0644' });
+    expect(await entries(dir)).toEqual(['.dir.capstan-0123456789ab.tmp', '.new.capstan-fedcba987654.tmp', ...others, 'elsewhere', 'motd'].sort());
+    expect(await entries(join(dir, 'elsewhere'))).toEqual(['.x.capstan-0123456789ab.tmp']);
+  });
+});
+
 describe('LocalTransport.exec', () => {
   it('passes arguments as an array, never through a shell', async () => {
     const result = await transport.exec(['printf', '%s|%s', '$HOME; echo pwned', '`id`'], { timeoutMs: 10_000 });
@@ -288,5 +314,12 @@ describe('LocalTransport.exec', () => {
   it('rejects when the program cannot be started', async () => {
     await expect(transport.exec(['/no/such/program'], { timeoutMs: 1000 })).rejects.toThrow(/cannot run \/no\/such\/program/);
     await expect(transport.exec([], { timeoutMs: 1000 })).rejects.toThrow(/needs a program/);
+  });
+
+  it('names a missing working directory, not the program', async () => {
+    const missing = join(dir, 'no-such-dir');
+    const err = (await transport.exec(['/bin/echo', 'hi'], { timeoutMs: 1000, cwd: missing }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe(`cannot run /bin/echo: working directory ${missing} does not exist`);
+    expect(err.message).not.toMatch(/spawn/);
   });
 });

@@ -53,6 +53,9 @@ export class LocalTransport implements HostTransport {
   private readonly groupFile: string;
   private readonly concurrency: number;
   private accounts: { readonly key: string; readonly value: Accounts } | undefined;
+  /** When this transport was made (a run's start): only temporary files older than this are stale. */
+  private readonly startedAt = Date.now();
+  private readonly swept = new Map<string, Promise<void>>();
 
   constructor(options: LocalTransportOptions = {}) {
     this.passwdFile = options.passwdFile ?? '/etc/passwd';
@@ -85,6 +88,7 @@ export class LocalTransport implements HostTransport {
   async writeFileAtomic(path: string, data: Buffer, options: WriteFileOptions): Promise<void> {
     assertAbsolute(path);
     const bits = modeBits(options.mode);
+    await this.sweepOnce(posix.dirname(path));
     const tmp = temporarySibling(path);
     const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     let closed = false;
@@ -158,6 +162,7 @@ export class LocalTransport implements HostTransport {
 
   async symlink(target: string, path: string): Promise<void> {
     assertAbsolute(path);
+    await this.sweepOnce(posix.dirname(path));
     const tmp = temporarySibling(path);
     await fs.symlink(target, tmp);
     try {
@@ -218,6 +223,9 @@ export class LocalTransport implements HostTransport {
     if (result.isCanceled) throw options.signal?.reason ?? new Error(`${file} was cancelled`);
     // Could not start at all (no such program, not executable): that is not an exit status.
     if (result.exitCode === undefined && result.signal === undefined && !result.timedOut) {
+      // spawn says `spawn PROGRAM ENOENT` for a missing working directory too: say which it was.
+      const missingCwd = options.cwd !== undefined && errno(result.cause) === 'ENOENT' ? await workingDirectoryProblem(options.cwd) : null;
+      if (missingCwd !== null) throw Object.assign(new Error(`cannot run ${file}: ${missingCwd}`, { cause: result.cause }), { code: 'ENOENT' });
       throw new Error(`cannot run ${file}: ${result.cause instanceof Error ? result.cause.message : result.shortMessage}`, {
         cause: result.cause,
       });
@@ -232,6 +240,20 @@ export class LocalTransport implements HostTransport {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * Removes the temporary files a killed write left in `dir` (see
+   * `sweepStaleTemporaries`), once per directory for the life of this
+   * transport, before the first write into it.
+   */
+  private sweepOnce(dir: string): Promise<void> {
+    let sweeping = this.swept.get(dir);
+    if (!sweeping) {
+      sweeping = sweepStaleTemporaries(dir, this.startedAt);
+      this.swept.set(dir, sweeping);
+    }
+    return sweeping;
+  }
 
   /**
    * The account databases, parsed again only when /etc/passwd or /etc/group
@@ -409,6 +431,47 @@ function typeOf(st: Stats): Exclude<PathType, 'absent'> {
   if (st.isDirectory()) return 'directory';
   if (st.isSymbolicLink()) return 'symlink';
   return 'other';
+}
+
+/** Why `cwd` cannot be a working directory, or null when it can. */
+async function workingDirectoryProblem(cwd: string): Promise<string | null> {
+  try {
+    return (await fs.stat(cwd)).isDirectory() ? null : `working directory ${cwd} is not a directory`;
+  } catch (err) {
+    return errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR' ? `working directory ${cwd} does not exist` : `working directory ${cwd}: ${String((err as Error).message)}`;
+  }
+}
+
+/** The names `temporarySibling` gives, and only those. */
+const TEMPORARY_NAME = /^\..*\.capstan-[0-9a-f]{12}\.tmp$/s;
+
+/**
+ * A process killed between creating a temporary sibling and renaming it leaves
+ * `.NAME.capstan-HEX.tmp` behind. Removes such files and links of `dir` last
+ * modified before `before` (so never one a write in progress now is making).
+ * Nothing else is touched: not other names, not directories, not other
+ * directories. Best effort: a sweep that fails never fails the write.
+ */
+export async function sweepStaleTemporaries(dir: string, before: number): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(
+    names
+      .filter((name) => TEMPORARY_NAME.test(name))
+      .map(async (name) => {
+        const file = posix.join(dir, name);
+        try {
+          const info = await fs.lstat(file);
+          if ((info.isFile() || info.isSymbolicLink()) && info.mtimeMs < before) await fs.unlink(file);
+        } catch {
+          // Gone already, or not ours to remove.
+        }
+      }),
+  );
 }
 
 function temporarySibling(path: string): string {

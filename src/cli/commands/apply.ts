@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { hasErrors } from '../../diag/diagnostic.js';
-import { applyPlan, DEFAULT_PARALLELISM } from '../../apply/apply.js';
+import { applyPlan, DEFAULT_PARALLELISM, type StoreFailure } from '../../apply/apply.js';
+import { importRecoveries, RecoveryFiles } from '../../apply/recovery.js';
 import { findStaleness } from '../../apply/staleness.js';
-import { hasChanges, PLAN_FORMAT_VERSION, type Plan } from '../../plan/plan.js';
+import { ACTION_SYMBOL, hasChanges, isChange, PLAN_FORMAT_VERSION, type Plan } from '../../plan/plan.js';
 import { planChanges } from '../../plan/planner.js';
 import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
@@ -17,11 +18,13 @@ import {
   openStateStore,
   parsePositiveInt,
   reportDiagnostics,
+  stateUrl,
   UsageError,
   useColor,
   type SourceOptions,
 } from '../context.js';
 import { progressReporter } from '../progress.js';
+import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { trapInterrupts } from '../signals.js';
 import { nameOf, type RolloutOutcome } from '../../apply/rollout.js';
 
@@ -30,6 +33,7 @@ interface ApplyCommandOptions extends SourceOptions {
   yes?: boolean;
   parallelism: number;
   allowMassDelete?: boolean;
+  prune?: 'adopted';
 }
 
 export function registerApplyCommand(program: Command): void {
@@ -39,6 +43,7 @@ export function registerApplyCommand(program: Command): void {
     .option('--yes', 'do not ask for confirmation')
     .option('--parallelism <n>', 'changes applied at once', parsePositiveInt, DEFAULT_PARALLELISM)
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
+    .option('--prune <what>', PRUNE_HELP, parsePrune)
     .action(async (dir: string | undefined, options: ApplyCommandOptions) => {
       const saved = options.plan ? await readSavedPlan(options.plan) : undefined;
       const specDir = dir ?? (saved && !options.repo ? saved.source.dir : undefined);
@@ -49,12 +54,17 @@ export function registerApplyCommand(program: Command): void {
         return;
       }
       const store = await openStateStore(specDir, options);
+      const recovery = RecoveryFiles.forState(stateUrl(specDir, options));
+      let storeTrouble = false;
       const interrupts = trapInterrupts((name) => process.stderr.write(`\n${name}: finishing the changes in flight, starting no new ones (again to exit now)\n`));
       const targets = new TargetPool(registry, { signal: interrupts.signal, repoDir: source.dir });
       const actor = currentActor();
       let lock: StackLock | undefined;
       try {
         lock = await store.lock(stackName, actor);
+        for (const r of await importRecoveries(store, stackName, recovery)) {
+          process.stderr.write(`Imported ${r.imported} result(s) of run ${r.runId} that its state store could not record, from ${r.file} (now removed).\n`);
+        }
         let plan: Plan;
         if (saved) {
           const reasons = await findStaleness({ plan: saved, currentSpecHash: stack.specHash, store, registry, targets });
@@ -63,7 +73,7 @@ export function registerApplyCommand(program: Command): void {
           }
           plan = saved;
         } else {
-          plan = await planChanges({ stack: stackName, desired: stack, source, registry, store, targets, allowMassDelete: options.allowMassDelete ?? false });
+          plan = await planChanges({ stack: stackName, desired: stack, source, registry, store, targets, allowMassDelete: options.allowMassDelete ?? false, pruneAdopted: options.prune === 'adopted' });
           const text = renderPlanText(plan, { color: useColor(process.stdout) });
           if (hasErrors(plan.diagnostics)) {
             process.stderr.write(text);
@@ -94,21 +104,30 @@ export function registerApplyCommand(program: Command): void {
           signal: interrupts.signal,
           reporter: progressReporter(process.stdout),
           onRunStarted: (run) => void lock?.setRunId?.(run.id).catch(() => undefined),
+          ...(lock.signal ? { lockLost: lock.signal } : {}),
+          recovery,
         });
+        storeTrouble = result.storeFailure !== undefined || lock.signal?.aborted === true;
         const c = result.counts;
         const line = `${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted, ${c.failed} failed, ${c.skipped} skipped`;
         if (result.status === 'succeeded') process.stdout.write(`\nApply complete (run ${result.run.id}): ${line}.\n`);
         else {
           process.stderr.write(`\nApply ${result.status} (run ${result.run.id}): ${line}.\n`);
           for (const f of result.failures) process.stderr.write(`  ${f.address}: ${f.error}\n`);
+          if (result.run.error && (result.storeFailure || lock.signal?.aborted)) process.stderr.write(`  ${result.run.error}\n`);
         }
+        if (result.storeFailure) process.stderr.write(describeStoreFailure(result.storeFailure));
         for (const r of result.rollouts) process.stderr.write(describeRollout(r));
         process.exitCode = result.status === 'succeeded' ? 0 : (interrupts.exitCode() ?? 1);
       } finally {
         interrupts.dispose();
         await targets.close();
-        await lock?.release();
-        await store.close();
+        // With the store gone these fail too; the next run takes the lock over and marks the run.
+        const tolerate = (err: unknown): void => {
+          if (!storeTrouble) throw err;
+        };
+        await lock?.release().catch(tolerate);
+        await store.close().catch(tolerate);
       }
     });
 }
@@ -125,6 +144,26 @@ async function readSavedPlan(file: string): Promise<Plan> {
   }
   if (hasErrors(plan.diagnostics ?? [])) throw new UsageError(`the saved plan ${file} has errors and cannot be applied`);
   return { ...plan, source: { ...plan.source, dir: path.resolve(plan.source.dir) } };
+}
+
+/** What the store did not take, for people: each change made, and where it was saved. */
+function describeStoreFailure(f: StoreFailure): string {
+  const made = f.unrecorded.filter((r) => r.status === 'succeeded' && (isChange(r.action) || r.inventory !== undefined));
+  const lines = [
+    `\nThe state store stopped taking results: ${f.error}`,
+    'No change was started after that; the changes in flight finished.',
+  ];
+  if (made.length === 0) lines.push('No change made in this run is missing from the store.');
+  else {
+    lines.push(`Made but not recorded in the store (${made.length}):`);
+    for (const r of made) lines.push(`  ${isChange(r.action) ? ACTION_SYMBOL[r.action] : '='} ${r.address} (${isChange(r.action) ? r.action : 'adopted'})`);
+  }
+  if (f.recoveryFile) {
+    lines.push(`Every unrecorded result (${f.unrecorded.length}) is saved in ${f.recoveryFile}; the next \`capstan apply\` of this stack imports it into the store before it plans.`);
+  } else {
+    lines.push(`The unrecorded results could not be saved (${f.recoveryError}): the next apply reads the live state again.`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 /** A stopped rollout, for people: why, and which hosts changed and which did not. */

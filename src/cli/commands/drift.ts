@@ -11,7 +11,7 @@ export function registerDriftCommand(program: Command): void {
     .option('--json', 'print the drift report as JSON')
     .action(async (dir: string | undefined, options: { state?: string; stack: string; json?: boolean }) => {
       const registry = defaultRegistry();
-      const store = await openStateStore(dir, options);
+      const store = await openStateStore(dir, options, { readOnly: true });
       // The spec directory (default: the current one): Host key files named relative to it resolve there.
       const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: path.resolve(dir ?? '.') });
       try {

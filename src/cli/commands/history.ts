@@ -9,7 +9,7 @@ export function registerHistoryCommand(program: Command): void {
     .option('--limit <n>', 'how many runs', parsePositiveInt, 20)
     .option('--all-stacks', 'runs of every stack in the store')
     .action(async (dir: string | undefined, options: { state?: string; stack: string; json?: boolean; limit: number; allStacks?: boolean }) => {
-      const store = await openStateStore(dir, options);
+      const store = await openStateStore(dir, options, { readOnly: true });
       try {
         const runs = await store.listRuns({ ...(options.allStacks ? {} : { stack: options.stack }), limit: options.limit });
         if (options.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');

@@ -5,13 +5,16 @@ import { hasChanges } from '../../plan/plan.js';
 import { planChanges } from '../../plan/planner.js';
 import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
-import { addSourceOptions, loadSpec, openStateStore, useColor, type SourceOptions } from '../context.js';
+import { parsePrune, PRUNE_HELP } from '../prune-option.js';
+import { RecoveryFiles } from '../../apply/recovery.js';
+import { addSourceOptions, loadSpec, openStateStore, stateUrl, useColor, type SourceOptions } from '../context.js';
 
 export interface PlanCommandOptions extends SourceOptions {
   out?: string;
   json?: boolean;
   detailedExitcode?: boolean;
   allowMassDelete?: boolean;
+  prune?: 'adopted';
 }
 
 export function registerPlanCommand(program: Command): void {
@@ -21,11 +24,18 @@ export function registerPlanCommand(program: Command): void {
     .option('--json', 'print the plan as JSON')
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
+    .option('--prune <what>', PRUNE_HELP, parsePrune)
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
       const { source, stack, registry } = await loadSpec(dir, options);
       const store = await openStateStore(dir, options);
       const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: source.dir });
       try {
+        for (const { file, record } of await RecoveryFiles.forState(stateUrl(dir, options)).find(options.stack)) {
+          process.stderr.write(
+            `Warning: ${file} holds ${record.results.length} result(s) of run ${record.runId} that the state store could not record; ` +
+              '`capstan apply` imports them before it plans, so this plan may not show what that run already did.\n',
+          );
+        }
         const plan = await planChanges({
           stack: options.stack,
           desired: stack,
@@ -34,6 +44,7 @@ export function registerPlanCommand(program: Command): void {
           store,
           targets,
           allowMassDelete: options.allowMassDelete ?? false,
+          pruneAdopted: options.prune === 'adopted',
         });
         if (options.out) await writeFile(options.out, JSON.stringify(plan, null, 2) + '\n', { mode: 0o600 });
         if (options.json) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');

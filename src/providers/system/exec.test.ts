@@ -76,6 +76,12 @@ describe('Exec on a Host', () => {
     );
   });
 
+  it('names a missing working directory and the host, not spawn ENOENT', async () => {
+    await expect(converge(execProvider, host.handle, exec({ command: ['/bin/echo', 'hi'], cwd: '/missing' }))).rejects.toThrow(
+      /^Exec\/test on Host\/test \(root .*\) could not start \/bin\/echo hi: cannot run \/bin\/echo: working directory \S*\/missing does not exist$/,
+    );
+  });
+
   it('runs in the working directory below the root, with its environment, and only with a shell when asked', async () => {
     await converge(execProvider, host.handle, exec({ command: ['sh', '-c', 'printf "%s" "$GREETING" > greeting'], environment: { GREETING: 'hello; rm -rf /' } }));
     expect(await fs.readFile(host.real('/work/greeting'), 'utf8')).toBe('hello; rm -rf /');

@@ -124,6 +124,13 @@ export class PostgresStore implements Store, ControllerCapable {
       // An idle connection that the server closes emits 'error' on its pool: the pool drops it, we carry on.
       pool.on('error', () => undefined);
       lockPool.on('error', () => undefined);
+      // A client checked out of the pool (Kysely holds one for each query or
+      // transaction) has no 'error' listener of the pool's: a backend killed
+      // mid-query makes it emit 'error' besides failing the query, which would
+      // crash the process. The failed query is what callers see; the pool
+      // drops the broken client when it is released.
+      pool.on('connect', (client) => client.on('error', ignoreLostConnection));
+      lockPool.on('connect', (client) => client.on('error', ignoreLostConnection));
       await migrate(pool, schema);
       const current = await pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
       const resolved = current.rows[0]?.schema;
@@ -737,6 +744,8 @@ export function describeStateUrl(url: string): string {
 }
 
 function ignoreError(): void {}
+
+function ignoreLostConnection(): void {}
 
 function unknownRun(runId: number, cause?: unknown): Error {
   return new Error(`run ${runId} does not exist`, cause === undefined ? undefined : { cause });

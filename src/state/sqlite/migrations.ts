@@ -224,6 +224,24 @@ export function migrate(db: BetterSqlite3.Database, migrations: readonly Migrati
   return run.immediate();
 }
 
+/**
+ * For a database opened read-only: throws unless every migration this Capstan
+ * knows has been applied, and no newer one.
+ */
+export function checkSchemaCurrent(db: BetterSqlite3.Database, migrations: readonly Migration[] = MIGRATIONS): void {
+  const hasTable = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'").get() !== undefined;
+  const applied = new Set(hasTable ? (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version) : []);
+  const known = migrations.map((m) => m.version);
+  const newest = Math.max(0, ...known);
+  const newer = [...applied].filter((v) => !known.includes(v));
+  if (newer.length > 0) {
+    throw new Error(`the state database has schema version ${Math.max(...newer)}, newer than this Capstan knows (${newest}); upgrade Capstan to use it`);
+  }
+  if (known.some((v) => !applied.has(v))) {
+    throw new Error(`the state database is at an older schema than this Capstan's (${newest}); run a command that writes (plan or apply) once to migrate it`);
+  }
+}
+
 /** Row types, as Kysely sees the tables. JSON columns hold JSON text. */
 export interface StateTables {
   stacks: StacksTable;

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
+import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultStateUrl, openStore } from '../open.js';
 import { StackLockedError, type Actor } from '../store.js';
@@ -284,6 +285,60 @@ describe('openStore', () => {
     expect(err.message).not.toContain('hunter2');
     await expect(openStore('state.db')).rejects.toThrow(/unsupported state URL "state.db"/);
     await expect(openStore('sqlite:')).rejects.toThrow(/names no file/);
+  });
+
+  it('creates the state directory 0700 and the database, its WAL and SHM 0600', async () => {
+    const file = path.join(dir, 'new', 'deeper', 'state.db');
+    const store = await SqliteStore.open(file);
+    try {
+      await store.startRun({ stack: 's', kind: 'apply', actor: me, commit: null, author: null, message: null, specHash: null });
+      const mode = async (p: string): Promise<string> => ((await stat(p)).mode & 0o777).toString(8);
+      expect(await mode(path.join(dir, 'new'))).toBe('700');
+      expect(await mode(path.dirname(file))).toBe('700');
+      // While open, the WAL and the shared-memory index exist beside the file.
+      expect([await mode(file), await mode(`${file}-wal`), await mode(`${file}-shm`)]).toEqual(['600', '600', '600']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('makes the default .capstan/ directory ignore itself in git', async () => {
+    const url = defaultStateUrl(dir);
+    const store = await openStore(url);
+    await store.close();
+    expect(await readFile(path.join(dir, '.capstan', '.gitignore'), 'utf8')).toMatch(/^\*$/m);
+    await execa('git', ['init', '-q', dir]);
+    const status = await execa('git', ['status', '--porcelain', '--untracked-files=all'], { cwd: dir });
+    expect(status.stdout).toBe('');
+  });
+
+  it('opens read-only for reading commands: a read-only filesystem, and a missing file reads as empty', async () => {
+    const src = path.join(dir, 'src');
+    const file = path.join(src, 'state.db');
+    const store = await SqliteStore.open(file);
+    await store.startRun({ stack: 's', kind: 'apply', actor: me, commit: 'abc', author: null, message: null, specHash: null });
+    await store.close();
+    // A real read-only filesystem (root ignores file modes): a read-only bind mount of the directory.
+    const ro = path.join(dir, 'ro');
+    await mkdir(ro);
+    await execa('mount', ['--bind', src, ro]);
+    try {
+      await execa('mount', ['-o', 'remount,ro,bind', ro]);
+      await expect(openStore(`sqlite:${path.join(ro, 'state.db')}`)).rejects.toThrow(/cannot open the state database/);
+      const reader = await openStore(`sqlite:${path.join(ro, 'state.db')}`, { readOnly: true });
+      try {
+        expect((await reader.listRuns({ stack: 's' })).map((r) => r.commit)).toEqual(['abc']);
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await execa('umount', [ro]);
+    }
+    const missing = path.join(dir, 'none', 'state.db');
+    const empty = await openStore(`sqlite:${missing}`, { readOnly: true });
+    expect(await empty.listRuns({})).toEqual([]);
+    await empty.close();
+    expect(existsSync(path.dirname(missing))).toBe(false);
   });
 
   it('puts the default state beside the spec', () => {

@@ -13,7 +13,8 @@
  *   inventory stays one `all()`).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -39,7 +40,7 @@ import {
   type Store,
 } from '../store.js';
 import { SqliteControllerStore } from './controller-store.js';
-import { migrate, type EventsTable, type InventoryTable, type PendingRefreshesTable, type ResultsTable, type RunsTable } from './migrations.js';
+import { checkSchemaCurrent, migrate, type EventsTable, type InventoryTable, type PendingRefreshesTable, type ResultsTable, type RunsTable } from './migrations.js';
 
 type RunRow = Selectable<RunsTable>;
 type RunInsert = Pick<RunInput, 'stack' | 'kind' | 'commit' | 'author' | 'message' | 'specHash'> &
@@ -59,11 +60,21 @@ export class SqliteStore implements Store, ControllerCapable {
     this.#sql = prepareStatements(db);
   }
 
-  /** Opens (creating it and its parent directories if needed) and migrates the database at `file`. */
-  static async open(file: string): Promise<SqliteStore> {
-    if (file !== ':memory:') await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  /**
+   * Opens (creating it and its parent directories if needed) and migrates the
+   * database at `file`. What it creates is private to the user: missing
+   * directories 0700, the database file 0600 (SQLite gives its `-wal` and
+   * `-shm` files the database file's mode). An existing file keeps its mode.
+   *
+   * `readOnly`: for commands that only read (history, drift). Nothing is
+   * created or migrated, and the database works on a read-only file, directory
+   * or filesystem; a missing file reads as an empty store.
+   */
+  static async open(file: string, options: { readOnly?: boolean } = {}): Promise<SqliteStore> {
+    if (options.readOnly && file !== ':memory:') return SqliteStore.#openReadOnly(file);
     let db: BetterSqlite3.Database | undefined;
     try {
+      if (file !== ':memory:') await createPrivately(path.resolve(file));
       db = new BetterSqlite3(file);
       db.pragma('busy_timeout = 5000');
       db.pragma('journal_mode = WAL');
@@ -74,6 +85,33 @@ export class SqliteStore implements Store, ControllerCapable {
     } catch (err) {
       db?.close();
       throw new Error(`cannot open the state database ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  static async #openReadOnly(file: string): Promise<SqliteStore> {
+    let db: BetterSqlite3.Database | undefined;
+    try {
+      if (!existsSync(file)) {
+        db = new BetterSqlite3(':memory:');
+        migrate(db);
+        return new SqliteStore(db);
+      }
+      try {
+        db = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
+        db.pragma('busy_timeout = 5000');
+        db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      } catch (err) {
+        db?.close();
+        db = undefined;
+        // A WAL database on a read-only filesystem cannot be opened without its -shm file: read a copy.
+        if ((err as { code?: unknown }).code !== 'SQLITE_CANTOPEN') throw err;
+        db = await readOnlyCopy(file);
+      }
+      checkSchemaCurrent(db);
+      return new SqliteStore(db);
+    } catch (err) {
+      db?.close();
+      throw new Error(`cannot open the state database ${file} for reading: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -418,6 +456,31 @@ function isProcessAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+}
+
+/**
+ * Creates the database file's missing parent directories (0700) and the file
+ * itself (0600) before SQLite does, so neither is ever readable by others.
+ */
+async function createPrivately(file: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  // O_CREAT without O_TRUNC: an existing database is left as it is.
+  const handle = await open(file, 'a', 0o600);
+  await handle.close();
+}
+
+/**
+ * An in-memory copy of a WAL-mode database that cannot be opened in place
+ * (read-only filesystem, no `-shm`). Refused when a `-wal` file holds frames the
+ * copy would miss.
+ */
+async function readOnlyCopy(file: string): Promise<BetterSqlite3.Database> {
+  const wal = await stat(`${file}-wal`).catch(() => undefined);
+  if (wal && wal.size > 0) throw new Error(`it cannot be opened in place and ${file}-wal holds changes not yet in the database file`);
+  const bytes = await readFile(file);
+  // Bytes 18 and 19 of the header say WAL (2); an in-memory database reads only the rollback journal format (1).
+  if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) bytes[18] = bytes[19] = 1;
+  return new BetterSqlite3(bytes, { readonly: true });
 }
 
 function unknownRun(runId: number, cause?: unknown): Error {
