@@ -47,10 +47,20 @@
  *
  * Live values must be plain JSON (the plan stores them and hashes them to detect
  * that the live state moved between plan and apply), deterministic for the same
- * live object, and must not hold secrets in clear.
+ * live object, and must not hold secrets in clear, nor their unkeyed hashes: a
+ * live secret is kept as its digest (`ctx.digester`).
+ *
+ * Secrets: a field whose schema is `secretString()` takes a literal or a
+ * `Sensitive` (a `{ secret: PATH }` decrypted by the loader). Reveal it
+ * (`revealString`) only to hand it to the backend in `apply` or `connect`;
+ * compare it by `digest`; put the Sensitive itself (never its value) in a
+ * `FieldChange` with `sensitive: true`. A spec read back from the state store or a
+ * saved plan holds `SensitiveDigest` objects in its place: revealing one throws.
  */
 import type { z } from 'zod';
 import type { Diagnostic } from '../diag/diagnostic.js';
+import type { Sensitive } from '../secrets/sensitive.js';
+import type { SecretDigester } from '../secrets/digest.js';
 import type { Address, Resource } from '../spec/resource.js';
 
 export interface ProviderContext {
@@ -62,6 +72,12 @@ export interface ProviderContext {
    * `identityFile`, `knownHostsFile`).
    */
   readonly repoDir?: string | undefined;
+  /**
+   * Digests secret values with this run's key (see src/secrets/digest.ts): a
+   * provider that reads a live secret (a sensitive file) keeps only its digest.
+   * Absent in runs that handle no secrets.
+   */
+  readonly digester?: SecretDigester | undefined;
 }
 
 /** What `read` is given: the run's context, and where to report what the read found out about each resource's identity. */
@@ -90,6 +106,8 @@ export interface ResolveContext {
   readonly repoDir: string;
   /** Reads a file by a path relative to the document that names it; refuses paths outside the repository. */
   readFile(relativePath: string, fromFile: string): Promise<Buffer>;
+  /** Marks a value the spec declares secret (e.g. `sensitive: true` content) as a `Sensitive` with this run's digest. */
+  readonly seal?: ((value: string) => Sensitive<string>) | undefined;
 }
 
 /**

@@ -1,10 +1,14 @@
 /**
- * A secret value in memory. It cannot be serialised by accident: JSON, `util.inspect`,
- * template strings and `String()` all print `(sensitive)`. Only `reveal()` gives the
- * value, and only a provider about to write it to its backend should call it.
+ * A secret value in memory. It cannot be serialised by accident: `util.inspect`,
+ * template strings and `String()` print `(sensitive)`, and JSON holds only its
+ * keyed digest, as `{"$sensitive": "hmac-sha256:..."}` (a `SensitiveDigest`). Only
+ * `reveal()` gives the value, and only a provider about to write it to its
+ * backend should call it.
  *
  * `digest` is a keyed hash of the value (see src/secrets/digest.ts): what plans, the
- * state store and drift checks compare instead of the value.
+ * state store and drift checks compare instead of the value. A spec read back
+ * from a saved plan or from the state store holds `SensitiveDigest` objects where
+ * the secrets were: comparable, never revealable.
  */
 import { inspect } from 'node:util';
 import { z } from 'zod';
@@ -26,8 +30,8 @@ export class Sensitive<T = string> {
     return this.#value;
   }
 
-  toJSON(): string {
-    return SENSITIVE_TEXT;
+  toJSON(): SensitiveDigest {
+    return { $sensitive: this.digest };
   }
 
   toString(): string {
@@ -47,9 +51,41 @@ export function isSensitive(value: unknown): value is Sensitive<unknown> {
   return value instanceof Sensitive;
 }
 
+/** What a Sensitive becomes in JSON (plans, the state store, the API): its digest only. */
+export interface SensitiveDigest {
+  readonly $sensitive: string;
+}
+
+export function isSensitiveDigest(value: unknown): value is SensitiveDigest {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as { $sensitive?: unknown }).$sensitive === 'string' &&
+    Object.keys(value).length === 1
+  );
+}
+
+/** The digest of a Sensitive, or of what one became in JSON; undefined for anything else. */
+export function digestOf(value: unknown): string | undefined {
+  if (value instanceof Sensitive) return value.digest;
+  if (isSensitiveDigest(value)) return value.$sensitive;
+  return undefined;
+}
+
+/** A secret whose value is not here: only its digest was stored (a saved plan, the state store). */
+export class SecretUnavailableError extends Error {
+  constructor(message = 'the secret value is not available here: only its digest was stored; load the spec again (with the age identity)') {
+    super(message);
+    this.name = 'SecretUnavailableError';
+  }
+}
+
 /** The plain value of a field that takes either a literal or a secret. */
 export function revealString(value: string | Sensitive<string>): string {
-  return typeof value === 'string' ? value : value.reveal();
+  if (typeof value === 'string') return value;
+  if (value instanceof Sensitive) return value.reveal();
+  throw new SecretUnavailableError();
 }
 
 /**

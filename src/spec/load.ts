@@ -4,7 +4,7 @@
  * All problems are collected in one pass; `loadStack` throws only when the
  * directory itself cannot be read.
  *
- *   files ─► parse-yaml ─► envelope ─► checkDocuments ─► resolve ─► checkReferences
+ *   files ─► parse-yaml ─► envelope ─► resolve-secrets ─► checkDocuments ─► resolve ─► checkReferences
  *         ─► expand ─► variables per target ─► checkHostGroups ─► instantiate
  *         ─► checkGraph ─► LoadedStack (+ specHash)
  */
@@ -23,7 +23,10 @@ import { instantiateResources } from './instantiate.js';
 import { MAX_ALIAS_COUNT, MAX_DOCUMENTS, MAX_FILE_BYTES, parseYamlDocuments } from './parse-yaml.js';
 import { sharedRenderPool, type RenderPool } from './render-pool.js';
 import { MAX_STACK_RENDER_TIME_MS, MAX_STACK_RENDERED_BYTES, MAX_STACK_YAML_BYTES, StackBudget, yamlBudgetDiagnostic } from './stack-budget.js';
+import { Keyring } from '../secrets/keyring.js';
+import { isSensitive } from '../secrets/sensitive.js';
 import { createResolveContext, ResolveFileError } from './resolve-context.js';
+import { explainRefusedSecrets, resolveSecrets } from './resolve-secrets.js';
 import { baseAddress, type Address, type Resource } from './resource.js';
 import { RENDER_TIME_LIMIT_MS } from './template.js';
 import { checkDocuments, checkGraph, checkReferences, type DeclaredDocument } from './validate.js';
@@ -47,6 +50,11 @@ export interface LoadOptions {
   readonly renderTimeLimitMs?: number | undefined;
   /** Where templates render (default: the process's shared pool). */
   readonly renderPool?: RenderPool | undefined;
+  /**
+   * Decrypts `{ secret: PATH }` references and digests secret values (default: no
+   * identity, so a reference is an error; inline `sensitive: true` values still work).
+   */
+  readonly keyring?: Keyring | undefined;
 }
 
 export interface LoadedStack {
@@ -126,15 +134,17 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
   }
 
   await registry.load(declared.map((d) => d.kind));
-  const checked = checkDocuments(declared, registry);
-  diagnostics.push(...checked.diagnostics);
+  const context = createResolveContext(repoDir, { maxFileBytes, keyring: options.keyring ?? Keyring.none() });
+  const secrets = await resolveSecrets(declared, context, options.keyring ?? Keyring.none());
+  diagnostics.push(...secrets.diagnostics);
+  const checked = checkDocuments(secrets.declared, registry);
+  diagnostics.push(...explainRefusedSecrets(checked.diagnostics, secrets.references));
 
   // Every target whose spec parsed serves lookups, so that the resources on it are checked too;
   // only valid ones are targets of the stack.
   const allTargets = checked.targets.map(targetResource);
   const targets = allTargets.filter((_, i) => checked.targets[i]!.valid);
   const index = new TargetIndex(allTargets, registry);
-  const context = createResolveContext(repoDir, { maxFileBytes });
   const documents = await resolveAll(checked.resources, context, diagnostics);
 
   const references = checkReferences(documents, index, checked.declared, checked.invalidTargetKinds, registry);
@@ -234,6 +244,7 @@ async function resolveAll(
       const requested: string[] = [];
       const tracking: ResolveContext = {
         repoDir: context.repoDir,
+        ...(context.seal ? { seal: context.seal } : {}),
         readFile: (relativePath, fromFile) => {
           requested.push(relativePath);
           return context.readFile(relativePath, fromFile);
@@ -434,6 +445,8 @@ export function canonicalJson(value: unknown): string {
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value instanceof Date) return JSON.stringify(value.toISOString());
+  // A secret counts by its keyed digest, never its value.
+  if (isSensitive(value)) return canonicalJson(value.toJSON());
   if (ArrayBuffer.isView(value)) return JSON.stringify(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'));
   if (value instanceof Map) return canonicalJson(Object.fromEntries(value));
   if (value instanceof Set) return canonicalJson([...value]);

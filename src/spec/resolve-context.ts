@@ -7,6 +7,7 @@ import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResolveContext } from '../providers/provider.js';
+import type { Keyring } from '../secrets/keyring.js';
 import { MAX_FILE_BYTES } from './parse-yaml.js';
 
 /** A file a provider asked for could not be read; the message is user-facing. */
@@ -24,6 +25,8 @@ export class ResolveFileError extends Error {
 
 export interface ResolveContextOptions {
   readonly maxFileBytes?: number;
+  /** Seals values a provider marks secret (`ctx.seal`); without it `seal` is absent. */
+  readonly keyring?: Keyring | undefined;
 }
 
 /**
@@ -40,8 +43,10 @@ export function createResolveContext(repoDir: string, options: ResolveContextOpt
     return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
   };
 
+  const keyring = options.keyring;
   return {
     repoDir: root,
+    ...(keyring ? { seal: (value: string) => keyring.seal(value) } : {}),
     async readFile(relativePath: string, fromFile: string): Promise<Buffer> {
       const fail = (why: string, cause?: unknown): never => {
         throw new ResolveFileError(`cannot read ${JSON.stringify(relativePath)}: ${why}`, relativePath, cause === undefined ? undefined : { cause });
