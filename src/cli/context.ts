@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { formatDiagnostic, hasErrors, sortDiagnostics, type Diagnostic } from '../diag/diagnostic.js';
 import type { PlanSource } from '../plan/plan.js';
 import type { ProviderRegistry } from '../providers/registry.js';
+import type { Keyring } from '../secrets/keyring.js';
 import type { LoadedStack } from '../spec/load.js';
 import { defaultStateUrl, openStore } from '../state/open.js';
 import type { Actor, Store } from '../state/store.js';
@@ -20,6 +21,7 @@ export interface SourceOptions {
   path?: string;
   state?: string;
   stack: string;
+  identity?: string;
 }
 
 export function addSourceOptions(cmd: Command): Command {
@@ -28,7 +30,19 @@ export function addSourceOptions(cmd: Command): Command {
     .option('--ref <ref>', 'branch, tag or commit of --repo', 'HEAD')
     .option('--path <dir>', 'directory inside --repo that holds the spec', '.')
     .option('--state <url>', 'state store: sqlite:PATH (default DIR/.capstan/state.db)')
-    .option('--stack <name>', 'stack name in the state store', 'default');
+    .option('--stack <name>', 'stack name in the state store', 'default')
+    .option('--identity <file>', 'age identity file that decrypts { secret: PATH } (default: $CAPSTAN_AGE_IDENTITY_FILE, then $CAPSTAN_AGE_IDENTITY)');
+}
+
+/** The age identities of this run: `--identity`, else the environment; a bad identity is a UsageError. */
+export async function loadKeyring(options: { identity?: string | undefined }): Promise<Keyring> {
+  const [{ Keyring }, { IdentityError }] = await Promise.all([import('../secrets/keyring.js'), import('../secrets/identity.js')]);
+  try {
+    return await Keyring.load({ file: options.identity });
+  } catch (err) {
+    if (err instanceof IdentityError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 export function addStateOptions(cmd: Command): Command {
@@ -41,6 +55,8 @@ export interface LoadedSpec {
   readonly source: PlanSource;
   readonly stack: LoadedStack;
   readonly registry: ProviderRegistry;
+  /** Decrypted the spec's secrets; give its digester to the TargetPool. */
+  readonly keyring: Keyring;
 }
 
 /** `workTree: false`: a local directory's git commit is not read (validate needs none). */
@@ -54,8 +70,9 @@ export async function loadSpec(dir: string | undefined, options: SourceOptions, 
     ? await resolveSource({ repo: options.repo, ref: options.ref ?? 'HEAD', path: options.path ?? '.' })
     : await resolveSource({ dir: path.resolve(dir ?? '.'), workTree: how.workTree });
   const registry = defaultRegistry();
-  const stack = await loadStack(info.dir, registry);
-  return { source: info, stack, registry };
+  const keyring = await loadKeyring(options);
+  const stack = await loadStack(info.dir, registry, { keyring });
+  return { source: info, stack, registry, keyring };
 }
 
 export function stateUrl(dir: string | undefined, options: { state?: string; repo?: string }): string {

@@ -2,6 +2,7 @@
 import { structuredPatch } from 'diff';
 import { formatDiagnostic, sortDiagnostics } from '../diag/diagnostic.js';
 import type { FieldChange } from '../providers/provider.js';
+import { digestOf, SENSITIVE_TEXT } from '../secrets/sensitive.js';
 import { ACTION_SYMBOL, countActions, isChange, type Action, type Plan, type PlannedChange, type PlannedRollout } from './plan.js';
 import { describeProbe } from './rollout.js';
 
@@ -23,7 +24,13 @@ const ACTION_PHRASE: Record<Action, string> = {
 
 const MAX_CONTENT_LINES = 80;
 
-export const SENSITIVE_TEXT = '(sensitive)';
+export { SENSITIVE_TEXT };
+export const SENSITIVE_CHANGED_TEXT = '(sensitive value changed)';
+
+/** A field whose values are secrets: marked so by the provider, or holding a Sensitive (or its digest). */
+export function isSensitiveField(f: FieldChange): boolean {
+  return f.sensitive === true || digestOf(f.before) !== undefined || digestOf(f.after) !== undefined;
+}
 
 export function renderPlanText(plan: Plan, style: Style = { color: false }): string {
   const paint = (code: string, text: string): string => (style.color && code ? `${code}${text}${ANSI.reset}` : text);
@@ -99,7 +106,12 @@ function renderChange(c: PlannedChange, paint: Paint): string[] {
 
 function renderField(f: FieldChange, action: Action, paint: Paint): string[] {
   const indent = '      ';
-  if (f.sensitive) return [`${indent}${paint(ANSI.yellow, '~')} ${f.path}: ${SENSITIVE_TEXT}`];
+  if (isSensitiveField(f)) {
+    // Never the value, nor its digest: only whether it is new or changed.
+    if (f.before === undefined || f.before === null) return [`${indent}${paint(ANSI.green, '+')} ${f.path}: ${SENSITIVE_TEXT}`];
+    if (f.after === undefined || f.after === null) return [`${indent}${paint(ANSI.red, '-')} ${f.path}: ${SENSITIVE_TEXT}`];
+    return [`${indent}${paint(ANSI.yellow, '~')} ${f.path}: ${SENSITIVE_CHANGED_TEXT}`];
+  }
   if (f.format === 'text' && (typeof f.before === 'string' || typeof f.after === 'string')) {
     const header = `${indent}${paint(ACTION_COLOR[action] || ANSI.yellow, fieldSymbol(f))} ${f.path}:`;
     return [header, ...textDiff(f.before, f.after, `${indent}    `, paint)];

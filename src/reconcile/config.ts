@@ -100,6 +100,8 @@ export interface ControllerConfig {
   /** Load bounds for every stack (src/spec/stack-budget.ts); unset fields keep the loader's defaults. */
   readonly limits?: LoadLimits | undefined;
   readonly stacks: readonly StackConfig[];
+  /** The age identity that decrypts the stacks' secrets: a file (absolute), or an environment variable holding the key. */
+  readonly identity?: { readonly file: string } | { readonly env: string } | undefined;
 }
 
 /** `limits:` of the serve config: what one stack's load may spend. */
@@ -186,6 +188,7 @@ const configSchema = z
       })
       .default({}),
     stacks: z.array(stackSchema).min(1, 'configure at least one stack'),
+    identity: secretRef.optional(),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
@@ -290,6 +293,7 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
       maxRows: raw.audit.maxRows === 'unlimited' ? null : raw.audit.maxRows,
     },
     stacks,
+    identity: raw.identity === undefined ? undefined : 'file' in raw.identity ? { file: path.resolve(dir, raw.identity.file) } : { env: raw.identity.env },
   };
 }
 

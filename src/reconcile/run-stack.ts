@@ -13,6 +13,7 @@ import { planChanges, type DesiredState } from '../plan/planner.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { TargetPool } from '../providers/target-pool.js';
 import { isAncestorCommit, resolveSource, type SourceInfo } from '../source/source.js';
+import { Keyring } from '../secrets/keyring.js';
 import { loadStack, type LoadOptions } from '../spec/load.js';
 import type { Actor, RunRecord, Store } from '../state/store.js';
 
@@ -70,17 +71,20 @@ export interface EngineOptions {
   readonly gitTimeoutMs?: number | undefined;
   /** Bounds for every load (the serve config's `limits:`). */
   readonly loadOptions?: LoadOptions | undefined;
+  /** The controller's age identities (config `identity:`): decrypt secrets, key their digests. */
+  readonly keyring?: Keyring | undefined;
 }
 
 export function stackEngine(options: EngineOptions): StackEngine {
   const { registry, store } = options;
+  const keyring = options.keyring ?? Keyring.none();
   return {
     resolve: (source) =>
       resolveSource({ repo: source.repo, ref: source.ref, path: source.path, cacheDir: options.cacheDir, gitTimeoutMs: options.gitTimeoutMs }),
     isAncestor: (query) => isAncestorCommit({ ...query, cacheDir: options.cacheDir }),
-    load: (dir) => loadStack(dir, registry, options.loadOptions),
+    load: (dir) => loadStack(dir, registry, { ...options.loadOptions, keyring }),
     session(signal) {
-      const targets = new TargetPool(registry, { signal });
+      const targets = new TargetPool(registry, { signal, digester: keyring.digester });
       return {
         plan: (input) =>
           planChanges({

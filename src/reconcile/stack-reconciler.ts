@@ -25,6 +25,7 @@
  * A failed apply throws `ApplyFailedError` (backoff). Plans with errors
  * (e.g. a refused mass delete, an unreadable target) throw too.
  */
+import { restoreSecrets } from '../apply/saved-plan-secrets.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ApplyResult } from '../apply/apply.js';
@@ -171,8 +172,10 @@ export class StackReconciler {
     const { source, status } = input;
 
     if (input.approved) {
-      const saved = input.approved.plan as Plan;
-      const reasons = await session.staleness(saved, input.desired.specHash);
+      // The stored plan holds only the digests of its secrets: their values come back from the spec just loaded.
+      const restored = restoreSecrets(input.approved.plan as Plan, input.desired);
+      const saved = restored.plan;
+      const reasons = [...restored.reasons, ...(await session.staleness(saved, input.desired.specHash))];
       if (reasons.length === 0) {
         const result = await this.#apply(stack, ctx, session, saved, input.approved.decidedBy ?? 'approved', 'approved plan');
         await cs.transitionPlan(stack.name, 'approved', 'applied', { id: input.approved.id });

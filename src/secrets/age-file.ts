@@ -6,7 +6,10 @@
  * Every failure is a `SecretFileError` whose `reason` says what the user must fix;
  * its message never holds a byte of the plaintext or of an identity.
  */
-import { armor, Decrypter, Encrypter, identityToRecipient } from 'age-encryption';
+
+/** Loaded on first use: a run without secrets does not pay for the age library at start-up. */
+let ageModule: Promise<typeof import('age-encryption')> | undefined;
+const age = () => (ageModule ??= import('age-encryption'));
 
 export type SecretFileProblem = 'no-identity' | 'wrong-identity' | 'corrupt' | 'not-age';
 
@@ -28,8 +31,9 @@ export function isArmored(data: Uint8Array): boolean {
   return Buffer.from(data.subarray(0, 256)).toString('latin1').trimStart().startsWith(ARMOR_BEGIN);
 }
 
-function binaryOf(data: Uint8Array): Uint8Array {
+async function binaryOf(data: Uint8Array): Promise<Uint8Array> {
   if (isArmored(data)) {
+    const { armor } = await age();
     try {
       return armor.decode(Buffer.from(data).toString('latin1'));
     } catch (err) {
@@ -44,7 +48,8 @@ function binaryOf(data: Uint8Array): Uint8Array {
 
 /** Decrypts an age file (armored or binary) with any of `identities`. */
 export async function decryptAge(data: Uint8Array, identities: readonly string[]): Promise<Uint8Array> {
-  const binary = binaryOf(data);
+  const binary = await binaryOf(data);
+  const { Decrypter } = await age();
   if (identities.length === 0) {
     throw new SecretFileError(
       'no age identity to decrypt it with: pass --identity FILE, or set CAPSTAN_AGE_IDENTITY_FILE or CAPSTAN_AGE_IDENTITY',
@@ -74,6 +79,7 @@ export function checkRecipient(recipient: string): void {
 /** Encrypts for every recipient; armored text by default, as Debian's `age -a` writes. */
 export async function encryptAge(plaintext: Uint8Array, recipients: readonly string[], options: { armor?: boolean } = {}): Promise<Uint8Array> {
   if (recipients.length === 0) throw new Error('no recipient to encrypt for');
+  const { armor, Encrypter } = await age();
   const encrypter = new Encrypter();
   for (const r of recipients) {
     checkRecipient(r);
@@ -84,6 +90,6 @@ export async function encryptAge(plaintext: Uint8Array, recipients: readonly str
 }
 
 /** The public key (`age1...`) of an identity. */
-export function recipientOf(identity: string): Promise<string> {
-  return identityToRecipient(identity);
+export async function recipientOf(identity: string): Promise<string> {
+  return (await age()).identityToRecipient(identity);
 }

@@ -14,6 +14,7 @@ import type { ControllerConfig } from '../reconcile/config.js';
 import { Controller } from '../reconcile/controller.js';
 import { EventBus } from '../reconcile/events.js';
 import { stackEngine, type StackEngine } from '../reconcile/run-stack.js';
+import { Keyring } from '../secrets/keyring.js';
 import { openStore } from '../state/open.js';
 import { controllerStoreOf, type Store } from '../state/store.js';
 import { buildServer } from './app.js';
@@ -43,6 +44,8 @@ export interface StartOptions {
 
 export async function startController(config: ControllerConfig, options: StartOptions): Promise<RunningController> {
   const { logger } = options;
+  // The identity first: a controller that cannot read its secrets does not start.
+  const keyring = options.engine ? undefined : await keyringOf(config);
   const store = await openStore(config.state);
   const controllerStore = controllerStoreOf(store);
   const engine =
@@ -58,6 +61,7 @@ export async function startController(config: ControllerConfig, options: StartOp
         maxRenderedBytes: config.limits?.renderedBytes,
         maxStackYamlBytes: config.limits?.yamlBytes,
       },
+      keyring,
     });
   const events = new EventBus();
   const metrics = new ControllerMetrics(VERSION);
@@ -117,4 +121,11 @@ export async function startController(config: ControllerConfig, options: StartOp
 
 function redactState(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@');
+}
+
+/** The config's `identity:` (a file or an environment variable); without one, CAPSTAN_AGE_IDENTITY_FILE / CAPSTAN_AGE_IDENTITY. */
+function keyringOf(config: ControllerConfig): Promise<Keyring> {
+  const identity = config.identity;
+  if (identity === undefined) return Keyring.load();
+  return 'file' in identity ? Keyring.load({ file: identity.file }) : Keyring.load({ envVariable: identity.env });
 }

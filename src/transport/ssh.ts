@@ -87,6 +87,10 @@ export interface SshTransportOptions extends SshEndpoint {
   readonly label?: string | undefined;
   /** A private key file (absolute); the SSH agent (`SSH_AUTH_SOCK`) when absent. */
   readonly identityFile?: string | undefined;
+  /** A private key given as bytes (a decrypted secret) instead of identityFile. */
+  readonly privateKey?: Buffer | undefined;
+  /** The passphrase of an encrypted private key. Never shown in a message. */
+  readonly passphrase?: string | undefined;
   /** known_hosts file (absolute); `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts` when absent. */
   readonly knownHostsFile?: string | undefined;
   /** Reach the host through this one (same key and known_hosts), with a forwarded channel. */
@@ -585,7 +589,9 @@ export class SshTransport implements HostTransport, LimitedConnection {
       hostVerifier: verifier,
       tryKeyboard: false,
       ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms as never } } : {}),
-      ...(privateKey ? { privateKey } : { agent: this.options.agent ?? process.env.SSH_AUTH_SOCK }),
+      ...(privateKey
+        ? { privateKey, ...(this.options.passphrase !== undefined ? { passphrase: this.options.passphrase } : {}) }
+        : { agent: this.options.agent ?? process.env.SSH_AUTH_SOCK }),
       ...(sock ? { sock: sock as never } : {}),
     };
     return new Promise<Client>((resolve, reject) => {
@@ -624,8 +630,8 @@ export class SshTransport implements HostTransport, LimitedConnection {
       const knownHosts = await readKnownHosts(files).catch((err: Error) => {
         throw new SshConnectionError(`cannot check the host key of ${this.label}: ${err.message}`, 'ENOENT', false, { cause: err });
       });
-      let privateKey: Buffer | null = null;
-      if (this.options.identityFile) {
+      let privateKey: Buffer | null = this.options.privateKey ?? null;
+      if (privateKey === null && this.options.identityFile) {
         try {
           privateKey = await fs.readFile(this.options.identityFile);
         } catch (err) {
@@ -636,7 +642,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
             { cause: err },
           );
         }
-      } else if (!(this.options.agent ?? process.env.SSH_AUTH_SOCK)) {
+      } else if (privateKey === null && !(this.options.agent ?? process.env.SSH_AUTH_SOCK)) {
         throw new SshConnectionError(
           `no key to log in to ${this.label} with: the Host has no identityFile and no SSH agent is running (SSH_AUTH_SOCK is not set)`,
           'ENOKEY',

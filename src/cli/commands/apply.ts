@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { hasErrors } from '../../diag/diagnostic.js';
 import { applyPlan, DEFAULT_PARALLELISM, type StoreFailure } from '../../apply/apply.js';
 import { importRecoveries, RecoveryFiles } from '../../apply/recovery.js';
+import { restoreSecrets } from '../../apply/saved-plan-secrets.js';
 import { findStaleness } from '../../apply/staleness.js';
 import { ACTION_SYMBOL, hasChanges, isChange, PLAN_FORMAT_VERSION, type Plan } from '../../plan/plan.js';
 import { planChanges } from '../../plan/planner.js';
@@ -48,7 +49,7 @@ export function registerApplyCommand(program: Command): void {
       const saved = options.plan ? await readSavedPlan(options.plan) : undefined;
       const specDir = dir ?? (saved && !options.repo ? saved.source.dir : undefined);
       const stackName = saved?.stack ?? options.stack;
-      const { source, stack, registry } = await loadSpec(specDir, options);
+      const { source, stack, registry, keyring } = await loadSpec(specDir, options);
       if (reportDiagnostics(stack.diagnostics)) {
         process.exitCode = 1;
         return;
@@ -57,7 +58,7 @@ export function registerApplyCommand(program: Command): void {
       const recovery = RecoveryFiles.forState(stateUrl(specDir, options));
       let storeTrouble = false;
       const interrupts = trapInterrupts((name) => process.stderr.write(`\n${name}: finishing the changes in flight, starting no new ones (again to exit now)\n`));
-      const targets = new TargetPool(registry, { signal: interrupts.signal, repoDir: source.dir });
+      const targets = new TargetPool(registry, { signal: interrupts.signal, repoDir: source.dir, digester: keyring.digester });
       const actor = currentActor();
       let lock: StackLock | undefined;
       try {
@@ -67,11 +68,13 @@ export function registerApplyCommand(program: Command): void {
         }
         let plan: Plan;
         if (saved) {
-          const reasons = await findStaleness({ plan: saved, currentSpecHash: stack.specHash, store, registry, targets });
+          // Secrets come back from the re-loaded spec first: reading the live state may need them (an Exec's guards).
+          const restored = restoreSecrets(saved, stack);
+          const reasons = [...restored.reasons, ...(await findStaleness({ plan: restored.plan, currentSpecHash: stack.specHash, store, registry, targets }))];
           if (reasons.length > 0) {
             throw new UsageError(`the saved plan ${options.plan} is stale and was not applied:\n  - ${reasons.join('\n  - ')}\nMake a new plan.`);
           }
-          plan = saved;
+          plan = restored.plan;
         } else {
           plan = await planChanges({ stack: stackName, desired: stack, source, registry, store, targets, allowMassDelete: options.allowMassDelete ?? false, pruneAdopted: options.prune === 'adopted' });
           const text = renderPlanText(plan, { color: useColor(process.stdout) });

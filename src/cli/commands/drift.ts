@@ -3,17 +3,19 @@ import type { Command } from 'commander';
 import { detectDrift } from '../../plan/drift.js';
 import { defaultRegistry } from '../../providers/index.js';
 import { TargetPool } from '../../providers/target-pool.js';
-import { addStateOptions, openStateStore } from '../context.js';
+import { addStateOptions, loadKeyring, openStateStore } from '../context.js';
 
 export function registerDriftCommand(program: Command): void {
   addStateOptions(program.command('drift [dir]'))
     .description('compare the live state with what was last applied (exit 0 in sync, 2 drift, 1 error)')
     .option('--json', 'print the drift report as JSON')
-    .action(async (dir: string | undefined, options: { state?: string; stack: string; json?: boolean }) => {
+    .option('--identity <file>', 'age identity file: its key digests sensitive files (default: $CAPSTAN_AGE_IDENTITY_FILE, then $CAPSTAN_AGE_IDENTITY)')
+    .action(async (dir: string | undefined, options: { state?: string; stack: string; json?: boolean; identity?: string }) => {
       const registry = defaultRegistry();
+      const keyring = await loadKeyring(options);
       const store = await openStateStore(dir, options, { readOnly: true });
       // The spec directory (default: the current one): Host key files named relative to it resolve there.
-      const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: path.resolve(dir ?? '.') });
+      const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: path.resolve(dir ?? '.'), digester: keyring.digester });
       try {
         const report = await detectDrift({ stack: options.stack, store, registry, targets });
         if (options.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');

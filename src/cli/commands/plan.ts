@@ -26,9 +26,9 @@ export function registerPlanCommand(program: Command): void {
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
     .option('--prune <what>', PRUNE_HELP, parsePrune)
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
-      const { source, stack, registry } = await loadSpec(dir, options);
+      const { source, stack, registry, keyring } = await loadSpec(dir, options);
       const store = await openStateStore(dir, options);
-      const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: source.dir });
+      const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: source.dir, digester: keyring.digester });
       try {
         for (const { file, record } of await RecoveryFiles.forState(stateUrl(dir, options)).find(options.stack)) {
           process.stderr.write(

@@ -2,6 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
+import { digestOf, isSensitive, isSensitiveDigest, revealString, secretString, SENSITIVE_TEXT, type Sensitive } from '../../secrets/sensitive.js';
+import type { SecretDigester } from '../../secrets/digest.js';
 import { mergeVariables, variablesSchema } from '../../spec/variables.js';
 import type { PathInfo, PathType } from '../../transport/transport.js';
 import {
@@ -51,8 +53,8 @@ const repoPath = (what: string) =>
 export const fileSchema = z
   .strictObject({
     path: specPathSchema,
-    /** UTF-8 text. */
-    content: z.string({ error: 'content must be a string' }).optional(),
+    /** UTF-8 text, or `{ secret: PATH }` (an age file of the repository; the File is then sensitive). */
+    content: secretString('content must be a string or { secret: PATH }').optional(),
     /** Bytes that are not UTF-8 text, base64-encoded; `resolve` puts a binary `source` here. */
     contentBase64: z
       .string({ error: 'contentBase64 must be a string' })
@@ -70,7 +72,10 @@ export const fileSchema = z
     mode: modeSchema.optional(),
     owner: accountSchema('owner').optional(),
     group: accountSchema('group').optional(),
-    /** The content is a secret: diffs show `(sensitive)` and live state never holds it. */
+    /**
+     * The content is a secret: it is carried as a Sensitive, diffs show `(sensitive)`,
+     * and plans, live state and the store hold only its keyed digest.
+     */
     sensitive: z.boolean({ error: 'sensitive must be true or false' }).optional(),
   })
   .superRefine((spec, ctx) => {
@@ -83,6 +88,9 @@ export const fileSchema = z
             ? 'a File needs exactly one of content, source or template'
             : `a File takes exactly one of content, source, template and contentBase64, not ${given.join(' and ')}`,
       });
+    }
+    if (spec.sensitive === false && isSensitive(spec.content)) {
+      ctx.addIssue({ code: 'custom', path: ['sensitive'], message: 'content is a secret: it cannot be sensitive: false' });
     }
     if (spec.vars !== undefined && spec.template === undefined) {
       ctx.addIssue({ code: 'custom', path: ['vars'], message: 'vars are for a template: add template:, or remove vars' });
@@ -103,12 +111,24 @@ export interface FileLive extends LiveAttributes {
   /** The file's text when it is UTF-8, at most 1 MiB and not sensitive. */
   readonly content: string | null;
   readonly contentOmitted: ContentOmitted | null;
+  /**
+   * For a sensitive file: the keyed digest of its bytes (`sha256` is null then, an
+   * unkeyed hash of a secret being a leak); absent otherwise.
+   */
+  readonly contentDigest?: string | null;
+}
+
+/** The content is a secret: written inline with `sensitive: true`, or a `{ secret: PATH }`. */
+export function isSensitiveFile(spec: FileSpec): boolean {
+  return spec.sensitive === true || isSensitive(spec.content) || isSensitiveDigest(spec.content);
 }
 
 const DEFAULT_MODE = '0644';
 
 /** Template texts read at resolve time, by the resolved spec they belong to (rendered per instance by the engine's render pool). */
 const templateSources = new WeakMap<FileSpec, TemplateSource>();
+/** How the content rendered from a sensitive template is sealed, by the resolved spec. */
+const sealers = new WeakMap<FileSpec, (value: string) => Sensitive<string>>();
 
 /** Reads `spec.template`; every failure names the template field. Parsing and rendering happen in the render pool. */
 async function resolveTemplate(spec: FileSpec & { template: string }, from: { file: string }, ctx: ResolveContext): Promise<FileSpec> {
@@ -123,6 +143,10 @@ async function resolveTemplate(spec: FileSpec & { template: string }, from: { fi
   if (!isUtf8(data)) throw new SpecFieldError(`template ${shown} is not UTF-8 text`, ['template']);
   const resolved: FileSpec = { ...spec };
   templateSources.set(resolved, { name: shown, text: data.toString('utf8') });
+  if (spec.sensitive === true) {
+    if (!ctx.seal) throw new SpecFieldError('sensitive: true needs a loader that seals secrets', ['sensitive']);
+    sealers.set(resolved, ctx.seal);
+  }
   return resolved;
 }
 
@@ -140,11 +164,19 @@ function instantiateFile(spec: FileSpec, _instance: InstanceFacts, rendered: rea
   const content = rendered[0];
   if (content === undefined) throw new SpecFieldError(`template ${spec.template} was not rendered`, ['template']);
   const { template: _template, vars: _vars, ...rest } = spec;
-  return { ...rest, content };
+  const seal = sealers.get(spec);
+  return { ...rest, content: seal ? seal(content) : content };
+}
+
+/** Inline or source content marked `sensitive: true` becomes a Sensitive, so no plan or store sees it. */
+function sealContent(spec: FileSpec, ctx: ResolveContext): FileSpec {
+  if (spec.sensitive !== true || typeof spec.content !== 'string') return spec;
+  if (!ctx.seal) throw new SpecFieldError('sensitive: true needs a loader that seals secrets', ['sensitive']);
+  return { ...spec, content: ctx.seal(spec.content) };
 }
 
 function desiredBytes(spec: FileSpec): Buffer {
-  if (spec.content !== undefined) return Buffer.from(spec.content, 'utf8');
+  if (spec.content !== undefined) return Buffer.from(revealString(spec.content), 'utf8');
   if (spec.contentBase64 !== undefined) return Buffer.from(spec.contentBase64, 'base64');
   throw new Error(`File ${spec.path} has no content: its source must be resolved before planning`);
 }
@@ -160,7 +192,7 @@ function desiredSha256(spec: FileSpec): string {
   return digest;
 }
 
-function toLive(path: string, info: PathInfo, sensitive: boolean): FileLive | null {
+function toLive(path: string, info: PathInfo, sensitive: boolean, digester: SecretDigester | undefined): FileLive | null {
   if (info.type === 'absent') return null;
   let content: string | null = null;
   let contentOmitted: ContentOmitted | null = null;
@@ -170,13 +202,15 @@ function toLive(path: string, info: PathInfo, sensitive: boolean): FileLive | nu
     else if (!isUtf8(info.content)) contentOmitted = 'binary';
     else content = info.content.toString('utf8');
   }
+  const sha256 = info.type === 'file' ? info.sha256 : null;
   return {
     path,
     type: info.type,
     size: info.size,
-    sha256: info.type === 'file' ? info.sha256 : null,
+    sha256: sensitive ? null : sha256,
     content,
     contentOmitted,
+    ...(sensitive ? { contentDigest: sha256 !== null && digester ? digester.digestOfSha256(sha256) : null } : {}),
     ...liveAttributes(info),
   };
 }
@@ -187,10 +221,10 @@ function describeBytes(size: number | null, sha256: string | null): string {
 
 function contentChange(desired: FileSpec, live: FileLive | null): FieldChange {
   const before = live === null || live.type !== 'file' ? null : live;
-  if (desired.sensitive) {
-    return { path: 'content', before: before ? '(sensitive)' : null, after: '(sensitive)', sensitive: true };
+  if (isSensitiveFile(desired)) {
+    return { path: 'content', before: before ? SENSITIVE_TEXT : null, after: SENSITIVE_TEXT, sensitive: true };
   }
-  if (desired.content !== undefined) {
+  if (typeof desired.content === 'string') {
     return { path: 'content', format: 'text', before: before?.content ?? null, after: desired.content };
   }
   return {
@@ -201,10 +235,20 @@ function contentChange(desired: FileSpec, live: FileLive | null): FieldChange {
 }
 
 function omittedReason(desired: FileSpec, live: FileLive): string | undefined {
-  if (desired.sensitive || desired.content === undefined || live.content !== null) return undefined;
+  if (isSensitiveFile(desired) || desired.content === undefined || live.content !== null) return undefined;
   if (live.contentOmitted === 'too-large') return 'live content not shown: the file is larger than 1 MiB';
   if (live.contentOmitted === 'binary') return 'live content not shown: the file is not UTF-8 text';
   return undefined;
+}
+
+/**
+ * A sensitive file compares keyed digests (the live one read with this run's key;
+ * the desired one a Sensitive's, or a stored spec's digest in drift checks).
+ */
+function sameContent(desired: FileSpec, live: FileLive): boolean {
+  if (!isSensitiveFile(desired)) return live.sha256 === desiredSha256(desired);
+  const want = digestOf(desired.content);
+  return want !== undefined && live.contentDigest != null && live.contentDigest === want;
 }
 
 export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSpec | null): ResourceDiff {
@@ -225,7 +269,7 @@ export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSp
   }
   const fields = [...pathField];
   let reason = movedReason;
-  if (live.sha256 !== desiredSha256(desired)) {
+  if (!sameContent(desired, live)) {
     fields.push(contentChange(desired, live));
     const omitted = omittedReason(desired, live);
     if (omitted) reason = reason ? `${reason}; ${omitted}` : omitted;
@@ -236,7 +280,12 @@ export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSp
   return reason ? { action: 'update', fields, reason } : { action: 'update', fields };
 }
 
-async function applyFile(handle: HostHandle, request: ApplyRequest<FileSpec, FileLive>, signal: AbortSignal): Promise<FileLive | null> {
+async function applyFile(
+  handle: HostHandle,
+  request: ApplyRequest<FileSpec, FileLive>,
+  signal: AbortSignal,
+  digester: SecretDigester | undefined,
+): Promise<FileLive | null> {
   const { transport } = handle;
   if (request.action === 'delete') {
     const path = request.prior?.path ?? request.live?.path;
@@ -294,7 +343,7 @@ async function applyFile(handle: HostHandle, request: ApplyRequest<FileSpec, Fil
     await transport.remove(realPathOf(handle.root, oldPath), { type: oldInfo.type });
   }
   const [after] = await inspectConfined(handle, [desired.path], { content: true, signal });
-  return toLive(desired.path, after!, desired.sensitive === true);
+  return toLive(desired.path, after!, isSensitiveFile(desired), digester);
 }
 
 export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
@@ -306,7 +355,7 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
   describe: (spec) => spec.path,
   async resolve(spec, from, ctx) {
     if (spec.template !== undefined) return resolveTemplate({ ...spec, template: spec.template }, from, ctx);
-    if (spec.source === undefined) return spec;
+    if (spec.source === undefined) return sealContent(spec, ctx);
     let data: Buffer;
     try {
       data = await ctx.readFile(spec.source, from.file);
@@ -316,14 +365,17 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
       });
     }
     const { source: _source, ...rest } = spec;
-    return isUtf8(data) ? { ...rest, content: data.toString('utf8') } : { ...rest, contentBase64: data.toString('base64') };
+    if (spec.sensitive === true && !isUtf8(data)) {
+      throw new SpecFieldError(`source ${spec.source} is not UTF-8 text: sensitive: true takes text content only`, ['source']);
+    }
+    return sealContent(isUtf8(data) ? { ...rest, content: data.toString('utf8') } : { ...rest, contentBase64: data.toString('base64') }, ctx);
   },
   templates: fileTemplates,
   instantiate: instantiateFile,
   claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
-  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: true }, (spec, info) => toLive(spec.path, info, spec.sensitive === true)),
+  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: true }, (spec, info) => toLive(spec.path, info, isSensitiveFile(spec), ctx.digester)),
   diff: diffFile,
-  apply: (handle, request, ctx) => applyFile(handle, request, ctx.signal),
+  apply: (handle, request, ctx) => applyFile(handle, request, ctx.signal, ctx.digester),
 };

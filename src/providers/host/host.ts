@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
 import { variablesSchema } from '../../spec/variables.js';
+import { revealString, secretString } from '../../secrets/sensitive.js';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalTransport } from '../../transport/local.js';
@@ -58,6 +59,10 @@ const sshHost = z.strictObject({
   user: user.default('root'),
   /** A private key in the repository (relative to it) or on the controller; the SSH agent when absent. */
   identityFile: repoFile('identityFile').optional(),
+  /** The private key itself, usually `{ secret: keys/deploy.age }`; instead of identityFile. */
+  privateKey: secretString('privateKey must be a string or { secret: PATH }').optional(),
+  /** The passphrase of an encrypted private key (identityFile or privateKey), usually `{ secret: PATH }`. */
+  passphrase: secretString('passphrase must be a string or { secret: PATH }').optional(),
   /** Strict: an unknown or changed host key refuses the host. */
   knownHostsFile: repoFile('knownHostsFile').optional(),
   jump: z
@@ -67,7 +72,13 @@ const sshHost = z.strictObject({
 });
 
 // No default transport: a Host that forgot `transport: ssh` must not turn into the controller's own machine.
-export const hostSchema = z.discriminatedUnion('transport', [localHost, sshHost], {
+const sshHostChecked = sshHost.superRefine((spec, ctx) => {
+  if (spec.identityFile !== undefined && spec.privateKey !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['privateKey'], message: 'a Host takes identityFile or privateKey, not both' });
+  }
+});
+
+export const hostSchema = z.discriminatedUnion('transport', [localHost, sshHostChecked], {
   error: (issue) =>
     issue.code === 'invalid_union' ? 'transport must be "local" or "ssh"' : undefined,
 });
@@ -105,6 +116,9 @@ async function connect(resource: Resource<HostSpec>, ctx: ProviderContext): Prom
       port: spec.port,
       user: spec.user,
       identityFile: spec.identityFile === undefined ? undefined : controllerPath(resource.address, 'identityFile', spec.identityFile, ctx),
+      // Secrets are revealed here only, on their way to the SSH client.
+      privateKey: spec.privateKey === undefined ? undefined : Buffer.from(revealString(spec.privateKey), 'utf8'),
+      passphrase: spec.passphrase === undefined ? undefined : revealString(spec.passphrase),
       knownHostsFile: spec.knownHostsFile === undefined ? undefined : controllerPath(resource.address, 'knownHostsFile', spec.knownHostsFile, ctx),
       jump: spec.jump && { host: spec.jump.address, port: spec.jump.port, user: spec.jump.user },
     });

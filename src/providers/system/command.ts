@@ -9,6 +9,7 @@ import type { Resource } from '../../spec/resource.js';
 import type { ExecResult } from '../../transport/transport.js';
 import type { HostHandle } from '../host/host.js';
 import { ProviderError } from '../provider.js';
+import { isSensitive } from '../../secrets/sensitive.js';
 
 export interface RunOptions {
   readonly timeoutMs: number;
@@ -107,6 +108,8 @@ export function canonical(value: unknown): string {
 
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
+  // A Sensitive compares by its digest (its JSON form), never by its value.
+  if (isSensitive(value)) return value.toJSON();
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(value).sort()) {

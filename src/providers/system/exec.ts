@@ -21,6 +21,7 @@
  * when the resource is deleted.
  */
 import { z } from 'zod';
+import { isSensitive, revealString, secretString, SENSITIVE_TEXT } from '../../secrets/sensitive.js';
 import type { Address } from '../../spec/resource.js';
 import type { HostHandle } from '../host/host.js';
 import { inspectConfined, realPathOf, specPathSchema } from '../host/paths.js';
@@ -85,7 +86,7 @@ export const execSchema = z
     /** Seconds, or a duration ("30s", "5m"); the command is killed after it. Default 5m. */
     timeout: timeoutSchema.default(formatDuration(DEFAULT_TIMEOUT_MS)),
     environment: z
-      .record(z.string(), z.string({ error: 'environment values must be strings' }), {
+      .record(z.string(), secretString('environment values must be strings or { secret: PATH }'), {
         error: (issue) => (issue.code === 'invalid_type' ? 'environment must be a map of variable names to strings' : undefined),
       })
       .superRefine((env, ctx) => {
@@ -134,6 +135,23 @@ export interface ExecLive {
   readonly guardsAllow: boolean;
 }
 
+/** The environment as the command gets it: secrets revealed, only here, on the way to the transport. */
+function environmentOf(spec: ExecSpec): Record<string, string> | undefined {
+  if (spec.environment === undefined) return undefined;
+  return Object.fromEntries(Object.entries(spec.environment).map(([k, v]) => [k, revealString(v)]));
+}
+
+/** Output shown in errors, with every secret value of the environment masked (a command may echo it). */
+function scrubbed(spec: ExecSpec, text: string): string {
+  let out = text;
+  for (const v of Object.values(spec.environment ?? {})) {
+    if (!isSensitive(v)) continue;
+    const value = revealString(v);
+    if (value !== '') out = out.split(value).join(SENSITIVE_TEXT);
+  }
+  return out;
+}
+
 function hasGuards(spec: ExecSpec): boolean {
   return spec.creates !== undefined || spec.onlyIf !== undefined || spec.unless !== undefined;
 }
@@ -162,7 +180,7 @@ async function runCommand(run: RunContext, command: string | readonly string[], 
   const cwd = spec.cwd !== undefined ? realPathOf(handle.root, spec.cwd) : handle.realRoot;
   let result;
   try {
-    result = await handle.transport.exec(argv, { timeoutMs: timeoutMs(spec), signal, env: spec.environment, cwd });
+    result = await handle.transport.exec(argv, { timeoutMs: timeoutMs(spec), signal, env: environmentOf(spec), cwd });
   } catch (err) {
     throw new ProviderError(
       `${what} of ${run.who} on ${hostLabel(handle)} could not start (${displayCommand(command)}): ${err instanceof Error ? err.message : String(err)}`,
@@ -236,14 +254,14 @@ async function runMain(handle: HostHandle, spec: ExecSpec, address: Address, sig
   const cwd = spec.cwd !== undefined ? realPathOf(handle.root, spec.cwd) : handle.realRoot;
   let result;
   try {
-    result = await handle.transport.exec(argv, { timeoutMs: timeoutMs(spec), signal, env: spec.environment, cwd });
+    result = await handle.transport.exec(argv, { timeoutMs: timeoutMs(spec), signal, env: environmentOf(spec), cwd });
   } catch (err) {
     throw new ProviderError(`${address} on ${hostLabel(handle)} could not start ${displayCommand(spec.command)}: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,
     });
   }
   if (result.timedOut || result.exitCode !== 0) {
-    const output = tail(result.stderr) || tail(result.stdout);
+    const output = tail(scrubbed(spec, result.stderr)) || tail(scrubbed(spec, result.stdout));
     throw new ProviderError(
       `${address} on ${hostLabel(handle)}${why ? ` (${why})` : ''}: ${displayCommand(spec.command)} ${describeExit(result, timeoutMs(spec))}` +
         (output ? `: ${output}` : ''),
