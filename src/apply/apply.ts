@@ -154,13 +154,13 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
         live = await provider.refresh(
           handle,
           { address: change.address, desired: change.after, live: change.before, notifiedBy: change.notifiedBy ?? [] },
-          { signal: cancel },
+          targets.contextFor(cancel),
         );
       } else {
         live = await provider.apply(
           handle,
           { action: change.action as Exclude<PlannedChange['action'], 'noop'>, address: change.address, desired: change.after, prior: change.prior, live: change.before },
-          { signal: cancel },
+          targets.contextFor(cancel),
         );
       }
       checkPromise(provider, change, live);

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   schema: async () => (await import('./commands/schema.js')).registerSchemaCommand,
   serve: async () => (await import('./commands/serve.js')).registerServeCommand,
   token: async () => (await import('./commands/token.js')).registerTokenCommand,
+  secret: async () => (await import('./commands/secret.js')).registerSecretCommand,
 };
 
 /** The program with the command named in argv, or with every command (for help and unknown commands). */

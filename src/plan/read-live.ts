@@ -54,7 +54,7 @@ export async function readLiveState(
       const lives = await first.provider.read(
         handle,
         batch.map((s) => s.spec),
-        { signal: options.signal, located: (i, claims) => located.set(i, claims) },
+        { ...pool.contextFor(options.signal), located: (i, claims) => located.set(i, claims) },
       );
       if (lives.length !== batch.length) {
         throw new Error(`provider ${first.kind} returned ${lives.length} live states for ${batch.length} resources`);

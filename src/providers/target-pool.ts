@@ -30,6 +30,11 @@ export class TargetPool {
     return handle;
   }
 
+  /** The run's context (repository, secret digester) with another signal: what read, apply and refresh get. */
+  contextFor(signal: AbortSignal): ProviderContext {
+    return { ...this.ctx, signal };
+  }
+
   async close(): Promise<void> {
     const all = [...this.handles.values()];
     this.handles.clear();
