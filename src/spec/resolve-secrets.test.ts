@@ -1,0 +1,127 @@
+import { generateIdentity } from 'age-encryption';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { formatDiagnostic } from '../diag/diagnostic.js';
+import { defaultRegistry } from '../providers/index.js';
+import { encryptAge, recipientOf } from '../secrets/age-file.js';
+import { Keyring } from '../secrets/keyring.js';
+import { isSensitive, type Sensitive } from '../secrets/sensitive.js';
+import { loadStack } from './load.js';
+
+const SECRET = 'correct horse battery staple';
+let identity: string;
+let recipient: string;
+let otherIdentity: string;
+let dir: string;
+
+beforeAll(async () => {
+  identity = await generateIdentity();
+  otherIdentity = await generateIdentity();
+  recipient = await recipientOf(identity);
+});
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-secrets-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function write(rel: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+  await writeFile(path.join(dir, rel), data);
+}
+
+const host = 'kind: Host\nname: h\nspec: { transport: local, root: /tmp/capstan-never-written }\n---\n';
+const fileWith = (content: string) => `${host}kind: File\nname: f\ntarget: h\nspec:\n  path: /etc/x\n  content: ${content}\n`;
+
+function keyring(key: string | undefined): Keyring {
+  return new Keyring(key === undefined ? undefined : { keys: [key], origin: 'test' });
+}
+
+async function load(key: string | null = identity) {
+  return loadStack(dir, defaultRegistry(), { keyring: keyring(key ?? undefined) });
+}
+
+const messages = (s: Awaited<ReturnType<typeof load>>) => s.diagnostics.map(formatDiagnostic);
+
+describe('{ secret: PATH }', () => {
+  it('becomes a Sensitive the schema accepts; the spec hash covers its digest, not its value', async () => {
+    await write('secrets/db.age', await encryptAge(Buffer.from(SECRET), [recipient]));
+    await write('stack/app.yaml', fileWith('{ secret: ../secrets/db.age }'));
+    const stack = await load();
+    expect(messages(stack)).toEqual([]);
+    const content = (stack.resources[0]!.spec as { content: Sensitive<string> }).content;
+    expect(isSensitive(content)).toBe(true);
+    expect(content.reveal()).toBe(SECRET);
+    expect(JSON.stringify(stack.resources)).not.toContain(SECRET);
+
+    const again = await load();
+    expect(again.specHash).toBe(stack.specHash);
+    await write('secrets/db.age', await encryptAge(Buffer.from('another value'), [recipient]));
+    expect((await load()).specHash).not.toBe(stack.specHash);
+  });
+
+  it('without an identity, with the wrong one, damaged, truncated, missing, outside: an error at the reference naming the path', async () => {
+    const good = await encryptAge(Buffer.from(SECRET), [recipient], { armor: false });
+    await write('ok.age', good);
+    await write('short.age', good.subarray(0, good.length - 9));
+    await write('junk.age', 'not age at all');
+    await write('app.yaml', fileWith('{ secret: ok.age }'));
+
+    const cases: [string | null, string, RegExp][] = [
+      [null, 'ok.age', /app\.yaml:10:12: File\/f: cannot use secret ok\.age: no age identity/],
+      [otherIdentity, 'ok.age', /app\.yaml:10:12: File\/f: cannot use secret ok\.age: the identity given is not one of the file's recipients/],
+      [identity, 'short.age', /app\.yaml:10:12: File\/f: cannot use secret short\.age: the age file is damaged or truncated/],
+      [identity, 'junk.age', /cannot use secret junk\.age: not an age file/],
+      [identity, 'missing.age', /cannot use secret missing\.age: cannot read "missing\.age": no such file/],
+      [identity, '../outside.age', /cannot use secret \.\.\/outside\.age: .*leaves the repository/],
+    ];
+    for (const [key, file, expected] of cases) {
+      await write('app.yaml', fileWith(`{ secret: ${file} }`));
+      const stack = await load(key);
+      expect(messages(stack).join('\n')).toMatch(expected);
+      // Nothing can be planned from it: the File is not a resource of the stack.
+      expect(stack.resources).toEqual([]);
+    }
+  });
+
+  it('in a field that does not take secrets: a diagnostic that says so', async () => {
+    await write('ok.age', await encryptAge(Buffer.from('/etc/x'), [recipient]));
+    await write('app.yaml', `${host}kind: File\nname: f\ntarget: h\nspec:\n  path: { secret: ok.age }\n  content: hi\n`);
+    const stack = await load();
+    expect(messages(stack).join('\n')).toMatch(/app\.yaml:9:9: File\/f: spec\.path does not take a secret \(\{ secret: ok\.age \}\)/);
+  });
+
+  it('in vars: refused (templates never see secrets)', async () => {
+    await write('ok.age', await encryptAge(Buffer.from(SECRET), [recipient]));
+    await write('app.yaml', `kind: Host\nname: h\nspec:\n  transport: local\n  vars: { pw: { secret: ok.age } }\n`);
+    const stack = await load();
+    expect(messages(stack).join('\n')).toMatch(/vars cannot hold secrets/);
+  });
+
+  it('inline sensitive: true content is sealed too, and keyed by the identity', async () => {
+    await write('app.yaml', `${host}kind: File\nname: f\ntarget: h\nspec:\n  path: /etc/x\n  content: "${SECRET}"\n  sensitive: true\n`);
+    const stack = await load();
+    expect(messages(stack)).toEqual([]);
+    const content = (stack.resources[0]!.spec as { content: unknown }).content;
+    expect(isSensitive(content)).toBe(true);
+    expect(JSON.stringify(stack.resources)).not.toContain(SECRET);
+    expect((await load(otherIdentity)).specHash).not.toBe(stack.specHash);
+  });
+
+  it('Exec environment values and a Host passphrase take secrets', async () => {
+    await write('ok.age', await encryptAge(Buffer.from(SECRET), [recipient]));
+    await write(
+      'app.yaml',
+      `kind: Host\nname: h\nspec: { transport: ssh, address: 127.0.0.1, identityFile: key, passphrase: { secret: ok.age } }\n---\n` +
+        `kind: Exec\nname: e\ntarget: h\nspec:\n  command: [/bin/true]\n  environment: { TOKEN: { secret: ok.age }, PLAIN: x }\n`,
+    );
+    const stack = await load();
+    expect(messages(stack)).toEqual([]);
+    expect(isSensitive((stack.targets[0]!.spec as { passphrase: unknown }).passphrase)).toBe(true);
+    expect(isSensitive((stack.resources[0]!.spec as { environment: Record<string, unknown> }).environment['TOKEN'])).toBe(true);
+    expect(JSON.stringify([stack.targets, stack.resources])).not.toContain(SECRET);
+  });
+});
