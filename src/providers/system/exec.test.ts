@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffExec, displayCommand, execProvider, execSchema, timeoutMs, type ExecLive, type ExecSpec } from './exec.js';
+import { Sensitive } from '../../secrets/sensitive.js';
 import { converge, ctx, openTestHost, type TestHost } from './testing/hosts.js';
 
 const exec = (input: Record<string, unknown>): ExecSpec => execSchema.parse({ cwd: '/work', ...input });
@@ -87,6 +88,23 @@ describe('Exec on a Host', () => {
     expect(await fs.readFile(host.real('/work/greeting'), 'utf8')).toBe('hello; rm -rf /');
     await converge(execProvider, host.handle, exec({ command: 'echo "$0" > shell-name', shell: true }));
     expect((await fs.readFile(host.real('/work/shell-name'), 'utf8')).trim()).toBe('/bin/sh');
+  });
+
+  it('gives a secret environment value to the command, and masks it in the output an error shows', async () => {
+    const token = new Sensitive('tok-3c1e9f', 'hmac-sha256:1');
+    await converge(execProvider, host.handle, exec({ command: ['sh', '-c', 'printf "%s" "$TOKEN" > token'], environment: { TOKEN: token } }));
+    expect(await fs.readFile(host.real('/work/token'), 'utf8')).toBe('tok-3c1e9f');
+    const failing = exec({ command: ['sh', '-c', 'echo "token=$TOKEN" >&2; exit 3'], environment: { TOKEN: token } });
+    const err = await execProvider.apply(host.handle, { action: 'create', address: 'Exec/x', desired: failing, prior: null, live: null }, ctx).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/exited with status 3: token=\(sensitive\)/);
+    expect((err as Error).message).not.toContain('tok-3c1e9f');
+  });
+
+  it('runs again when a secret of its environment changes (compared by digest, also against the stored spec)', () => {
+    const before = exec({ command: ['migrate'], environment: { TOKEN: new Sensitive('a', 'hmac-sha256:1') } });
+    const stored = JSON.parse(JSON.stringify(before)) as ExecSpec;
+    expect(diffExec(exec({ command: ['migrate'], environment: { TOKEN: new Sensitive('a', 'hmac-sha256:1') } }), null, stored).action).toBe('noop');
+    expect(diffExec(exec({ command: ['migrate'], environment: { TOKEN: new Sensitive('b', 'hmac-sha256:2') } }), null, stored).action).toBe('update');
   });
 
   it('evaluates creates for a whole batch with one inspect, and runs guard commands only when needed', async () => {
