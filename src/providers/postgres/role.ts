@@ -18,7 +18,7 @@
 import { z } from 'zod';
 import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import type { Address, Resource } from '../../spec/resource.js';
-import { revealString, secretString, SENSITIVE_TEXT, type Sensitive } from '../../secrets/sensitive.js';
+import { isSensitiveDigest, revealString, secretString, SENSITIVE_TEXT, type Sensitive } from '../../secrets/sensitive.js';
 import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import { deletionProtectionSchema, roleNameSchema } from './names.js';
 import { duplicates, roleAddresses } from './references.js';
@@ -140,7 +140,8 @@ async function roleRows(query: Query, names: readonly string[]): Promise<{ rows:
 
 async function toLive(row: RoleRow, spec: PostgresRoleSpec, passwordsReadable: boolean): Promise<PostgresRoleLive> {
   const method = passwordsReadable ? passwordMethod(row.password) : 'unknown';
-  const matches = spec.password === undefined || !passwordsReadable ? null : await scramMatches(revealString(spec.password), row.password);
+  // A spec read back from the state holds only the password's digest: nothing to compare here.
+  const matches = spec.password === undefined || !passwordsReadable || isSensitiveDigest(spec.password) ? null : await scramMatches(revealString(spec.password), row.password);
   return {
     name: row.name,
     login: row.login,
