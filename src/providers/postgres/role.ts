@@ -203,11 +203,11 @@ export function diffRole(desired: PostgresRoleSpec, live: PostgresRoleLive | nul
 
 /** The password as PostgreSQL will store it: a verifier computed here, never the password. */
 async function passwordClause(password: string | Sensitive<string>, address: Address): Promise<string> {
-  const plain = revealString(password);
-  if (plain === SENSITIVE_TEXT) {
+  if (isSensitiveDigest(password) || (typeof password === 'string' && password === SENSITIVE_TEXT)) {
     // A secret that went through JSON (a saved plan, a stored spec) comes back as its mask: never set that as a password.
     throw new ProviderError(`${address}: the password is not available (a saved plan does not carry secrets); make a new plan`);
   }
+  const plain = revealString(password);
   return `PASSWORD ${literal(await scramVerifier(plain))}`;
 }
 

@@ -17,7 +17,7 @@ import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { z } from 'zod';
 import type { Resource } from '../../spec/resource.js';
-import { revealString, secretString, SENSITIVE_TEXT } from '../../secrets/sensitive.js';
+import { isSensitiveDigest, revealString, secretString, SENSITIVE_TEXT } from '../../secrets/sensitive.js';
 import { ProviderError, type ProviderContext, type TargetHandle, type TargetProvider } from '../provider.js';
 import { identifierSchema } from './names.js';
 
@@ -251,7 +251,7 @@ async function tlsOptions(resource: Resource<PostgresServerSpec>, ctx: ProviderC
 async function connect(resource: Resource<PostgresServerSpec>, ctx: ProviderContext): Promise<PostgresHandle> {
   const spec = resource.spec;
   const label = `${resource.address} (${spec.host}:${spec.port})`;
-  if (spec.password !== undefined && revealString(spec.password) === SENSITIVE_TEXT) {
+  if (spec.password !== undefined && (isSensitiveDigest(spec.password) || spec.password === SENSITIVE_TEXT)) {
     // A secret that went through JSON (a saved plan, a stored target) comes back as its mask.
     throw new ProviderError(`cannot connect to ${label}: its password is not available here (a saved or stored spec does not carry secrets)`);
   }
