@@ -159,6 +159,12 @@ export interface TargetHandle {
 /** Providers for kinds that other resources live on (`Host`, later `PostgresServer`, `Prometheus`...). */
 export interface TargetProvider<Spec = unknown, Handle extends TargetHandle = TargetHandle> {
   readonly role: 'target';
+  /**
+   * Top-level spec fields that hold secrets even when written as a plain string
+   * (a password typed inline): the loader seals them like `{ secret: PATH }`, so
+   * they print as `(sensitive)` and are stored as a keyed digest only.
+   */
+  readonly sensitiveFields?: readonly string[];
   readonly kind: string;
   readonly description: string;
   readonly schema: z.ZodType<Spec>;
@@ -212,6 +218,12 @@ export interface ApplyRequest<Spec, Live> {
 
 export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends TargetHandle = TargetHandle> {
   readonly role: 'resource';
+  /**
+   * Top-level spec fields that hold secrets even when written as a plain string
+   * (a password typed inline): the loader seals them like `{ secret: PATH }`, so
+   * they print as `(sensitive)` and are stored as a keyed digest only.
+   */
+  readonly sensitiveFields?: readonly string[];
   readonly kind: string;
   readonly description: string;
   readonly schema: z.ZodType<Spec>;

@@ -17,14 +17,14 @@ import type { ResolveContext } from '../providers/provider.js';
 import { ProviderError, SpecFieldError } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { readEnvelope } from './envelope.js';
-import { expandResources, targetResource, TargetIndex, type CheckedResourceDocument } from './expand.js';
+import { expandResources, targetResource, TargetIndex, type CheckedResourceDocument, type CheckedTargetDocument } from './expand.js';
 import { checkHostGroups, healthCheckRenderer, type HostGroupSpec } from './host-group.js';
 import { instantiateResources } from './instantiate.js';
 import { MAX_ALIAS_COUNT, MAX_DOCUMENTS, MAX_FILE_BYTES, parseYamlDocuments } from './parse-yaml.js';
 import { sharedRenderPool, type RenderPool } from './render-pool.js';
 import { MAX_STACK_RENDER_TIME_MS, MAX_STACK_RENDERED_BYTES, MAX_STACK_YAML_BYTES, StackBudget, yamlBudgetDiagnostic } from './stack-budget.js';
 import { Keyring } from '../secrets/keyring.js';
-import { isSensitive } from '../secrets/sensitive.js';
+import { isSensitive, type Sensitive } from '../secrets/sensitive.js';
 import { createResolveContext, ResolveFileError } from './resolve-context.js';
 import { explainRefusedSecrets, resolveSecrets } from './resolve-secrets.js';
 import { baseAddress, type Address, type Resource } from './resource.js';
@@ -137,8 +137,9 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
   const context = createResolveContext(repoDir, { maxFileBytes, keyring: options.keyring ?? Keyring.none() });
   const secrets = await resolveSecrets(declared, context, options.keyring ?? Keyring.none());
   diagnostics.push(...secrets.diagnostics);
-  const checked = checkDocuments(secrets.declared, registry);
-  diagnostics.push(...explainRefusedSecrets(checked.diagnostics, secrets.references));
+  const parsed = checkDocuments(secrets.declared, registry);
+  diagnostics.push(...explainRefusedSecrets(parsed.diagnostics, secrets.references));
+  const checked = { ...parsed, targets: sealDeclaredFields(parsed.targets, context.seal), resources: sealDeclaredFields(parsed.resources, context.seal) };
 
   // Every target whose spec parsed serves lookups, so that the resources on it are checked too;
   // only valid ones are targets of the stack.
@@ -222,6 +223,24 @@ function groupMembers(targets: readonly Resource[], index: TargetIndex): Record<
 function withHostGroups(resourcesHash: string, hostGroups: Readonly<Record<string, HostGroupSpec>>): string {
   if (Object.keys(hostGroups).length === 0) return resourcesHash;
   return createHash('sha256').update(resourcesHash).update('\0HostGroup\0').update(canonicalJson(hostGroups)).digest('hex');
+}
+
+/**
+ * Plain strings in the fields a provider declares sensitive (a password written
+ * inline) are sealed like `{ secret: PATH }` values: from here on they print as
+ * `(sensitive)` and serialise as a keyed digest.
+ */
+function sealDeclaredFields<T extends CheckedResourceDocument | CheckedTargetDocument>(
+  documents: readonly T[],
+  seal: ((value: string) => Sensitive<string>) | undefined,
+): T[] {
+  return documents.map((d) => {
+    const fields = d.provider.sensitiveFields;
+    if (!fields || !seal || !d.specOk || d.spec === null || typeof d.spec !== 'object') return d;
+    const spec = { ...(d.spec as Record<string, unknown>) };
+    for (const f of fields) if (typeof spec[f] === 'string') spec[f] = seal(spec[f]);
+    return { ...d, spec };
+  });
 }
 
 /**

@@ -301,6 +301,7 @@ function validateRole(resource: Resource<PostgresRoleSpec>, sameTarget: readonly
 
 export const postgresRoleProvider: ResourceProvider<PostgresRoleSpec, PostgresRoleLive, PostgresHandle> = {
   role: 'resource',
+  sensitiveFields: ['password'],
   kind: 'PostgresRole',
   description: 'A PostgreSQL role: login, password (as a SCRAM verifier), attributes, memberships, connection limit and expiry.',
   schema: postgresRoleSchema,

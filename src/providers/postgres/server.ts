@@ -293,6 +293,7 @@ async function connect(resource: Resource<PostgresServerSpec>, ctx: ProviderCont
 
 export const postgresServerTarget: TargetProvider<PostgresServerSpec, PostgresHandle> = {
   role: 'target',
+  sensitiveFields: ['password'],
   kind: 'PostgresServer',
   description: 'A PostgreSQL server reached over TCP or a Unix socket; PostgresRole, PostgresDatabase, PostgresSchema, PostgresGrant and PostgresExtension live on it.',
   schema: postgresServerSchema,
