@@ -93,5 +93,26 @@ export function revealString(value: string | Sensitive<string>): string {
  * resolved `{ secret: PATH }`) a `Sensitive` string.
  */
 export function secretString(message = 'expected a string or { secret: PATH }') {
-  return z.union([z.string({ error: message }), z.instanceof(Sensitive<string>, { error: message })], { error: message });
+  const resolved = z.instanceof(Sensitive<string>, { error: message });
+  secretBranches.add(resolved);
+  return z.union([z.string({ error: message }), resolved], { error: message });
+}
+
+/** The branches of `secretString` schemas that hold a resolved secret (a class JSON Schema cannot describe). */
+const secretBranches = new WeakSet<z.ZodType>();
+
+/** What a user writes where a resolved secret goes, as JSON Schema. */
+export const SECRET_REFERENCE_JSON_SCHEMA = {
+  type: 'object',
+  properties: { secret: { type: 'string', description: 'path of an age-encrypted file, relative to this document' } },
+  required: ['secret'],
+  additionalProperties: false,
+} as const;
+
+/**
+ * For `z.toJSONSchema`'s `override`: describes a resolved-secret branch as the
+ * `{ secret: PATH }` reference users write, so editors offer it.
+ */
+export function describeSecretBranch(ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }): void {
+  if (secretBranches.has(ctx.zodSchema as z.ZodType)) Object.assign(ctx.jsonSchema, structuredClone(SECRET_REFERENCE_JSON_SCHEMA));
 }

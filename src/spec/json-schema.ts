@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import type { ProviderRegistry } from '../providers/registry.js';
+import { describeSecretBranch } from '../secrets/sensitive.js';
 import { ENVELOPE_KEYS, GROUP_PREFIX } from './envelope.js';
 import { HOST_GROUP_KIND, hostGroupDescription, hostGroupSchema } from './host-group.js';
 import { NAME_PATTERN } from './resource.js';
@@ -81,10 +82,15 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
   };
 }
 
+/** The JSON Schema of what users write for one kind's spec (secret fields accept `{ secret: PATH }`). */
+export function kindSpecJsonSchema(schema: z.ZodType): JsonObject {
+  return z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any', override: describeSecretBranch }) as JsonObject;
+}
+
 function specSchemaOf(schema: z.ZodType, defName: string, defs: JsonObject): JsonObject {
   let generated: JsonObject;
   try {
-    generated = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as JsonObject;
+    generated = kindSpecJsonSchema(schema);
   } catch (e) {
     // A schema zod cannot describe must not take the whole document schema down with it.
     return { type: 'object', $comment: `no JSON Schema for this spec: ${e instanceof Error ? e.message : String(e)}` };

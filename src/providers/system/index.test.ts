@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { hostProviders } from '../host/index.js';
 import { ProviderRegistry } from '../registry.js';
+import { kindSpecJsonSchema } from '../../spec/json-schema.js';
 import { systemProviders } from './index.js';
 
 describe('systemProviders', () => {
@@ -17,9 +17,12 @@ describe('systemProviders', () => {
 
   it('give editors a JSON Schema of what users write', () => {
     for (const p of systemProviders) {
-      const schema = z.toJSONSchema(p.schema, { target: 'draft-2020-12', io: 'input' }) as { type?: string; properties?: Record<string, unknown> };
+      const schema = kindSpecJsonSchema(p.schema) as { type?: string; properties?: Record<string, unknown> };
       expect(schema.type, p.kind).toBe('object');
       expect(Object.keys(schema.properties ?? {}).length, p.kind).toBeGreaterThan(0);
     }
+    // A field that takes a secret offers what users write there: { secret: PATH }.
+    const exec = JSON.stringify(kindSpecJsonSchema(systemProviders.find((p) => p.kind === 'Exec')!.schema));
+    expect(exec).toContain('"required":["secret"]');
   });
 });
