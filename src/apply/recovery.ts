@@ -27,6 +27,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { describeStateUrl } from '../state/state-url.js';
 import type { ResourceResult, RunRecord, Store } from '../state/store.js';
 
 export const RECOVERY_FORMAT_VERSION = 1;
@@ -191,15 +192,7 @@ async function privateDirectory(dir: string): Promise<void> {
 
 /** `scheme://user:secret@host/db?schema=x` → `scheme://host/db?schema=x`; a SQLite path made absolute. */
 function withoutCredentials(url: string): string {
-  if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length).replace(/^\/\//, '');
-    return `sqlite:${file === ':memory:' ? file : path.resolve(file)}`;
-  }
-  try {
-    const parsed = new URL(url);
-    const schema = parsed.searchParams.get('schema');
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}${schema !== null ? `?schema=${schema}` : ''}`;
-  } catch {
-    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1').replace(/\?.*$/, '');
-  }
+  if (!url.startsWith('sqlite:')) return describeStateUrl(url);
+  const file = url.slice('sqlite:'.length).replace(/^\/\//, '');
+  return `sqlite:${file === ':memory:' ? file : path.resolve(file)}`;
 }

@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { describeStateUrl } from './state-url.js';
 import type { Store } from './store.js';
 
 // Each store's module (and its driver: better-sqlite3, or pg and kysely) is
@@ -37,7 +38,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const { PostgresStore } = await import('./postgres/postgres-store.js');
     return PostgresStore.open(url);
   }
-  throw new Error(`unsupported state URL "${redactCredentials(url)}"; use sqlite:PATH`);
+  throw new Error(`unsupported state URL "${describeStateUrl(url)}"; use sqlite:PATH`);
 }
 
 /** The directory the CLI keeps state in when no `--state` is given, inside the spec directory. */
@@ -60,6 +61,3 @@ export function defaultStateUrl(specDir: string): string {
 }
 
 /** `scheme://user:secret@host` → `scheme://***@host`: a URL may carry a password. */
-function redactCredentials(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@');
-}

@@ -58,6 +58,7 @@ import {
 } from '../store.js';
 import { PostgresControllerStore } from './controller-store.js';
 import { migrate, SCHEMA_NAME, type RunsTable, type StateTables } from './migrations.js';
+import { describeStateUrl } from '../state-url.js';
 
 type RunRow = Selectable<RunsTable>;
 
@@ -732,16 +733,6 @@ function parseStateUrl(url: string): { connectionString: string; schema: string 
   return { connectionString: parsed.toString(), schema, serverOptions };
 }
 
-/** The URL as errors may show it: no user, password or query parameters other than the schema. */
-export function describeStateUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const schema = parsed.searchParams.get('schema');
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}${schema !== null ? `?schema=${schema}` : ''}`;
-  } catch {
-    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@').replace(/\?.*$/, '');
-  }
-}
 
 function ignoreError(): void {}
 
