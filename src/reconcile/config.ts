@@ -71,7 +71,7 @@ export interface StackConfig {
   readonly selfHeal: boolean;
   readonly allowMassDelete: boolean;
   /** `prune: adopted`: delete adopted resources removed from the spec too (default: forget them). */
-  readonly pruneAdopted?: boolean;
+  readonly pruneAdopted: boolean;
   readonly parallelism: number;
   readonly webhookSecret: Secret | undefined;
 }

@@ -22,6 +22,7 @@ function stackConfig(overrides: Partial<StackConfig> = {}): StackConfig {
     driftIntervalMs: 300 * SECOND,
     selfHeal: false,
     allowMassDelete: false,
+    pruneAdopted: false,
     parallelism: 4,
     webhookSecret: undefined,
     ...overrides,

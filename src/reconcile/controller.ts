@@ -383,9 +383,6 @@ export class Controller {
 }
 
 function sameStack(a: StackConfig, b: StackConfig): boolean {
-  // An optional setting left out means its default: not a change.
-  const settled = (c: StackConfig): StackConfig => ({ ...c, pruneAdopted: c.pruneAdopted ?? false });
-  const [x, y] = [settled(a), settled(b)];
-  const keys = Object.keys({ ...x, ...y }) as (keyof StackConfig)[];
-  return keys.every((k) => (k === 'webhookSecret' ? x.webhookSecret?.reveal() === y.webhookSecret?.reveal() : x[k] === y[k]));
+  const keys = Object.keys({ ...a, ...b }) as (keyof StackConfig)[];
+  return keys.every((k) => (k === 'webhookSecret' ? a.webhookSecret?.reveal() === b.webhookSecret?.reveal() : a[k] === b[k]));
 }

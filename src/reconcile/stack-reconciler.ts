@@ -192,7 +192,7 @@ export class StackReconciler {
       desired: input.desired,
       source: planSource(source),
       allowMassDelete: stack.allowMassDelete,
-      pruneAdopted: stack.pruneAdopted ?? false,
+      pruneAdopted: stack.pruneAdopted,
     });
     const move = input.movedBackwards;
     const plan: ControllerPlan = move ? markMovedBackwards(planned, move) : planned;

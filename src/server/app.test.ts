@@ -29,6 +29,7 @@ function stack(overrides: Partial<StackConfig>): StackConfig {
     driftIntervalMs: 300_000,
     selfHeal: false,
     allowMassDelete: false,
+    pruneAdopted: false,
     parallelism: 4,
     webhookSecret: new Secret(SECRET),
     ...overrides,
