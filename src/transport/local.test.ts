@@ -53,7 +53,7 @@ describe('LocalTransport.inspect', () => {
       ['f', 'd', 'l', 'fifo', 'missing', 'f/under-a-file'].map((n) => join(dir, n)),
       META,
     );
-    expect(infos.map((i) => i.type)).toEqual(['file', 'directory', 'symlink', 'other', 'absent', 'absent']);
+    expect(infos.map((i) => i.type)).toEqual(['file', 'directory', 'symlink', 'fifo', 'absent', 'absent']);
     expect(infos[0]).toMatchObject({ mode: '4750', uid: 0, gid: 0, owner: 'root', group: 'root', size: 2, sha256: null, content: null });
     expect(infos[2]).toMatchObject({ linkTarget: 'd' });
     expect(infos[4]).toMatchObject({ mode: null, uid: null, owner: null, escape: null });
