@@ -6,50 +6,35 @@
  * makes of a path's live state: a FIFO, socket or device where a File must go
  * is a plan error.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatDiagnostic } from '../../diag/diagnostic.js';
 import { buildResourceGraph } from '../../graph/resource-graph.js';
-import { planChanges } from '../../plan/planner.js';
-import { loadStack, type LoadedStack } from '../../spec/load.js';
-import { SqliteStore } from '../../state/sqlite/sqlite-store.js';
-import type { Store } from '../../state/store.js';
+import type { LoadedStack } from '../../spec/load.js';
 import { LocalTransport } from '../../transport/local.js';
 import { ProviderRegistry } from '../registry.js';
 import { systemProviders } from '../system/index.js';
-import { TargetPool } from '../target-pool.js';
 import { hostProviders } from './index.js';
+import { openStackSandbox, type StackSandbox } from './testing/stack.js';
 
 const registry = new ProviderRegistry([...hostProviders, ...systemProviders]);
-const source = { dir: '/repo', repo: null, ref: null, commit: 'c'.repeat(40), author: 'A <a@x>', message: 'm', dirty: false };
 
-let dir: string;
-let repo: string;
+let sandbox: StackSandbox;
 let root: string;
-let store: Store;
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-references-'));
-  repo = path.join(dir, 'repo');
-  root = path.join(dir, 'root');
-  await mkdir(repo);
-  await mkdir(root);
-  store = await SqliteStore.open(path.join(dir, 'state.db'));
+  sandbox = await openStackSandbox(registry, 'capstan-references-');
+  root = sandbox.root;
 });
-afterEach(async () => {
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => sandbox.cleanup());
 
 const host = (name: string) => `kind: Host\nname: ${name}\nspec: { transport: local, root: ${root} }\n`;
 const doc = (kind: string, name: string, target: string, spec: string) => `kind: ${kind}\nname: ${name}\ntarget: ${target}\nspec: ${spec}\n`;
 
 async function load(text: string): Promise<LoadedStack> {
-  await writeFile(path.join(repo, 'stack.yaml'), text);
-  const stack = await loadStack(repo, registry);
+  const stack = await sandbox.load({ 'stack.yaml': text });
   expect(stack.diagnostics.map(formatDiagnostic)).toEqual([]);
   return stack;
 }
@@ -99,14 +84,7 @@ describe('implicit order from references', () => {
 });
 
 describe('plan-time checks of the live host', () => {
-  async function plan(stack: LoadedStack) {
-    const targets = new TargetPool(registry, { signal: new AbortController().signal });
-    try {
-      return await planChanges({ stack: 's', desired: stack, source, registry, store, targets });
-    } finally {
-      await targets.close();
-    }
-  }
+  const plan = (stack: LoadedStack) => sandbox.plan(stack);
 
   it('is an error for a FIFO or a socket where a File or Directory must go, naming the type', async () => {
     await mkdir(path.join(root, 'srv'));
