@@ -269,7 +269,7 @@ function unresolvedDiagnostics(
     if (providers?.length) return warning(`${ref.label} does not exist on ${host} yet: ${providers.join(', ')} creates it first`, where);
     return error(`${ref.label} does not exist on ${host}`, {
       ...where,
-      detail: `declare it in the stack on ${host}, which then creates it first; create it on the host; or change ${ref.field.join('.')}`,
+      detail: `declare it in the stack on ${host} so that it is created first, create it on the host, or change ${ref.field.join('.')}`,
     });
   });
 }
