@@ -49,7 +49,7 @@ const file: ResourceProvider<PathSpec> = {
 };
 const registry = new ProviderRegistry([host, directory, file]);
 
-function resource(address: string, target: string | undefined, spec: PathSpec, dependsOn: string[] = []): Resource {
+function resource(address: string, target: string | undefined, spec: object, dependsOn: string[] = []): Resource {
   const [kind, rest] = address.split('/') as [string, string];
   const position = { file: 'a.yaml', line: 1, col: 1 };
   return { address, kind, name: rest.split('@')[0]!, target, dependsOn, spec, source: position, positionOf: () => position };
@@ -108,6 +108,47 @@ describe('buildResourceGraph', () => {
     expect(arrays[0]).toBe(arrays[1]);
     expect(arrays[2]).not.toBe(arrays[0]);
     expect(Object.isFrozen(arrays[0])).toBe(true);
+  });
+
+  it('orders a resource after those on its target that provide what it references, and only those', () => {
+    interface NamedSpec {
+      name: string;
+      needs?: string[];
+    }
+    const account: ResourceProvider<NamedSpec> = {
+      role: 'resource',
+      kind: 'Account',
+      description: 'fake',
+      schema: z.strictObject({ name: z.string() }),
+      targetKind: 'Host',
+      provides: (spec) => [`account:${spec.name}`],
+      ...unused,
+    };
+    const owned: ResourceProvider<NamedSpec> = {
+      role: 'resource',
+      kind: 'Owned',
+      description: 'fake',
+      schema: z.strictObject({ name: z.string(), needs: z.array(z.string()) }),
+      targetKind: 'Host',
+      // Itself among what it needs: no self-edge.
+      provides: (spec) => [`account:${spec.name}`],
+      references: (spec) => (spec.needs ?? []).map((n) => ({ key: `account:${n}`, field: ['needs'], label: `account ${n}` })),
+      ...unused,
+    };
+    const g = buildResourceGraph(
+      [
+        resource('Owned/conf@h1', 'Host/h1', { name: 'conf', needs: ['alice', 'bob', 'conf', 'nobody-declares-me'] }),
+        resource('Account/alice@h1', 'Host/h1', { name: 'alice' }),
+        resource('Account/bob@h1', 'Host/h1', { name: 'bob' }),
+        resource('Account/bob-again@h1', 'Host/h1', { name: 'bob' }),
+        // The same name on another host provides nothing to h1.
+        resource('Account/alice@h2', 'Host/h2', { name: 'alice' }),
+      ],
+      new ProviderRegistry([host, account, owned]),
+    );
+    expect(g.dependenciesOf('Owned/conf@h1')).toEqual(['Account/alice@h1', 'Account/bob-again@h1', 'Account/bob@h1']);
+    expect(g.dependentsOf('Account/alice@h2')).toEqual([]);
+    expect(g.topologicalOrder().at(-1)).toBe('Owned/conf@h1');
   });
 
   it('keeps cycles for the caller to report', () => {

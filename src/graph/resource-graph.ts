@@ -1,9 +1,10 @@
 /**
  * The resource graph: one node per resource instance (targets are not nodes), an
  * edge for every explicit `dependsOn`, from every notified handler to the resource
- * that notifies it (the handler runs after it), and for every implicit
+ * that notifies it (the handler runs after it), for every implicit
  * dependency a provider declares (e.g. a File under a managed Directory on the
- * same host).
+ * same host), and from every resource to those on its target that provide what
+ * it references (a File owned by a User of the same host runs after it).
  */
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Address, Resource } from '../spec/resource.js';
@@ -12,7 +13,7 @@ import { Dag } from './dag.js';
 /**
  * Edges to addresses that are not resources of this set (a target, a resource
  * dropped for errors already reported) are left out, as are self-edges from
- * `implicitDependencies`. A provider hook that throws propagates: its
+ * `implicitDependencies` and `references`. A provider hook that throws propagates: its
  * result would silently change the order of apply. Its `sameTarget` argument is
  * described at `groupByTarget`.
  */
@@ -32,8 +33,32 @@ export function buildResourceGraph(resources: readonly Resource[], registry: Pro
       const deps: Address[] = provider.implicitDependencies(r, onTarget);
       for (const dep of deps) if (dep !== r.address && dag.has(dep)) dag.addEdge(r.address, dep);
     }
+    const provided = providedOnTarget(onTarget, registry);
+    if (provided.size === 0) continue;
+    for (const r of onTarget) {
+      for (const ref of registry.resource(r.kind)?.references?.(r.spec) ?? []) {
+        for (const dep of provided.get(ref.key) ?? []) if (dep !== r.address) dag.addEdge(r.address, dep);
+      }
+    }
   }
   return dag;
+}
+
+/**
+ * What the resources of one target provide (`ResourceProvider.provides`): key →
+ * the addresses that provide it, in input order. `onTarget` is one array of
+ * `groupByTarget`.
+ */
+export function providedOnTarget(onTarget: readonly Resource[], registry: ProviderRegistry): Map<string, Address[]> {
+  const provided = new Map<string, Address[]>();
+  for (const r of onTarget) {
+    for (const key of registry.resource(r.kind)?.provides?.(r.spec) ?? []) {
+      const list = provided.get(key);
+      if (list) list.push(r.address);
+      else provided.set(key, [r.address]);
+    }
+  }
+  return provided;
 }
 
 /**

@@ -85,6 +85,36 @@ describe('planChanges and applyPlan', () => {
     expect(inventory.map((e) => [e.address, e.origin, e.target])).toEqual([['Item/a', 'created', 'Bucket/b']]);
   });
 
+  it('orders a resource after the one that provides what it references, warning that it is missing until then', async () => {
+    // Without the edge, apply would write `a` (first in address order) before `z`, which it needs, and fail.
+    const p = await plan([item('a', '1', { needs: 'z' }), item('z', '2')]);
+    expect(p.changes.find((c) => c.address === 'Item/a')?.dependsOn).toEqual(['Item/z']);
+    expect(p.diagnostics).toEqual([
+      { severity: 'warning', summary: 'key z does not exist on Bucket/b yet: Item/z creates it first', address: 'Item/a', source: expect.anything() },
+    ]);
+    const r = await apply(p, 1);
+    expect(r.status).toBe('succeeded');
+    expect(world.applied).toEqual(['create Item/z', 'create Item/a']);
+    expect((await plan([item('a', '1', { needs: 'z' }), item('z', '2')])).diagnostics).toEqual([]);
+  });
+
+  it('makes a reference that nothing on the target provides a plan error, which apply refuses', async () => {
+    const p = await plan([item('a', '1', { needs: 'nowhere' })]);
+    expect(p.diagnostics).toEqual([
+      expect.objectContaining({ severity: 'error', summary: 'key nowhere does not exist on Bucket/b', address: 'Item/a', detail: expect.stringContaining('change needs') }),
+    ]);
+    await expect(apply(p)).rejects.toThrow('the plan has errors');
+    expect(world.applied).toEqual([]);
+  });
+
+  it("makes a diff's refusal a plan error at the resource, which apply refuses", async () => {
+    world.data.set('Bucket/b', new Map([['a', 'frozen']]));
+    const p = await plan([item('a', 'thawed')]);
+    expect(p.diagnostics).toEqual([expect.objectContaining({ severity: 'error', summary: 'a is frozen', address: 'Item/a' })]);
+    await expect(apply(p)).rejects.toThrow('the plan has errors');
+    expect(live()).toEqual({ a: 'frozen' });
+  });
+
   it('adopts an object that already matches, without touching it', async () => {
     world.data.set('Bucket/b', new Map([['a', '1']]));
     const p = await plan([item('a', '1')]);

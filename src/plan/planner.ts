@@ -3,9 +3,9 @@
  * one batch per target and kind, and diffs it against the desired spec and the
  * inventory. It changes nothing.
  */
-import { error, hasErrors, type Diagnostic } from '../diag/diagnostic.js';
-import { buildResourceGraph } from '../graph/resource-graph.js';
-import type { AnyResourceProvider } from '../providers/provider.js';
+import { error, hasErrors, warning, type Diagnostic } from '../diag/diagnostic.js';
+import { buildResourceGraph, groupByTarget, providedOnTarget } from '../graph/resource-graph.js';
+import type { AnyResourceProvider, Reference, ResourceDiff } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { storedTarget, type TargetPool } from '../providers/target-pool.js';
 import type { Address, Resource } from '../spec/resource.js';
@@ -105,6 +105,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   diagnostics.push(...claimCollisions(locatedClaims(subjects, live, registry), { when: 'the live machine resolves both to it' }));
 
   const desiredAddresses = new Set(desired.resources.map((r) => r.address));
+  const providedByTarget = lazyProvided(desired.resources, registry);
   const changes: PlannedChange[] = forgotten.map((s) => ({
     address: s.address,
     kind: s.kind,
@@ -134,6 +135,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
     const prior = s.managed ? s.managed.spec : null;
     if (s.desired) {
       const diff = s.provider.diff(s.desired.spec, read.live, prior);
+      diagnostics.push(...refusalDiagnostics(s.desired, diff), ...unresolvedDiagnostics(s.desired, read.unresolved, providedByTarget));
       const dependsOn = graph.has(s.address) ? [...graph.dependenciesOf(s.address)].sort() : [];
       const specHash = resourceSpecHash(s.desired);
       changes.push({
@@ -239,6 +241,52 @@ function markNotified(changes: readonly PlannedChange[], resources: readonly Res
     ].join('; ');
     return { ...withNotifies, action: 'update', refresh: true, notifiedBy: list, reason, recordOnly: false };
   });
+}
+
+/** Apply would refuse the change (`ResourceDiff.refusal`): an error now, at the field at fault. */
+function refusalDiagnostics(resource: Resource, diff: ResourceDiff): Diagnostic[] {
+  if (!diff.refusal) return [];
+  const { message, field } = diff.refusal;
+  return [error(message, { address: resource.address, source: field ? resource.positionOf(['spec', ...field]) : resource.source })];
+}
+
+/**
+ * References the live target lacks (`ReadContext.unresolved`), like Ansible's
+ * check mode: a warning when a resource of the stack on the same target provides
+ * it (the graph runs that one first), an error otherwise (apply would fail).
+ */
+function unresolvedDiagnostics(
+  resource: Resource,
+  unresolved: readonly Reference[] | undefined,
+  providedByTarget: (target: Address) => ReadonlyMap<string, readonly Address[]>,
+): Diagnostic[] {
+  if (!unresolved?.length || resource.target === undefined) return [];
+  const host = resource.target;
+  const provided = providedByTarget(host);
+  return unresolved.map((ref) => {
+    const where = { address: resource.address, source: resource.positionOf(['spec', ...ref.field]) };
+    const providers = provided.get(ref.key);
+    if (providers?.length) return warning(`${ref.label} does not exist on ${host} yet: ${providers.join(', ')} creates it first`, where);
+    return error(`${ref.label} does not exist on ${host}`, {
+      ...where,
+      detail: `declare it in the stack on ${host} so that it is created first, create it on the host, or change ${ref.field.join('.')}`,
+    });
+  });
+}
+
+/** `providedOnTarget` of each target's desired resources, computed on first use: most plans have no unresolved reference. */
+function lazyProvided(resources: readonly Resource[], registry: ProviderRegistry): (target: Address) => ReadonlyMap<string, readonly Address[]> {
+  let byTarget: Map<Address, readonly Resource[]> | undefined;
+  const cache = new Map<Address, Map<string, Address[]>>();
+  return (target) => {
+    let provided = cache.get(target);
+    if (!provided) {
+      byTarget ??= groupByTarget(resources);
+      provided = providedOnTarget(byTarget.get(target) ?? [], registry);
+      cache.set(target, provided);
+    }
+    return provided;
+  };
 }
 
 /** The claims the providers reported while reading (`ReadContext.located`), for the desired resources. */

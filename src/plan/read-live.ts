@@ -1,4 +1,4 @@
-import { PartialReadError, type AnyResourceProvider, type Claim, type TargetHandle } from '../providers/provider.js';
+import { PartialReadError, type AnyResourceProvider, type Claim, type Reference, type TargetHandle } from '../providers/provider.js';
 import type { TargetPool } from '../providers/target-pool.js';
 import type { Address, Resource } from '../spec/resource.js';
 
@@ -11,8 +11,13 @@ export interface LiveSubject {
   readonly spec: unknown;
 }
 
-/** One resource's read: its live state (and, when the provider reported them, its claims as found live), or why it failed. */
-export type LiveRead = { readonly live: unknown; readonly located?: readonly Claim[] | undefined } | { readonly error: string };
+/**
+ * One resource's read: its live state (and what the provider reported with it:
+ * its claims as found live, its references the target lacks), or why it failed.
+ */
+export type LiveRead =
+  | { readonly live: unknown; readonly located?: readonly Claim[] | undefined; readonly unresolved?: readonly Reference[] | undefined }
+  | { readonly error: string };
 
 /**
  * Reads live state with one provider.read per (target, kind) batch, batches
@@ -46,15 +51,21 @@ export async function readLiveState(
       return;
     }
     const located = new Map<number, readonly Claim[]>();
+    const unresolved = new Map<number, readonly Reference[]>();
     const live = (i: number, value: unknown): LiveRead => {
       const claims = located.get(i);
-      return claims ? { live: value ?? null, located: claims } : { live: value ?? null };
+      const missing = unresolved.get(i);
+      return { live: value ?? null, ...(claims ? { located: claims } : {}), ...(missing ? { unresolved: missing } : {}) };
     };
     try {
       const lives = await first.provider.read(
         handle,
         batch.map((s) => s.spec),
-        { ...pool.contextFor(options.signal), located: (i, claims) => located.set(i, claims) },
+        {
+          ...pool.contextFor(options.signal),
+          located: (i, claims) => located.set(i, claims),
+          unresolved: (i, references) => unresolved.set(i, references),
+        },
       );
       if (lives.length !== batch.length) {
         throw new Error(`provider ${first.kind} returned ${lives.length} live states for ${batch.length} resources`);

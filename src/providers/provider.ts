@@ -29,8 +29,15 @@
  *             aliases (two Hosts for one machine and root), from the spec at
  *             validate time, and from the live machine at plan time (`read`
  *             reports what it resolved through `ReadContext.located`).
+ *   provides, references (optional) the names by which resources on one target
+ *             refer to each other (`user:alice`, `path:/srv/app/current`): the
+ *             graph orders a resource after those on its target that provide
+ *             what it references, and the planner reports a reference that the
+ *             live target lacks (`ReadContext.unresolved`) as an error, or as a
+ *             warning when a resource of the stack provides it.
  *   diff      pure: compare desired with live (and the last applied spec) and say
- *             which action is needed and which fields change.
+ *             which action is needed and which fields change, or that apply
+ *             would refuse the change (`refusal`).
  *   apply     carry out one planned action and return the live state after it.
  *   refresh   (optional) react to a change of another resource that names this
  *             one in `notify:` (restart a service, run a command): Ansible's
@@ -90,6 +97,24 @@ export interface ReadContext extends ProviderContext {
    * index, during `read`.
    */
   readonly located?: ((index: number, claims: readonly Claim[]) => void) | undefined;
+  /**
+   * (given by the planner; absent in other callers) Reports the references (see
+   * `ResourceProvider.references`) of the resource at `index` that name nothing
+   * on the live target, e.g. an owner the host has no user for. A provider that
+   * checks references only when this is given costs other callers nothing. Call
+   * it at most once per index, during `read`.
+   */
+  readonly unresolved?: ((index: number, references: readonly Reference[]) => void) | undefined;
+}
+
+/** One name by which a resource's spec refers to an object on its target (see `ResourceProvider.references`). */
+export interface Reference {
+  /** What another resource on the same target `provides`: `user:alice`, `group:www-data`, `path:/srv/app/current`. */
+  readonly key: string;
+  /** The spec field that makes the reference, for the diagnostic's position, e.g. `['owner']`. */
+  readonly field: readonly (string | number)[];
+  /** The object as messages name it: `user "alice"`. */
+  readonly label: string;
 }
 
 /** One object a resource manages on its machine (see `ResourceProvider.claims`). */
@@ -203,6 +228,12 @@ export interface ResourceDiff {
   readonly fields: readonly FieldChange[];
   /** Why, in a few words, when the action is not obvious from the fields (e.g. "path changed: replace"). */
   readonly reason?: string | undefined;
+  /**
+   * Apply would refuse this change whatever happens first (a FIFO where the file
+   * must go): the planner reports it as an error at `field` of the spec (the
+   * resource when absent), so the plan cannot be applied.
+   */
+  readonly refusal?: { readonly message: string; readonly field?: readonly (string | number)[] | undefined } | undefined;
 }
 
 export interface ApplyRequest<Spec, Live> {
@@ -277,6 +308,20 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
   validate?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Diagnostic[];
   /** Edges the user need not write, e.g. a File under a managed Directory on the same host. */
   implicitDependencies?(resource: Resource<Spec>, sameTarget: readonly Resource[]): Address[];
+  /**
+   * (optional) The keys by which other resources on the same target refer to the
+   * object this one manages, e.g. `user:alice` for a User, `path:/etc/motd` for a
+   * File (see `references`). Pure; from the spec alone.
+   */
+  provides?(spec: Spec): readonly string[];
+  /**
+   * (optional) The objects on its target this resource's spec names and needs
+   * first: a File's owner (`user:alice`), a Symlink's target path. The graph
+   * orders this resource after every resource on the same target that
+   * `provides` one of the keys; nothing is added for a key no resource of the
+   * stack provides. Pure; from the spec alone.
+   */
+  references?(spec: Spec): readonly Reference[];
   read(target: Handle, specs: readonly Spec[], ctx: ReadContext): Promise<(Live | null)[]>;
   diff(desired: Spec, live: Live | null, prior: Spec | null): ResourceDiff;
   apply(target: Handle, request: ApplyRequest<Spec, Live>, ctx: ProviderContext): Promise<Live | null>;

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalTransport } from './local.js';
-import { formatMode, isWithin, modeBits, type InspectOptions } from './transport.js';
+import { describePathType, formatMode, isWithin, modeBits, pathTypeOfMode, type InspectOptions } from './transport.js';
 
 const META: InspectOptions = { content: false, maxContentBytes: 0 };
 const CONTENT: InspectOptions = { content: true, maxContentBytes: 1024 };
@@ -43,6 +44,22 @@ describe('mode helpers', () => {
 });
 
 describe('LocalTransport.inspect', () => {
+  it('tells special files apart and names each type for messages, never "a other"', async () => {
+    await transport.exec(['mkfifo', join(dir, 'fifo')], { timeoutMs: 60_000 });
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(join(dir, 'sock'), resolve));
+    try {
+      const infos = await transport.inspect([join(dir, 'fifo'), join(dir, 'sock'), '/dev/null'], META);
+      expect(infos.map((i) => i.type)).toEqual(['fifo', 'socket', 'char-device']);
+      expect(infos.map((i) => describePathType(i.type))).toEqual(['a FIFO', 'a socket', 'a character device']);
+      await expect(transport.remove(join(dir, 'fifo'), { type: 'file' })).rejects.toThrow(`cannot remove ${join(dir, 'fifo')}: it is a FIFO, not a regular file`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(pathTypeOfMode(0o060660)).toBe('block-device');
+    expect(describePathType('block-device')).toBe('a block device');
+  });
+
   it('describes each type, in the order asked, without following the final link', async () => {
     await fs.writeFile(join(dir, 'f'), 'hi');
     await fs.chmod(join(dir, 'f'), 0o4750);
@@ -53,7 +70,7 @@ describe('LocalTransport.inspect', () => {
       ['f', 'd', 'l', 'fifo', 'missing', 'f/under-a-file'].map((n) => join(dir, n)),
       META,
     );
-    expect(infos.map((i) => i.type)).toEqual(['file', 'directory', 'symlink', 'other', 'absent', 'absent']);
+    expect(infos.map((i) => i.type)).toEqual(['file', 'directory', 'symlink', 'fifo', 'absent', 'absent']);
     expect(infos[0]).toMatchObject({ mode: '4750', uid: 0, gid: 0, owner: 'root', group: 'root', size: 2, sha256: null, content: null });
     expect(infos[2]).toMatchObject({ linkTarget: 'd' });
     expect(infos[4]).toMatchObject({ mode: null, uid: null, owner: null, escape: null });

@@ -4,9 +4,11 @@ import { constants, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { posix } from 'node:path';
 import {
+  describePathType,
   formatMode,
   isWithin,
   modeBits,
+  pathTypeOfMode,
   type AccountIds,
   type ExecOptions,
   type ExecResult,
@@ -135,7 +137,7 @@ export class LocalTransport implements HostTransport {
     const bits = modeBits(mode);
     const st = await fs.lstat(path);
     if (!st.isFile() && !st.isDirectory()) {
-      throw withCode(new Error(`cannot chmod ${path}: it is a ${typeOf(st)}`), 'ETYPE');
+      throw withCode(new Error(`cannot chmod ${path}: it is ${describePathType(typeOf(st))}`), 'ETYPE');
     }
     let fh: fs.FileHandle;
     try {
@@ -190,7 +192,7 @@ export class LocalTransport implements HostTransport {
     }
     const actual = typeOf(st);
     if (actual !== options.type) {
-      throw withCode(new Error(`cannot remove ${path}: it is a ${actual}, not a ${options.type}`), 'ETYPE');
+      throw withCode(new Error(`cannot remove ${path}: it is ${describePathType(actual)}, not ${describePathType(options.type)}`), 'ETYPE');
     }
     if (actual === 'directory') await fs.rmdir(path);
     else await fs.unlink(path);
@@ -427,10 +429,7 @@ function absent(path: string): PathInfo {
 }
 
 function typeOf(st: Stats): Exclude<PathType, 'absent'> {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'directory';
-  if (st.isSymbolicLink()) return 'symlink';
-  return 'other';
+  return pathTypeOfMode(st.mode);
 }
 
 /** Why `cwd` cannot be a working directory, or null when it can. */

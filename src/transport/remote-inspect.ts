@@ -28,7 +28,7 @@
  * against links that exist, not against a concurrent adversary.
  */
 import { createHash } from 'node:crypto';
-import { formatMode, type PathEscape, type PathInfo, type PathType } from './transport.js';
+import { formatMode, pathTypeOfMode, type PathEscape, type PathInfo } from './transport.js';
 
 const PYTHON = String.raw`
 import errno, hashlib, io, os, stat, sys, base64
@@ -464,7 +464,7 @@ function readObject(reader: FieldReader, path: string, accounts: Accounts, maxCo
   if (!Number.isInteger(stMode) || !Number.isInteger(uid) || !Number.isInteger(gid) || !Number.isFinite(size)) {
     throw new Error(`malformed answer from the inspect script for ${path}`);
   }
-  const type = typeOfMode(stMode);
+  const type = pathTypeOfMode(stMode);
   let sha256: string | null = null;
   let content: Buffer | null = null;
   if (kind === 'c') {
@@ -490,19 +490,6 @@ function readObject(reader: FieldReader, path: string, accounts: Accounts, maxCo
     escape: null,
     realPath: null,
   };
-}
-
-function typeOfMode(stMode: number): Exclude<PathType, 'absent'> {
-  switch (stMode & 0o170000) {
-    case 0o100000:
-      return 'file';
-    case 0o040000:
-      return 'directory';
-    case 0o120000:
-      return 'symlink';
-    default:
-      return 'other';
-  }
 }
 
 export function absent(path: string): PathInfo {

@@ -64,7 +64,9 @@ import { isShellName, quoteArg, quoteCommand } from './shell-quote.js';
 import { InspectHelper } from './ssh-helper.js';
 import { processConnectionLimiter, Semaphore, type ConnectionLimiter, type LimitedConnection } from './ssh-limits.js';
 import {
+  describePathType,
   modeBits,
+  pathTypeOfMode,
   type AccountIds,
   type ExecOptions,
   type ExecResult,
@@ -73,6 +75,7 @@ import {
   type MkdirOptions,
   type Ownership,
   type PathInfo,
+  type PathType,
   type WriteFileOptions,
 } from './transport.js';
 
@@ -191,7 +194,6 @@ const SFTP_STATUS: Record<number, string> = {
   7: 'ECONNRESET',
   8: 'ENOTSUP',
 };
-const S_IFMT = 0o170000;
 const NO_CHANGE_ID = 0xffffffff;
 /** How long after one of our channels closed a refused session is blamed on it (sshd frees it on its next pass). */
 const SESSION_RELEASE_GRACE_MS = 2_000;
@@ -297,7 +299,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
     await this.withSftp(async (sftp) => {
       const st = await sftpCall<SftpStats>(sftp, 'lstat', path, (cb) => sftp.lstat(path, cb));
       if (!st.isFile() && !st.isDirectory()) {
-        throw withCode(new Error(`cannot chmod ${path} on ${this.label}: it is a ${typeName(st)}`), 'ETYPE');
+        throw withCode(new Error(`cannot chmod ${path} on ${this.label}: it is ${describePathType(typeName(st))}`), 'ETYPE');
       }
       await sftpCall(sftp, 'chmod', path, (cb) => sftp.setstat(path, { mode: bits }, cb));
     });
@@ -336,7 +338,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
       if (st === null) return false;
       const actual = typeName(st);
       if (actual !== options.type) {
-        throw withCode(new Error(`cannot remove ${path} on ${this.label}: it is a ${actual}, not a ${options.type}`), 'ETYPE');
+        throw withCode(new Error(`cannot remove ${path} on ${this.label}: it is ${describePathType(actual)}, not ${describePathType(options.type)}`), 'ETYPE');
       }
       if (actual !== 'directory') {
         await sftpCall(sftp, 'unlink', path, (cb) => sftp.unlink(path, cb));
@@ -1106,17 +1108,8 @@ function hasExtension(sftp: SFTPWrapper, name: string): boolean {
   return extensions !== undefined && name in extensions;
 }
 
-function typeName(st: SftpStats): 'file' | 'directory' | 'symlink' | 'other' {
-  switch (st.mode & S_IFMT) {
-    case 0o100000:
-      return 'file';
-    case 0o040000:
-      return 'directory';
-    case 0o120000:
-      return 'symlink';
-    default:
-      return 'other';
-  }
+function typeName(st: SftpStats): Exclude<PathType, 'absent'> {
+  return pathTypeOfMode(st.mode);
 }
 
 function temporarySibling(path: string): string {

@@ -25,7 +25,56 @@
  * `inspect` does not reject for a missing path: it reports `type: 'absent'`.
  */
 
-export type PathType = 'file' | 'directory' | 'symlink' | 'other' | 'absent';
+/**
+ * What is at a path. `fifo`, `socket`, `char-device` and `block-device` are the
+ * special files no provider replaces; `other` is any type the machine reports
+ * beyond those (kept for live states recorded before the special types were told apart).
+ */
+export type PathType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'char-device' | 'block-device' | 'other' | 'absent';
+
+/** The type of a `st_mode` (the `S_IFMT` bits), for an object that exists. */
+export function pathTypeOfMode(stMode: number): Exclude<PathType, 'absent'> {
+  switch (stMode & 0o170000) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'directory';
+    case 0o120000:
+      return 'symlink';
+    case 0o010000:
+      return 'fifo';
+    case 0o140000:
+      return 'socket';
+    case 0o020000:
+      return 'char-device';
+    case 0o060000:
+      return 'block-device';
+    default:
+      return 'other';
+  }
+}
+
+const PATH_TYPE_NOUNS: Readonly<Record<PathType, string>> = {
+  file: 'a regular file',
+  directory: 'a directory',
+  symlink: 'a symbolic link',
+  fifo: 'a FIFO',
+  socket: 'a socket',
+  'char-device': 'a character device',
+  'block-device': 'a block device',
+  other: 'a special file',
+  absent: 'nothing',
+};
+
+/** The type as messages say it, with its article: `a FIFO`, `a symbolic link`. */
+export function describePathType(type: PathType): string {
+  return PATH_TYPE_NOUNS[type];
+}
+
+/** The special files (FIFO, socket, device, ...), which Capstan never removes to put something else in their place. */
+export function isSpecialPathType(type: PathType): boolean {
+  return type !== 'file' && type !== 'directory' && type !== 'symlink' && type !== 'absent';
+}
 
 /** Why a path may not be used under `confineTo`: its parent chain resolves outside it, or through a dangling link. */
 export interface PathEscape {

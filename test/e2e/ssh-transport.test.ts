@@ -7,6 +7,7 @@
  */
 import { execa } from 'execa';
 import * as fs from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directoryProvider } from '../../src/providers/host/directory.js';
@@ -310,6 +311,46 @@ describe('SshTransport', () => {
     );
     await expect(fileProvider.apply(handle, { action: 'create', address: 'File/motd', desired: spec, prior: null, live: null }, ctx)).rejects.toThrow(ProviderError);
     expect(await fs.readdir(outside)).toEqual([]);
+  });
+
+  it.each(['python3', 'sh'] as const)(
+    'tells a FIFO and a socket apart, so File and Directory plans refuse them by name and apply leaves them (%s on the host)',
+    async (interpreter) => {
+      const i = interpreter === 'python3' ? 1 : 2;
+      const handle = await sshHost(i, `special-${interpreter}`);
+      open.push(handle);
+      await fs.mkdir(path.join(handle.realRoot, 'run'), { recursive: true });
+      await execa('mkfifo', [path.join(handle.realRoot, 'run/app.fifo')]);
+      const sock = path.join(handle.realRoot, 'run/app.sock');
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(sock, resolve));
+      try {
+        const file = fileProvider.schema.parse({ path: '/run/app.fifo', content: 'x\n' });
+        const dir = directoryProvider.schema.parse({ path: '/run/app.sock' });
+        const [fileLive] = await fileProvider.read(handle, [file], ctx);
+        const [dirLive] = await directoryProvider.read(handle, [dir], ctx);
+        expect([fileLive?.type, dirLive?.type]).toEqual(['fifo', 'socket']);
+        expect(fileProvider.diff(file, fileLive!, null).refusal?.message).toMatch(/^\/run\/app\.fifo is a FIFO: Capstan does not replace a FIFO with a file/);
+        expect(directoryProvider.diff(dir, dirLive!, null).refusal?.message).toMatch(/^\/run\/app\.sock is a socket: Capstan does not replace a socket with a directory/);
+        const request = { action: 'replace' as const, address: 'File/fifo', desired: file, prior: null, live: fileLive! };
+        await expect(fileProvider.apply(handle, request, ctx)).rejects.toThrow(`refusing to replace /run/app.fifo on Host/${host(i).name}: it is a FIFO`);
+        expect((await fs.lstat(path.join(handle.realRoot, 'run/app.fifo'))).isFIFO()).toBe(true);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
+
+  it('reports, for the planner, the owner and group a File names that the remote host lacks', async () => {
+    const handle = await sshHost(1, 'accounts');
+    open.push(handle);
+    const specs = [
+      fileProvider.schema.parse({ path: '/a', content: 'x', owner: 'capstan-no-such-user', group: 'nogroup' }),
+      fileProvider.schema.parse({ path: '/b', content: 'x', owner: 'nobody', group: 'capstan-no-such-group' }),
+    ];
+    const unresolved = new Map<number, string[]>();
+    await fileProvider.read(handle, specs, { ...ctx, unresolved: (index, refs) => unresolved.set(index, refs.map((r) => r.label)) });
+    expect(Object.fromEntries(unresolved)).toEqual({ 0: ['user "capstan-no-such-user"'], 1: ['group "capstan-no-such-group"'] });
   });
 
   it('fails only what was in flight when a host goes down, then fails fast; a dead host is named within the timeout', async () => {

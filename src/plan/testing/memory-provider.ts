@@ -8,7 +8,12 @@ import { ProviderError, type ResourceProvider, type TargetHandle, type TargetPro
 import { ProviderRegistry } from '../../providers/registry.js';
 import type { Resource } from '../../spec/resource.js';
 
-export const itemSpec = z.strictObject({ key: z.string(), value: z.string() });
+export const itemSpec = z.strictObject({
+  key: z.string(),
+  value: z.string(),
+  /** Another key that must be in the bucket before this one is written (a reference: see `ResourceProvider.references`). */
+  needs: z.string().optional(),
+});
 export type ItemSpec = z.infer<typeof itemSpec>;
 
 export interface MemoryWorld {
@@ -40,17 +45,26 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
       return { address: resource.address, bucket, close: async () => undefined };
     },
   };
-  const item: ResourceProvider<ItemSpec, { value: string }, MemoryHandle> = {
+  const itemProvider: ResourceProvider<ItemSpec, { value: string }, MemoryHandle> = {
     role: 'resource',
     kind: 'Item',
     description: 'one key in a bucket',
     schema: itemSpec,
     targetKind: 'Bucket',
-    async read(handle, specs) {
+    provides: (spec) => [`key:${spec.key}`],
+    references: (spec) => (spec.needs === undefined ? [] : [{ key: `key:${spec.needs}`, field: ['needs'], label: `key ${spec.needs}` }]),
+    async read(handle, specs, ctx) {
       world.readCalls += 1;
+      specs.forEach((s, i) => {
+        if (s.needs !== undefined && !handle.bucket.has(s.needs)) ctx.unresolved?.(i, itemProvider.references!(s));
+      });
       return specs.map((s) => (handle.bucket.has(s.key) ? { value: handle.bucket.get(s.key)! } : null));
     },
     diff(desired, live, prior) {
+      // A live value "frozen" can never be changed: apply would refuse, so the plan says so.
+      if (live?.value === 'frozen' && desired.value !== 'frozen') {
+        return { action: 'update', fields: [{ path: 'value', before: live.value, after: desired.value }], refusal: { message: `${desired.key} is frozen`, field: ['value'] } };
+      }
       if (prior && prior.key !== desired.key) return { action: 'replace', fields: [{ path: 'key', before: prior.key, after: desired.key }], reason: 'key changed' };
       if (!live) return { action: 'create', fields: [{ path: 'value', before: null, after: desired.value }] };
       if (live.value !== desired.value) return { action: 'update', fields: [{ path: 'value', before: live.value, after: desired.value }] };
@@ -60,6 +74,8 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
       const key = (request.desired ?? request.prior)!.key;
       world.applied.push(`${request.action} ${request.address}`);
       if (world.failing.has(key)) throw new ProviderError(`cannot write ${key}`);
+      const needs = request.desired?.needs;
+      if (needs !== undefined && !handle.bucket.has(needs)) throw new ProviderError(`cannot write ${key}: ${needs} is not in the bucket`);
       if (request.action === 'delete') {
         handle.bucket.delete(key);
         return null;
@@ -74,7 +90,7 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
       return handle.bucket.has(request.desired.key) ? { value: handle.bucket.get(request.desired.key)! } : null;
     },
   };
-  return new ProviderRegistry([target, item]);
+  return new ProviderRegistry([target, itemProvider]);
 }
 
 let line = 0;
@@ -87,6 +103,11 @@ export function bucket(name: string): Resource {
   return resource('Bucket', name, { groups: [] }, undefined, []);
 }
 
-export function item(name: string, value: string, options: { bucket?: string; dependsOn?: string[]; notify?: string[]; key?: string } = {}): Resource {
-  return resource('Item', name, { key: options.key ?? name, value }, `Bucket/${options.bucket ?? 'b'}`, options.dependsOn ?? [], options.notify ?? []);
+export function item(
+  name: string,
+  value: string,
+  options: { bucket?: string; dependsOn?: string[]; notify?: string[]; key?: string; needs?: string } = {},
+): Resource {
+  const spec = { key: options.key ?? name, value, ...(options.needs === undefined ? {} : { needs: options.needs }) };
+  return resource('Item', name, spec, `Bucket/${options.bucket ?? 'b'}`, options.dependsOn ?? [], options.notify ?? []);
 }

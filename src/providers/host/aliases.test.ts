@@ -10,54 +10,29 @@
  * - Symbolic links that escape the root: each resource refused gets its own
  *   message, and the others of the same kind on the host are planned.
  */
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatDiagnostic, type Diagnostic } from '../../diag/diagnostic.js';
-import type { Plan } from '../../plan/plan.js';
-import { planChanges } from '../../plan/planner.js';
-import { loadStack, type LoadedStack } from '../../spec/load.js';
-import { SqliteStore } from '../../state/sqlite/sqlite-store.js';
-import type { Store } from '../../state/store.js';
+import type { LoadedStack } from '../../spec/load.js';
 import { ProviderRegistry } from '../registry.js';
-import { TargetPool } from '../target-pool.js';
 import { hostProviders } from './index.js';
+import { openStackSandbox, type StackSandbox } from './testing/stack.js';
 
 const registry = new ProviderRegistry(hostProviders);
-const source = { dir: '/repo', repo: null, ref: null, commit: 'c'.repeat(40), author: 'A <a@x>', message: 'm', dirty: false };
 
+let sandbox: StackSandbox;
 let dir: string;
-let repo: string;
 let root: string;
-let store: Store;
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-aliases-'));
-  repo = path.join(dir, 'repo');
-  root = path.join(dir, 'root');
-  await mkdir(repo);
-  await mkdir(root);
-  store = await SqliteStore.open(path.join(dir, 'state.db'));
+  sandbox = await openStackSandbox(registry, 'capstan-aliases-');
+  ({ dir, root } = sandbox);
 });
-afterEach(async () => {
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => sandbox.cleanup());
 
-async function load(files: Record<string, string>): Promise<LoadedStack> {
-  for (const [rel, text] of Object.entries(files)) await writeFile(path.join(repo, rel), text);
-  return loadStack(repo, registry);
-}
-
-async function plan(stack: LoadedStack): Promise<Plan> {
-  const targets = new TargetPool(registry, { signal: new AbortController().signal });
-  try {
-    return await planChanges({ stack: 's', desired: stack, source, registry, store, targets });
-  } finally {
-    await targets.close();
-  }
-}
+const load = (files: Record<string, string>) => sandbox.load(files);
+const plan = (stack: LoadedStack) => sandbox.plan(stack);
 
 const errors = (diagnostics: readonly Diagnostic[]) => diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
 

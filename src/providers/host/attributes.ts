@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { PathInfo } from '../../transport/transport.js';
-import { ProviderError, type FieldChange } from '../provider.js';
+import { ProviderError, type FieldChange, type ReadContext, type Reference } from '../provider.js';
 import type { HostHandle } from './host.js';
 
 /** A user or group by name, or by numeric id. */
@@ -97,6 +97,39 @@ export function createdAttributes(desired: ManagedAttributes, options: { mode: b
   if (desired.owner !== undefined) fields.push({ path: 'owner', before: null, after: desired.owner });
   if (desired.group !== undefined) fields.push({ path: 'group', before: null, after: desired.group });
   return fields;
+}
+
+/** The key by which a User or Group provides its account on a Host (see `ResourceProvider.provides`). */
+export function accountKey(kind: 'user' | 'group', name: string): string {
+  return `${kind}:${name}`;
+}
+
+/** The accounts an object's owner and group name (not numeric ids, which need no account): a User's or Group's key. */
+export function accountReferences(desired: ManagedAttributes): Reference[] {
+  const refs: Reference[] = [];
+  if (typeof desired.owner === 'string') refs.push({ key: accountKey('user', desired.owner), field: ['owner'], label: `user "${desired.owner}"` });
+  if (typeof desired.group === 'string') refs.push({ key: accountKey('group', desired.group), field: ['group'], label: `group "${desired.group}"` });
+  return refs;
+}
+
+/**
+ * For the planner (`ReadContext.unresolved`): the owners and groups of a batch
+ * that the host has no account for, looked up in one call. Nothing without
+ * `unresolved` or without names.
+ */
+export async function reportUnresolvedAccounts(handle: HostHandle, specs: readonly ManagedAttributes[], ctx: ReadContext): Promise<void> {
+  const report = ctx.unresolved;
+  if (!report) return;
+  const users = new Set(specs.flatMap((s) => (typeof s.owner === 'string' ? [s.owner] : [])));
+  const groups = new Set(specs.flatMap((s) => (typeof s.group === 'string' ? [s.group] : [])));
+  if (users.size === 0 && groups.size === 0) return;
+  const ids = await handle.transport.resolveAccounts({ users: [...users], groups: [...groups] });
+  specs.forEach((spec, i) => {
+    const missing = accountReferences(spec).filter((ref) =>
+      ref.field[0] === 'owner' ? ids.users.get(spec.owner as string) == null : ids.groups.get(spec.group as string) == null,
+    );
+    if (missing.length > 0) report(i, missing);
+  });
 }
 
 /** Numeric ids of the managed owner and group on the host; ProviderError naming any that do not exist there. */

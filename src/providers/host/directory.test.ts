@@ -36,7 +36,7 @@ describe('Directory diff', () => {
   it('replaces a file at the path, and a moved directory', () => {
     expect(diffDirectory(spec(), live({ type: 'file' }), null)).toMatchObject({
       action: 'replace',
-      reason: '/srv/app is a file, not a directory',
+      reason: '/srv/app is a regular file, not a directory',
     });
     expect(diffDirectory(spec({ path: '/srv/app2' }), null, spec())).toMatchObject({
       action: 'replace',

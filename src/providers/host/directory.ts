@@ -1,13 +1,15 @@
 import { z } from 'zod';
-import type { PathInfo, PathType } from '../../transport/transport.js';
+import { describePathType, isSpecialPathType, type PathInfo, type PathType } from '../../transport/transport.js';
 import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import {
+  accountReferences,
   accountSchema,
   createdAttributes,
   diffAttributes,
   liveAttributes,
   modeSchema,
   reconcileAttributes,
+  reportUnresolvedAccounts,
   resolveOwnership,
   type LiveAttributes,
 } from './attributes.js';
@@ -18,8 +20,11 @@ import {
   ensureParent,
   errorCode,
   inspectConfined,
+  providesPath,
   readPaths,
   realPathOf,
+  specialFileError,
+  specialFileRefusal,
   specPathSchema,
   validatePathConflicts,
 } from './paths.js';
@@ -59,7 +64,8 @@ export function diffDirectory(desired: DirectorySpec, live: DirectoryLive | null
     return {
       action: 'replace',
       fields: [...pathField, { path: 'type', before: live.type, after: 'directory' }, ...createdAttributes(desired)],
-      reason: `${desired.path} is a ${live.type}, not a directory`,
+      reason: `${desired.path} is ${describePathType(live.type)}, not a directory`,
+      ...specialFileRefusal(desired.path, live.type, 'a directory'),
     };
   }
   const fields = [...pathField, ...diffAttributes(desired, live)];
@@ -96,8 +102,8 @@ async function applyDirectory(
   let current = info!;
   if (current.type === 'file' || current.type === 'symlink') {
     await transport.remove(real, { type: current.type });
-  } else if (current.type === 'other') {
-    throw new ProviderError(`refusing to replace ${desired.path} on ${handle.address}: it is a special file (device, socket or FIFO)`);
+  } else if (isSpecialPathType(current.type)) {
+    throw specialFileError(handle, desired.path, current.type);
   }
 
   let moved = false;
@@ -154,7 +160,12 @@ export const directoryProvider: ResourceProvider<DirectorySpec, DirectoryLive, H
   claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
-  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: false }, (spec, info) => toLive(spec.path, info)),
+  provides: providesPath,
+  references: accountReferences,
+  async read(handle, specs, ctx) {
+    await reportUnresolvedAccounts(handle, specs, ctx);
+    return readPaths(handle, specs, ctx, { content: false }, (spec, info) => toLive(spec.path, info));
+  },
   diff: diffDirectory,
   apply: (handle, request, ctx) => applyDirectory(handle, request, ctx.signal),
 };

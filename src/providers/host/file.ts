@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { digestOf, isSensitive, isSensitiveDigest, revealString, secretString, SENSITIVE_TEXT, type Sensitive } from '../../secrets/sensitive.js';
 import type { SecretDigester } from '../../secrets/digest.js';
 import { mergeVariables, variablesSchema } from '../../spec/variables.js';
-import type { PathInfo, PathType } from '../../transport/transport.js';
+import { describePathType, isSpecialPathType, type PathInfo, type PathType } from '../../transport/transport.js';
 import {
   ProviderError,
   SpecFieldError,
@@ -19,12 +19,14 @@ import {
   type TemplateSource,
 } from '../provider.js';
 import {
+  accountReferences,
   accountSchema,
   createdAttributes,
   diffAttributes,
   liveAttributes,
   modeSchema,
   reconcileAttributes,
+  reportUnresolvedAccounts,
   resolveOwnership,
   type LiveAttributes,
 } from './attributes.js';
@@ -35,8 +37,11 @@ import {
   ensureParent,
   errorCode,
   inspectConfined,
+  providesPath,
   readPaths,
   realPathOf,
+  specialFileError,
+  specialFileRefusal,
   specPathSchema,
   validatePathConflicts,
 } from './paths.js';
@@ -264,7 +269,8 @@ export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSp
     return {
       action: 'replace',
       fields: [...pathField, { path: 'type', before: live.type, after: 'file' }, contentChange(desired, null), ...createdAttributes(desired)],
-      reason: `${desired.path} is a ${live.type}, not a file${refusal}`,
+      reason: `${desired.path} is ${describePathType(live.type)}, not a file${refusal}`,
+      ...specialFileRefusal(desired.path, live.type, 'a file'),
     };
   }
   const fields = [...pathField];
@@ -322,8 +328,8 @@ async function applyFile(
       }
       throw err;
     }
-  } else if (info!.type === 'other') {
-    throw new ProviderError(`refusing to replace ${desired.path} on ${handle.address}: it is a special file (device, socket or FIFO)`);
+  } else if (isSpecialPathType(info!.type)) {
+    throw specialFileError(handle, desired.path, info!.type);
   }
 
   if (info!.type !== 'file' || info!.sha256 !== desiredSha256(desired)) {
@@ -375,7 +381,12 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
   claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
-  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: true }, (spec, info) => toLive(spec.path, info, isSensitiveFile(spec), ctx.digester)),
+  provides: providesPath,
+  references: accountReferences,
+  async read(handle, specs, ctx) {
+    await reportUnresolvedAccounts(handle, specs, ctx);
+    return readPaths(handle, specs, ctx, { content: true }, (spec, info) => toLive(spec.path, info, isSensitiveFile(spec), ctx.digester));
+  },
   diff: diffFile,
   apply: (handle, request, ctx) => applyFile(handle, request, ctx.signal, ctx.digester),
 };

@@ -16,8 +16,8 @@ import { posix } from 'node:path';
 import { z } from 'zod';
 import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import type { Address, Resource } from '../../spec/resource.js';
-import type { PathInfo } from '../../transport/transport.js';
-import { PartialReadError, ProviderError, type Claim, type ReadContext } from '../provider.js';
+import { describePathType, isSpecialPathType, type PathInfo, type PathType } from '../../transport/transport.js';
+import { PartialReadError, ProviderError, type Claim, type ReadContext, type Reference, type ResourceDiff } from '../provider.js';
 import type { HostHandle } from './host.js';
 
 /** Live file content is read (and shown in diffs) up to this size; larger files are compared by hash only. */
@@ -252,6 +252,39 @@ export function validatePathConflicts(resource: Resource, sameTarget: readonly R
     }
   }
   return diagnostics;
+}
+
+/** The key by which a Directory, File or Symlink provides its path on a Host (see `ResourceProvider.provides`). */
+export function pathKey(specPath: string): string {
+  return `path:${specPath}`;
+}
+
+/** `provides` of a Directory, File or Symlink: its path. */
+export function providesPath(spec: { readonly path: string }): string[] {
+  return specPathProblem(spec.path) === null ? [pathKey(spec.path)] : [];
+}
+
+/** A reference to the object at a spec path (a link's target, a package's .deb), when the path is a valid one. */
+export function pathReference(specPath: string, field: readonly (string | number)[], label = `path ${specPath}`): Reference[] {
+  return specPathProblem(specPath) === null ? [{ key: pathKey(specPath), field, label }] : [];
+}
+
+/**
+ * The part of a diff that says a special file (FIFO, socket, device) holds the
+ * path where `wanted` ("a file") must go: apply refuses to remove one, every
+ * time, so the plan is an error. Empty for any other type.
+ */
+export function specialFileRefusal(specPath: string, type: PathType, wanted: string): Pick<ResourceDiff, 'refusal'> {
+  if (!isSpecialPathType(type)) return {};
+  const what = describePathType(type);
+  return {
+    refusal: { message: `${specPath} is ${what}: Capstan does not replace ${what} with ${wanted}; remove it by hand, or choose another path`, field: ['path'] },
+  };
+}
+
+/** Apply's refusal of a special file at the path (the plan already reported it: see `specialFileRefusal`). */
+export function specialFileError(handle: HostHandle, specPath: string, type: PathType): ProviderError {
+  return new ProviderError(`refusing to replace ${specPath} on ${handle.address}: it is ${describePathType(type)}`);
 }
 
 /** The nearest managed Directory above this resource's path on the same target. */

@@ -1,12 +1,15 @@
 import { z } from 'zod';
-import type { PathInfo, PathType } from '../../transport/transport.js';
-import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
+import { posix } from 'node:path';
+import { describePathType, isSpecialPathType, type PathInfo, type PathType } from '../../transport/transport.js';
+import { ProviderError, type ApplyRequest, type FieldChange, type Reference, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import {
+  accountReferences,
   accountSchema,
   createdAttributes,
   diffAttributes,
   liveAttributes,
   reconcileAttributes,
+  reportUnresolvedAccounts,
   resolveOwnership,
   type LiveAttributes,
 } from './attributes.js';
@@ -17,8 +20,12 @@ import {
   ensureParent,
   errorCode,
   inspectConfined,
+  pathReference,
+  providesPath,
   readPaths,
   realPathOf,
+  specialFileError,
+  specialFileRefusal,
   specPathSchema,
   validatePathConflicts,
 } from './paths.js';
@@ -70,7 +77,8 @@ export function diffSymlink(desired: SymlinkSpec, live: SymlinkLive | null, prio
     return {
       action: 'replace',
       fields: [...pathField, { path: 'type', before: live.type, after: 'symlink' }, ...created()],
-      reason: `${desired.path} is a ${live.type}, not a symbolic link${refusal}`,
+      reason: `${desired.path} is ${describePathType(live.type)}, not a symbolic link${refusal}`,
+      ...specialFileRefusal(desired.path, live.type, 'a symbolic link'),
     };
   }
   const fields = [...pathField];
@@ -118,8 +126,8 @@ async function applySymlink(
       }
       throw err;
     }
-  } else if (current.type === 'other') {
-    throw new ProviderError(`refusing to replace ${desired.path} on ${handle.address}: it is a special file (device, socket or FIFO)`);
+  } else if (isSpecialPathType(current.type)) {
+    throw specialFileError(handle, desired.path, current.type);
   }
   if (current.type !== 'symlink' || current.linkTarget !== desired.target) {
     await ensureParent(handle, real);
@@ -136,6 +144,16 @@ async function applySymlink(
   return toLive(desired.path, after!);
 }
 
+/**
+ * What the link names, as a spec path on the same Host (a relative target
+ * resolved from the link's directory), and its owner and group: a link is
+ * made after the File, Directory or Symlink that manages its target.
+ */
+function symlinkReferences(spec: SymlinkSpec): Reference[] {
+  const named = posix.resolve(posix.dirname(spec.path), spec.target);
+  return [...pathReference(named, ['target']), ...accountReferences(spec)];
+}
+
 export const symlinkProvider: ResourceProvider<SymlinkSpec, SymlinkLive, HostHandle> = {
   role: 'resource',
   kind: 'Symlink',
@@ -146,7 +164,12 @@ export const symlinkProvider: ResourceProvider<SymlinkSpec, SymlinkLive, HostHan
   claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
-  read: (handle, specs, ctx) => readPaths(handle, specs, ctx, { content: false }, (spec, info) => toLive(spec.path, info)),
+  provides: providesPath,
+  references: symlinkReferences,
+  async read(handle, specs, ctx) {
+    await reportUnresolvedAccounts(handle, specs, ctx);
+    return readPaths(handle, specs, ctx, { content: false }, (spec, info) => toLive(spec.path, info));
+  },
   diff: diffSymlink,
   apply: (handle, request, ctx) => applySymlink(handle, request, ctx.signal),
 };

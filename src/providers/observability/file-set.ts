@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import type { FieldChange, ResourceDiff } from '../provider.js';
 import { PartialReadError, ProviderError, type ReadContext } from '../provider.js';
 import type { HostHandle } from '../host/host.js';
+import { describePathType, type PathType } from '../../transport/transport.js';
 import { ensureParent, errorCode, inspectConfined, inspectEach, pathClaim, realPathOf } from '../host/paths.js';
 
 export interface DesiredFile {
@@ -31,7 +32,7 @@ export interface DesiredFile {
 export interface LiveFile {
   readonly path: string;
   /** `file`, or what occupies the path instead. */
-  readonly type: 'file' | 'directory' | 'symlink' | 'other';
+  readonly type: Exclude<PathType, 'absent'>;
   readonly sha256: string | null;
   /** The text, when the file is at most 1 MiB. */
   readonly content: string | null;
@@ -130,7 +131,7 @@ export function diffFileSet(desired: readonly DesiredFile[], live: FileSetLive |
   return {
     action: 'update',
     fields,
-    reason: occupied ? `${occupied.path} is a ${live.files[occupied.path]!.type}` : stale.length > 0 ? `moved from ${stale.join(', ')}` : undefined,
+    reason: occupied ? `${occupied.path} is ${describePathType(live.files[occupied.path]!.type)}` : stale.length > 0 ? `moved from ${stale.join(', ')}` : undefined,
   };
 }
 
@@ -166,7 +167,7 @@ export async function applyFileSet(
   // What was there before, read now (not at plan time) so a rollback restores the truth.
   const before = await inspectConfined(handle, paths, { content: true, signal });
   for (const [i, info] of before.entries()) {
-    if (info.type !== 'absent' && info.type !== 'file') throw new ProviderError(`${paths[i]} is a ${info.type}, not a file: remove it first`);
+    if (info.type !== 'absent' && info.type !== 'file') throw new ProviderError(`${paths[i]} is ${describePathType(info.type)}, not a file: remove it first`);
     if (info.type === 'file' && info.content === null) throw new ProviderError(`${paths[i]} is too large to keep a copy for rollback`);
   }
   const restore = async (): Promise<void> => {

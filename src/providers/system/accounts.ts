@@ -5,6 +5,7 @@
  * `--prefix`, which edits `<root>/etc/*` without a chroot.
  */
 import { z } from 'zod';
+import { describePathType } from '../../transport/transport.js';
 import type { HostHandle } from '../host/host.js';
 import { inspectConfined } from '../host/paths.js';
 import { ProviderError } from '../provider.js';
@@ -93,7 +94,7 @@ export async function readAccounts(
     const info = infos[i]!;
     if (info.type === 'absent') return '';
     if (info.type !== 'file' || info.content === null) {
-      throw new ProviderError(`cannot read ${info.path} on ${hostLabel(handle)}: it is a ${info.type === 'file' ? 'file too large to read' : info.type}`);
+      throw new ProviderError(`cannot read ${info.path} on ${hostLabel(handle)}: it is ${info.type === 'file' ? 'a file too large to read' : describePathType(info.type)}`);
     }
     return info.content.toString('utf8');
   };

@@ -6,6 +6,7 @@
  * apply  `groupadd` / `groupmod` / `groupdel`, with `--prefix <root>` on a Host with a root.
  */
 import { z } from 'zod';
+import { accountKey } from '../host/attributes.js';
 import type { HostHandle } from '../host/host.js';
 import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import { accountIdSchema, accountNameSchema, readAccounts, SHADOW_TIMEOUT_MS, shadowRootArgs, type GroupEntry } from './accounts.js';
@@ -91,6 +92,7 @@ export const groupProvider: ResourceProvider<GroupSpec, GroupLive, HostHandle> =
   schema: groupSchema,
   targetKind: 'Host',
   validate: (resource, sameTarget) => validateUnique(resource, sameTarget, (s) => s.name, (name) => `group ${name}`, ['name']),
+  provides: (spec) => [accountKey('group', spec.name)],
   async read(handle, specs, ctx) {
     const { db } = await readAccounts(handle, [], ctx.signal);
     return specs.map((s) => toLive(db.groups.get(s.name)));

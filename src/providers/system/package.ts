@@ -10,8 +10,9 @@
  */
 import { z } from 'zod';
 import type { Resource } from '../../spec/resource.js';
+import { describePathType } from '../../transport/transport.js';
 import type { HostHandle } from '../host/host.js';
-import { inspectConfined, realPathOf, specPathSchema } from '../host/paths.js';
+import { inspectConfined, pathReference, realPathOf, specPathSchema } from '../host/paths.js';
 import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import { commandError, hostLabel, runChecked, validateUnique } from './command.js';
 
@@ -234,7 +235,7 @@ async function installDeb(handle: HostHandle, spec: PackageSpec, deb: string, ad
   const [info] = await inspectConfined(handle, [deb], { content: false, signal });
   if (info!.type !== 'file') {
     throw new ProviderError(
-      `cannot install package ${spec.name} (${address}) on ${hostLabel(handle)}: ${deb} ${info!.type === 'absent' ? 'does not exist' : `is a ${info!.type}, not a .deb file`}`,
+      `cannot install package ${spec.name} (${address}) on ${hostLabel(handle)}: ${deb} ${info!.type === 'absent' ? 'does not exist' : `is ${describePathType(info!.type)}, not a .deb file`}`,
     );
   }
   const real = realPathOf(handle.root, deb);
@@ -334,6 +335,8 @@ export const packageProvider: ResourceProvider<PackageSpec, PackageLive, HostHan
   targetKind: 'Host',
   validate: (resource: Resource<PackageSpec>, sameTarget) =>
     validateUnique(resource, sameTarget, (s) => s.name, (name) => `package ${name}`, ['name']),
+  // A .deb that a File of the same Host writes is installed after it.
+  references: (spec) => (spec.deb === undefined ? [] : pathReference(spec.deb, ['deb'], `file ${spec.deb}`)),
   async read(handle, specs, ctx) {
     const found = await readPackages(
       handle,

@@ -15,8 +15,9 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import type { Address, Resource } from '../../spec/resource.js';
-import type { PathInfo } from '../../transport/transport.js';
+import { describePathType, type PathInfo } from '../../transport/transport.js';
 import type { HostHandle } from '../host/host.js';
+import { accountKey } from '../host/attributes.js';
 import { inspectConfined, realPathOf, specPathSchema } from '../host/paths.js';
 import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import {
@@ -208,14 +209,14 @@ async function writeAuthorizedKeys(handle: HostHandle, user: PasswdEntry, keys: 
   if (home!.type !== 'directory') {
     throw new ProviderError(
       `cannot write authorized keys for ${user.name} (${address}) on ${hostLabel(handle)}: its home ${user.home} ` +
-        `${home!.type === 'absent' ? 'does not exist (set createHome: true, or manage it with a Directory)' : `is a ${home!.type}`}`,
+        `${home!.type === 'absent' ? 'does not exist (set createHome: true, or manage it with a Directory)' : `is ${describePathType(home!.type)}`}`,
     );
   }
   const realDir = realPathOf(handle.root, sshDir);
   if (dir!.type === 'absent') {
     await handle.transport.mkdir(realDir, { mode: '0700', uid: user.uid, gid: user.gid, parents: false });
   } else if (dir!.type !== 'directory') {
-    throw new ProviderError(`cannot write authorized keys for ${user.name} (${address}) on ${hostLabel(handle)}: ${sshDir} is a ${dir!.type}`);
+    throw new ProviderError(`cannot write authorized keys for ${user.name} (${address}) on ${hostLabel(handle)}: ${sshDir} is ${describePathType(dir!.type)}`);
   }
   const content = keys.length === 0 ? '' : `${keys.join('\n')}\n`;
   await handle.transport.writeFileAtomic(realPathOf(handle.root, path), Buffer.from(content, 'utf8'), {
@@ -312,6 +313,8 @@ export const userProvider: ResourceProvider<UserSpec, UserLive, HostHandle> = {
   targetKind: 'Host',
   validate: (resource, sameTarget) => validateUnique(resource, sameTarget, (s) => s.name, (name) => `user ${name}`, ['name']),
   implicitDependencies: groupDependencies,
+  // Without a primary group, useradd makes one of the user's name (Debian's USERGROUPS_ENAB).
+  provides: (spec) => [accountKey('user', spec.name), ...(spec.group === undefined ? [accountKey('group', spec.name)] : [])],
   read: (handle, specs, ctx) => readUsers(handle, specs, ctx.signal),
   diff: diffUser,
   apply: (handle, request, ctx) => applyUser(handle, request, ctx.signal),
