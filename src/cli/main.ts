@@ -63,5 +63,5 @@ export async function main(argv: readonly string[]): Promise<void> {
 }
 
 function isUserFacing(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'SourceError' || err.name === 'ProviderError');
+  return err instanceof Error && (err.name === 'SourceError' || err.name === 'ProviderError' || err.name === 'NoStateStoreError');
 }
