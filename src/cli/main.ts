@@ -12,6 +12,7 @@ type Register = (program: Command) => void;
  * part of every no-op run.
  */
 const COMMANDS: Record<string, () => Promise<Register>> = {
+  init: async () => (await import('./commands/init.js')).registerInitCommand,
   validate: async () => (await import('./commands/validate.js')).registerValidateCommand,
   plan: async () => (await import('./commands/plan.js')).registerPlanCommand,
   apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
