@@ -56,22 +56,22 @@ async function stackWithObservability(): Promise<Workspace> {
 const NO_STORE = /no state store at \S*\.capstan\/state\.db yet: nothing has been applied from here; `capstan apply` creates it/;
 
 describe('read-only commands in a stack that was never applied', () => {
-  const cases: { args: string[]; check: (r: { exitCode: number; stdout: string; stderr: string }) => void }[] = [
-    { args: ['validate'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringContaining('Valid: 2 resource(s)')]) },
+  const cases: { title: string; args: string[]; check: (r: { exitCode: number; stdout: string; stderr: string }) => void }[] = [
+    { title: 'capstan validate leaves the stack byte-identical', args: ['validate'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringContaining('Valid: 2 resource(s)')]) },
     // Nothing was applied: everything is to create, and that is no error.
-    { args: ['plan'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringContaining('Plan: 1 to create')]) },
-    { args: ['plan', '--json'], check: (r) => expect([r.exitCode, JSON.parse(r.stdout).changes.map((c: { action: string }) => c.action)]).toEqual([0, ['create']]) },
-    { args: ['plan', '--detailed-exitcode'], check: (r) => expect(r.exitCode).toBe(2) },
+    { title: 'capstan plan leaves the stack byte-identical: everything is to create', args: ['plan'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringContaining('Plan: 1 to create')]) },
+    { title: 'capstan plan --json leaves the stack byte-identical', args: ['plan', '--json'], check: (r) => expect([r.exitCode, JSON.parse(r.stdout).changes.map((c: { action: string }) => c.action)]).toEqual([0, ['create']]) },
+    { title: 'capstan plan --detailed-exitcode leaves the stack byte-identical and exits 2', args: ['plan', '--detailed-exitcode'], check: (r) => expect(r.exitCode).toBe(2) },
     // History has nothing to list and says why; it is not an error.
-    { args: ['history'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringMatching(NO_STORE)]) },
-    { args: ['history', '--json'], check: (r) => expect([r.exitCode, JSON.parse(r.stdout), r.stderr]).toEqual([0, [], expect.stringMatching(NO_STORE)]) },
+    { title: 'capstan history leaves the stack byte-identical and says no store exists yet (exit 0)', args: ['history'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringMatching(NO_STORE)]) },
+    { title: 'capstan history --json leaves the stack byte-identical: [] and the message on stderr', args: ['history', '--json'], check: (r) => expect([r.exitCode, JSON.parse(r.stdout), r.stderr]).toEqual([0, [], expect.stringMatching(NO_STORE)]) },
     // Drift cannot compare with an apply that never happened: an error, not "in sync" (a mistyped --state must not pass a check).
-    { args: ['drift'], check: (r) => expect([r.exitCode, r.stdout, r.stderr]).toEqual([1, '', expect.stringMatching(NO_STORE)]) },
-    { args: ['render', '--dry-run', '--out', 'out'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringMatching(/^Would write 4 file\(s\) to out:(\n  out\/\S+){4}$/)]) },
+    { title: 'capstan drift leaves the stack byte-identical and refuses a missing store (exit 1)', args: ['drift'], check: (r) => expect([r.exitCode, r.stdout, r.stderr]).toEqual([1, '', expect.stringMatching(NO_STORE)]) },
+    { title: 'capstan render --dry-run leaves the stack byte-identical and lists what it would write', args: ['render', '--dry-run', '--out', 'out'], check: (r) => expect([r.exitCode, r.stdout]).toEqual([0, expect.stringMatching(/^Would write 4 file\(s\) to out:(\n  out\/\S+){4}$/)]) },
   ];
 
-  for (const { args, check } of cases) {
-    it(`capstan ${args.join(' ')} leaves the stack byte-identical`, async () => {
+  for (const { title, args, check } of cases) {
+    it(title, async () => {
       ws = await stackWithObservability();
       const before = await snapshot(ws.repo);
       const r = await capstan(args, { cwd: ws.repo });
