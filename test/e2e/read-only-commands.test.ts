@@ -81,7 +81,7 @@ describe('read-only commands in a stack that was never applied', () => {
     }, 60_000);
   }
 
-  it('in a git work tree, plan and drift touch nothing under .git either (no index refresh)', async () => {
+  it('in a git work tree, validate, plan, history and drift touch nothing under .git either (no index refresh)', async () => {
     ws = await stackWithObservability();
     await git(ws.repo, 'init', '-q');
     await git(ws.repo, 'add', '-A');
