@@ -7,7 +7,7 @@ import type { PlanSource } from '../plan/plan.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { LoadedStack } from '../spec/load.js';
-import { defaultStateUrl, openStore } from '../state/open.js';
+import { defaultStateUrl, openStore, type OpenStoreOptions } from '../state/open.js';
 import type { Actor, Store } from '../state/store.js';
 
 // The spec layers load on first use, not when a command module is imported, and
@@ -81,8 +81,12 @@ export function stateUrl(dir: string | undefined, options: { state?: string; rep
   return defaultStateUrl(path.resolve(dir ?? '.'));
 }
 
-/** `readOnly` for commands that only read the store (history, drift): they work on a read-only database. */
-export async function openStateStore(dir: string | undefined, options: { state?: string; repo?: string }, mode: { readOnly?: boolean } = {}): Promise<Store> {
+/**
+ * Commands that only read (plan, drift, history) create no store: `readOnly`
+ * (history, drift) works on a read-only database and refuses a missing one with
+ * a NoStateStoreError; plan passes `ifMissing: 'empty'` (see OpenStoreOptions).
+ */
+export async function openStateStore(dir: string | undefined, options: { state?: string; repo?: string }, mode: OpenStoreOptions = {}): Promise<Store> {
   return openStore(stateUrl(dir, options), mode);
 }
 

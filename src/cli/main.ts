@@ -12,6 +12,7 @@ type Register = (program: Command) => void;
  * part of every no-op run.
  */
 const COMMANDS: Record<string, () => Promise<Register>> = {
+  init: async () => (await import('./commands/init.js')).registerInitCommand,
   validate: async () => (await import('./commands/validate.js')).registerValidateCommand,
   plan: async () => (await import('./commands/plan.js')).registerPlanCommand,
   apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
@@ -63,5 +64,5 @@ export async function main(argv: readonly string[]): Promise<void> {
 }
 
 function isUserFacing(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'SourceError' || err.name === 'ProviderError');
+  return err instanceof Error && (err.name === 'SourceError' || err.name === 'ProviderError' || err.name === 'NoStateStoreError');
 }

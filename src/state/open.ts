@@ -21,6 +21,22 @@ export interface OpenStoreOptions {
    * works on a read-only file, directory or filesystem, and creates nothing.
    */
   readonly readOnly?: boolean;
+  /**
+   * What a SQLite file that does not exist yet opens as:
+   * - `create` (the default unless `readOnly`): the file, its directory and `.capstan/.gitignore` are created;
+   * - `empty`: an empty store in memory, creating nothing (plan: everything is to create);
+   * - `refuse` (the default with `readOnly`): a NoStateStoreError (history, drift: nothing was applied from here).
+   * A PostgreSQL store always exists once its server answers.
+   */
+  readonly ifMissing?: 'create' | 'empty' | 'refuse';
+}
+
+/** A read-only command found no SQLite state file where it looked: nothing has been applied with this store. */
+export class NoStateStoreError extends Error {
+  constructor(readonly file: string) {
+    super(`no state store at ${file} yet: nothing has been applied from here; \`capstan apply\` creates it`);
+    this.name = 'NoStateStoreError';
+  }
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
@@ -31,6 +47,11 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const { SqliteStore } = await import('./sqlite/sqlite-store.js');
     if (file === ':memory:') return SqliteStore.open(file);
     const resolved = path.resolve(file);
+    const ifMissing = options.ifMissing ?? (options.readOnly ? 'refuse' : 'create');
+    if (ifMissing !== 'create' && !existsSync(resolved)) {
+      if (ifMissing === 'refuse') throw new NoStateStoreError(resolved);
+      return SqliteStore.open(':memory:');
+    }
     if (!options.readOnly) await ignoreStateDirectory(path.dirname(resolved));
     return SqliteStore.open(resolved, { readOnly: options.readOnly ?? false });
   }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { NoStateStoreError } from '../../state/open.js';
 import type { RunRecord } from '../../state/store.js';
 import { addStateOptions, openStateStore, parsePositiveInt } from '../context.js';
 
@@ -9,7 +10,17 @@ export function registerHistoryCommand(program: Command): void {
     .option('--limit <n>', 'how many runs', parsePositiveInt, 20)
     .option('--all-stacks', 'runs of every stack in the store')
     .action(async (dir: string | undefined, options: { state?: string; stack: string; json?: boolean; limit: number; allStacks?: boolean }) => {
-      const store = await openStateStore(dir, options, { readOnly: true });
+      const store = await openStateStore(dir, options, { readOnly: true }).catch((err: unknown) => {
+        if (err instanceof NoStateStoreError) return err;
+        throw err;
+      });
+      if (store instanceof NoStateStoreError) {
+        // Nothing to list, and why; not an error: no run was ever recorded in this store.
+        if (options.json) process.stdout.write('[]\n');
+        (options.json ? process.stderr : process.stdout).write(`${store.message}.\n`);
+        process.exitCode = 0;
+        return;
+      }
       try {
         const runs = await store.listRuns({ ...(options.allStacks ? {} : { stack: options.stack }), limit: options.limit });
         if (options.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');

@@ -27,7 +27,8 @@ export function registerPlanCommand(program: Command): void {
     .option('--prune <what>', PRUNE_HELP, parsePrune)
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
       const { source, stack, registry, keyring } = await loadSpec(dir, options);
-      const store = await openStateStore(dir, options);
+      // A plan changes nothing: without a store yet it plans against an empty one and creates none.
+      const store = await openStateStore(dir, options, { ifMissing: 'empty' });
       const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: source.dir, digester: keyring.digester });
       try {
         for (const { file, record } of await RecoveryFiles.forState(stateUrl(dir, options)).find(options.stack)) {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { defaultStateUrl, openStore } from '../open.js';
+import { defaultStateUrl, NoStateStoreError, openStore } from '../open.js';
 import { StackLockedError, type Actor } from '../store.js';
 import { runStoreSuite } from '../testing/store-suite.js';
 import { MIGRATIONS } from './migrations.js';
@@ -312,7 +312,7 @@ describe('openStore', () => {
     expect(status.stdout).toBe('');
   });
 
-  it('opens read-only for reading commands: a read-only filesystem, and a missing file reads as empty', async () => {
+  it('opens read-only for reading commands: a read-only filesystem; a missing file is refused, or read as empty when asked', async () => {
     const src = path.join(dir, 'src');
     const file = path.join(src, 'state.db');
     const store = await SqliteStore.open(file);
@@ -335,10 +335,31 @@ describe('openStore', () => {
       await execa('umount', [ro]);
     }
     const missing = path.join(dir, 'none', 'state.db');
-    const empty = await openStore(`sqlite:${missing}`, { readOnly: true });
-    expect(await empty.listRuns({})).toEqual([]);
-    await empty.close();
+    await expect(openStore(`sqlite:${missing}`, { readOnly: true })).rejects.toThrow(
+      new NoStateStoreError(missing).message,
+    );
+    for (const options of [{ readOnly: true, ifMissing: 'empty' }, { ifMissing: 'empty' }] as const) {
+      const empty = await openStore(`sqlite:${missing}`, options);
+      expect(await empty.listRuns({})).toEqual([]);
+      await empty.close();
+    }
     expect(existsSync(path.dirname(missing))).toBe(false);
+  });
+
+  it('reads without leaving -wal or -shm files behind, and sees what a writer still holding the database committed', async () => {
+    const file = path.join(dir, 'state.db');
+    const writer = await SqliteStore.open(file);
+    await writer.startRun({ stack: 's', kind: 'apply', actor: me, commit: 'one', author: null, message: null, specHash: null });
+    // While the writer is open its -wal holds the run: the reader opens in place and sees it.
+    const during = await SqliteStore.open(file, { readOnly: true });
+    expect((await during.listRuns({ stack: 's' })).map((r) => r.commit)).toEqual(['one']);
+    await during.close();
+    await writer.close();
+    expect((await readdir(dir)).sort()).toEqual(['state.db']);
+    const after = await SqliteStore.open(file, { readOnly: true });
+    expect((await after.listRuns({ stack: 's' })).map((r) => r.commit)).toEqual(['one']);
+    await after.close();
+    expect((await readdir(dir)).sort()).toEqual(['state.db']);
   });
 
   it('puts the default state beside the spec', () => {

@@ -96,6 +96,11 @@ export class SqliteStore implements Store, ControllerCapable {
         migrate(db);
         return new SqliteStore(db);
       }
+      db = await idleWalCopy(file);
+      if (db) {
+        checkSchemaCurrent(db);
+        return new SqliteStore(db);
+      }
       try {
         db = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
         db.pragma('busy_timeout = 5000');
@@ -477,9 +482,34 @@ async function createPrivately(file: string): Promise<void> {
 async function readOnlyCopy(file: string): Promise<BetterSqlite3.Database> {
   const wal = await stat(`${file}-wal`).catch(() => undefined);
   if (wal && wal.size > 0) throw new Error(`it cannot be opened in place and ${file}-wal holds changes not yet in the database file`);
+  return inMemoryCopy(await readFile(file));
+}
+
+/**
+ * A WAL-mode database that no connection has open (no `-wal` beside it), read
+ * into memory: opened in place, a reader would leave `-wal` and `-shm` files
+ * behind that only a writer removes, and read-only commands create nothing.
+ * Undefined (open it in place) when a writer is about (a `-wal` exists, or the
+ * file changed while it was read) or the database is not in WAL mode.
+ */
+async function idleWalCopy(file: string): Promise<BetterSqlite3.Database | undefined> {
+  const wal = `${file}-wal`;
+  if (existsSync(wal)) return undefined;
+  const before = await stat(file);
   const bytes = await readFile(file);
-  // Bytes 18 and 19 of the header say WAL (2); an in-memory database reads only the rollback journal format (1).
-  if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) bytes[18] = bytes[19] = 1;
+  const after = await stat(file);
+  if (existsSync(wal) || before.mtimeMs !== after.mtimeMs || before.size !== after.size || !isWalHeader(bytes)) return undefined;
+  return inMemoryCopy(bytes);
+}
+
+/** Bytes 18 and 19 of the header say WAL (2) or rollback journal (1). */
+function isWalHeader(bytes: Buffer): boolean {
+  return bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2;
+}
+
+function inMemoryCopy(bytes: Buffer): BetterSqlite3.Database {
+  // An in-memory database reads only the rollback journal format.
+  if (isWalHeader(bytes)) bytes[18] = bytes[19] = 1;
   return new BetterSqlite3(bytes, { readonly: true });
 }
 
