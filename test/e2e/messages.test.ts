@@ -3,10 +3,10 @@
  * that says what is wrong and what to do, never a cascade or a bare errno.
  */
 import { createServer, type Server } from 'node:net';
-import { writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, capstan, workspace, type Workspace } from './harness.js';
+import { assertBuilt, capstan, ROOT, workspace, type Workspace } from './harness.js';
 
 beforeAll(() => assertBuilt());
 
@@ -72,5 +72,51 @@ describe('capstan serve', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+/** A directory holding only `node` (and the programs named), for a PATH that lacks everything else. */
+async function pathWith(base: string, programs: string[] = []): Promise<string> {
+  const dir = path.join(base, 'bin');
+  await mkdir(dir, { recursive: true });
+  for (const p of ['node', ...programs]) await symlink(p === 'node' ? process.execPath : `/usr/bin/${p}`, path.join(dir, p));
+  return dir;
+}
+
+describe('capstan test', () => {
+  let ws: Workspace;
+  beforeAll(async () => {
+    ws = await workspace();
+    await cp(path.join(ROOT, 'examples/observability/api'), ws.repo, { recursive: true });
+    await cp(path.join(ROOT, 'examples/observability/hosts.yaml'), path.join(ws.repo, 'hosts.yaml'));
+    // Break one expectation of the hand-written AlertTest: 2% errors are 200 basis points, not 201.
+    const file = path.join(ws.repo, 'alert-tests.yaml');
+    const text = await readFile(file, 'utf8');
+    expect(text).toContain('value: 200\n');
+    await writeFile(file, text.replace('value: 200\n', 'value: 201\n'));
+  });
+  afterAll(() => ws.cleanup());
+
+  it('a failing case points at the AlertTest YAML (FILE:LINE:COL of the document and of the case), not at the rendered file', async () => {
+    const r = await capstan(['test', ws.repo]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain('FAIL alert-tests.yaml:4:1: AlertTest/api: promtool test rules (rendered as prometheus/tests/alerttest-api.test.yml)\n');
+    expect(r.stdout).toMatch(/\n\s+alert-tests\.yaml:37:11: tests\[1\]\.promql_expr_test\[0\]: expr: "round\(10000 \* slo:sli_error:ratio_rate5m.*", time: 20m\n\s+exp: .*2\.01E\+02/);
+    expect(r.stdout).not.toContain('Unit Testing');
+    expect(r.stdout).toMatch(/5 passed, 1 failed$/);
+  });
+
+  it('without promtool on PATH: one line naming the Debian package', async () => {
+    const r = await capstan(['test', ws.repo], { env: { PATH: await pathWith(path.dirname(ws.repo)) } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(errorLines(r.stderr)).toEqual(['Error: promtool not found on PATH: install the Debian package prometheus (apt-get install prometheus)']);
+  });
+
+  it('without amtool on PATH (promtool there): the line names prometheus-alertmanager', async () => {
+    await cp(path.join(ROOT, 'examples/observability/oncall.yaml'), path.join(ws.repo, 'oncall.yaml'));
+    const r = await capstan(['test', ws.repo], { env: { PATH: await pathWith(path.join(path.dirname(ws.repo), 'p2'), ['promtool']) } });
+    expect(r.exitCode).toBe(1);
+    expect(errorLines(r.stderr)).toEqual(['Error: amtool not found on PATH: install the Debian package prometheus-alertmanager (apt-get install prometheus-alertmanager)']);
   });
 });
