@@ -120,3 +120,33 @@ describe('capstan test', () => {
     expect(errorLines(r.stderr)).toEqual(['Error: amtool not found on PATH: install the Debian package prometheus-alertmanager (apt-get install prometheus-alertmanager)']);
   });
 });
+
+describe('observability apply without a reachable Prometheus', () => {
+  let ws: Workspace;
+  afterAll(() => ws.cleanup());
+
+  it('says which URL it tried and that the previous files were restored', async () => {
+    ws = await workspace();
+    // A port nothing listens on: bound, then closed.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const url = `http://127.0.0.1:${port}`;
+    await ws.write('hosts.yaml', `kind: Host\nname: mon\nspec:\n  transport: local\n  root: ${ws.root}\n`);
+    await ws.write(
+      'rules.yaml',
+      `kind: AlertRules\nname: api\ntarget: mon\nspec:\n  prometheus: { url: "${url}", promtool: /usr/bin/promtool }\n  groups:\n    - name: api\n      rules:\n        - record: job:up:sum\n          expr: sum(up)\n`,
+    );
+    const r = await capstan(['apply', ws.repo, '--state', ws.state, '--yes']);
+    expect(r.exitCode).toBe(1);
+    const out = r.stdout + r.stderr;
+    expect(out).toContain(
+      `cannot reach Prometheus at ${url}: POST ${url}/-/reload was refused: nothing listens there (is it running, and is the url right?); the previous files were restored`,
+    );
+    expect(out).not.toContain('fetch failed');
+    expect(out).not.toContain('restoring the previous files failed');
+    // Restored: the rule file that could not be activated is not left behind.
+    await expect(readFile(path.join(ws.root, 'etc/prometheus/rules.d/capstan-alertrules-api.yml'), 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
