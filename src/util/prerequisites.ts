@@ -31,6 +31,7 @@ export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
   usermod: 'passwd',
   userdel: 'passwd',
   groupadd: 'passwd',
+  groupmod: 'passwd',
   groupdel: 'passwd',
   sysctl: 'procps',
   python3: 'python3',
@@ -81,4 +82,24 @@ export function findMissingProgram(err: unknown): MissingProgramError | undefine
     if (e instanceof MissingProgramError) return e;
   }
   return undefined;
+}
+
+const MISSING_LINE = /(\S+ not found(?: on (?:PATH|host \S+))?: install (?:the Debian package (\S+) \(apt-get install \2\)|it, or give its path))/;
+
+/**
+ * Groups failures by the missing program they name, so a run that failed N
+ * times for want of one program says so once: `[line, addresses]` per program,
+ * and the failures that name none.
+ */
+export function groupByMissingProgram<F extends { readonly address: string; readonly error: string }>(
+  failures: readonly F[],
+): { readonly missing: ReadonlyMap<string, string[]>; readonly other: F[] } {
+  const missing = new Map<string, string[]>();
+  const other: F[] = [];
+  for (const f of failures) {
+    const line = MISSING_LINE.exec(f.error)?.[1];
+    if (line === undefined) other.push(f);
+    else missing.set(line, [...(missing.get(line) ?? []), f.address]);
+  }
+  return { missing, other };
 }

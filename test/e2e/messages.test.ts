@@ -150,3 +150,30 @@ describe('observability apply without a reachable Prometheus', () => {
     await expect(readFile(path.join(ws.root, 'etc/prometheus/rules.d/capstan-alertrules-api.yml'), 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
+
+describe('prerequisites: a missing program is one line naming its Debian package', () => {
+  let ws: Workspace;
+  beforeAll(async () => {
+    ws = await workspace();
+  });
+  afterAll(() => ws.cleanup());
+
+  it('git, for --repo', async () => {
+    const r = await capstan(['validate', '--repo', ROOT], { env: { PATH: await pathWith(path.join(path.dirname(ws.repo), 'no-git')) } });
+    expect(r.exitCode).toBe(1);
+    expect(errorLines(r.stderr)).toEqual(['Error: git not found on PATH: install the Debian package git (apt-get install git)']);
+  });
+
+  it('nft, for two Exec resources: each result says it, the summary says it once', async () => {
+    await mkdir(ws.root, { recursive: true });
+    await ws.write('hosts.yaml', `kind: Host\nname: h\nspec:\n  transport: local\n  root: ${ws.root}\n`);
+    await ws.write('fw.yaml', 'kind: Exec\nname: fw\ntarget: h\nspec:\n  command: [nft, list, ruleset]\n---\nkind: Exec\nname: fw2\ntarget: h\nspec:\n  command: [nft, list, tables]\n');
+    const r = await capstan(['apply', ws.repo, '--state', ws.state, '--yes'], { env: { PATH: await pathWith(path.join(path.dirname(ws.repo), 'no-nft')) } });
+    expect(r.exitCode).toBe(1);
+    const line = 'nft not found on PATH: install the Debian package nftables (apt-get install nftables)';
+    expect(r.stdout).toContain(`Exec/fw: FAILED to create: Exec/fw on Host/h (root ${ws.root}) could not start nft list ruleset: ${line}\n`);
+    expect(r.stdout + r.stderr).not.toMatch(/ENOENT|spawn/);
+    const summary = r.stderr.slice(r.stderr.indexOf('Apply failed'));
+    expect(errorLines(summary)).toEqual([expect.stringMatching(/^Apply failed \(run 1\): .*2 failed/), `  ${line}; failed for want of it: Exec/fw, Exec/fw2`]);
+  });
+});

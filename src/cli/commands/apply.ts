@@ -24,6 +24,7 @@ import {
   useColor,
   type SourceOptions,
 } from '../context.js';
+import { groupByMissingProgram } from '../../util/prerequisites.js';
 import { progressReporter } from '../progress.js';
 import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { trapInterrupts } from '../signals.js';
@@ -116,7 +117,9 @@ export function registerApplyCommand(program: Command): void {
         if (result.status === 'succeeded') process.stdout.write(`\nApply complete (run ${result.run.id}): ${line}.\n`);
         else {
           process.stderr.write(`\nApply ${result.status} (run ${result.run.id}): ${line}.\n`);
-          for (const f of result.failures) process.stderr.write(`  ${f.address}: ${f.error}\n`);
+          const { missing, other } = groupByMissingProgram(result.failures);
+          for (const f of other) process.stderr.write(`  ${f.address}: ${f.error}\n`);
+          for (const [line, addresses] of missing) process.stderr.write(`  ${line}; failed for want of it: ${addresses.join(', ')}\n`);
           if (result.run.error && (result.storeFailure || lock.signal?.aborted)) process.stderr.write(`  ${result.run.error}\n`);
         }
         if (result.storeFailure) process.stderr.write(describeStoreFailure(result.storeFailure));

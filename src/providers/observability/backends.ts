@@ -7,6 +7,7 @@
  * SSH, `url` must be reachable from the controller.
  */
 import { parse as parseYaml } from 'yaml';
+import { findMissingProgram } from '../../util/prerequisites.js';
 import { ProviderError } from '../provider.js';
 import type { HostHandle } from '../host/host.js';
 import { ensureParent, inspectConfined, realPathOf } from '../host/paths.js';
@@ -41,11 +42,10 @@ async function checkStaged(
     try {
       result = await handle.transport.exec(command, { timeoutMs: CHECK_TIMEOUT_MS, signal });
     } catch (err) {
-      const e = err as { code?: unknown; cause?: { code?: unknown } };
-      const code = e.code ?? e.cause?.code;
+      const missing = findMissingProgram(err);
       throw new ProviderError(
-        code === 'ENOENT'
-          ? `${command[0]} is not installed on ${handle.address}: it is needed to check the ${what} before installing it`
+        missing
+          ? `${missing.message}; ${handle.address} needs it to check the ${what} before installing it`
           : `running ${command[0]} on ${handle.address} failed: ${(err as Error).message}`,
         { cause: err },
       );
