@@ -171,7 +171,8 @@ describe('prerequisites: a missing program is one line naming its Debian package
     const r = await capstan(['apply', ws.repo, '--state', ws.state, '--yes'], { env: { PATH: await pathWith(path.join(path.dirname(ws.repo), 'no-nft')) } });
     expect(r.exitCode).toBe(1);
     const line = 'nft not found on PATH: install the Debian package nftables (apt-get install nftables)';
-    expect(r.stdout).toContain(`Exec/fw: FAILED to create: Exec/fw on Host/h (root ${ws.root}) could not start nft list ruleset: ${line}\n`);
+    expect(r.stdout).toMatch(/Exec\/fw: FAILED to create \(\d+ms\): /);
+    expect(r.stdout).toContain(`Exec/fw on Host/h (root ${ws.root}) could not start nft list ruleset: ${line}\n`);
     expect(r.stdout + r.stderr).not.toMatch(/ENOENT|spawn/);
     const summary = r.stderr.slice(r.stderr.indexOf('Apply failed'));
     expect(errorLines(summary)).toEqual([expect.stringMatching(/^Apply failed \(run 1\): .*2 failed/), `  ${line}; failed for want of it: Exec/fw, Exec/fw2`]);
