@@ -31,8 +31,12 @@ describe('prerequisites', () => {
       { address: 'Firewall/a', error: `Firewall/a on Host/h: ${line}` },
       { address: 'Firewall/b', error: `reading: ${line}` },
       { address: 'File/c', error: 'permission denied' },
+      { address: 'Route/d', error: 'ip not found on host Host/r (ssh root@10.0.0.1:22): install the Debian package iproute2 (apt-get install iproute2)' },
     ]);
-    expect([...missing]).toEqual([[line, ['Firewall/a', 'Firewall/b']]]);
+    expect([...missing]).toEqual([
+      [line, ['Firewall/a', 'Firewall/b']],
+      ['ip not found on host Host/r (ssh root@10.0.0.1:22): install the Debian package iproute2 (apt-get install iproute2)', ['Route/d']],
+    ]);
     expect(other.map((f) => f.address)).toEqual(['File/c']);
   });
 });

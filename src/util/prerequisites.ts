@@ -84,7 +84,7 @@ export function findMissingProgram(err: unknown): MissingProgramError | undefine
   return undefined;
 }
 
-const MISSING_LINE = /(\S+ not found(?: on (?:PATH|host \S+))?: install (?:the Debian package (\S+) \(apt-get install \2\)|it, or give its path))/;
+const MISSING_LINE = /(\S+ not found(?: on (?:PATH|host .+?))?: install (?:the Debian package (\S+) \(apt-get install \2\)|it, or give its path))/;
 
 /**
  * Groups failures by the missing program they name, so a run that failed N
