@@ -11,7 +11,7 @@
  */
 import { execa } from 'execa';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { SourcePosition } from '../diag/diagnostic.js';
 import type { Resource } from '../spec/resource.js';
 import { missingProgram } from '../util/prerequisites.js';
@@ -50,9 +50,9 @@ export async function runAlertTests(resources: Resource[], workDir: string, opti
   let passed = 0;
   let failed = 0;
   const out: string[] = [];
-  const run = async (command: string, file: (typeof files)[number], bin: string): Promise<void> => {
-    const args = [...command.split(' ').slice(1), file.path];
-    const res = await execa(bin, args, { cwd: workDir, reject: false, timeout, all: true });
+  const run = async (bin: string, args: readonly string[], file: (typeof files)[number]): Promise<void> => {
+    const command = `${basename(bin)} ${args.join(' ')}`;
+    const res = await execa(bin, [...args, file.path], { cwd: workDir, reject: false, timeout, all: true });
     const notFound = missingProgram(bin, res.cause);
     if (notFound) throw notFound;
     const ok = res.exitCode === 0;
@@ -68,9 +68,9 @@ export async function runAlertTests(resources: Resource[], workDir: string, opti
     const output = resource && file.role === 'test' && resource.kind === 'AlertTest' ? locateFailures(text, resource) : text;
     out.push(`FAIL ${where}${file.address}: ${command} (rendered as ${file.path})\n${indent(output)}`);
   };
-  for (const f of sorted) if (f.role === 'rules') await run('promtool check rules', f, promtool);
-  for (const f of sorted) if (f.role === 'test') await run('promtool test rules', f, promtool);
-  for (const f of sorted) if (f.role === 'alertmanager') await run('amtool check-config', f, amtool);
+  for (const f of sorted) if (f.role === 'rules') await run(promtool, ['check', 'rules'], f);
+  for (const f of sorted) if (f.role === 'test') await run(promtool, ['test', 'rules'], f);
+  for (const f of sorted) if (f.role === 'alertmanager') await run(amtool, ['check-config'], f);
   return { passed, failed, output: out.join('\n') + (out.length > 0 ? '\n' : '') };
 }
 
