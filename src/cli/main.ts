@@ -64,5 +64,5 @@ export async function main(argv: readonly string[]): Promise<void> {
 }
 
 function isUserFacing(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'SourceError' || err.name === 'ProviderError' || err.name === 'NoStateStoreError');
+  return err instanceof Error && ['SourceError', 'ProviderError', 'NoStateStoreError', 'MissingProgramError'].includes(err.name);
 }

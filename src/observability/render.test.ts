@@ -152,16 +152,21 @@ describe('runAlertTests (real promtool)', () => {
   });
 
   it('fails a test whose expectation the rules do not meet, with promtool output', async () => {
-    const failing = resources().map((r) => (r.kind === 'AlertTest' ? res('AlertTest', 'api-down', apiDownTest(false)) : r));
+    // Where the loader would say each node is: a line per path element, so the case's position is distinct.
+    const positioned = (r: Resource): Resource => ({ ...r, positionOf: (p) => ({ file: 'tests/api-down.yaml', line: 10 + p.length, col: 7 }) });
+    const failing = resources().map((r) => (r.kind === 'AlertTest' ? positioned(res('AlertTest', 'api-down', apiDownTest(false))) : r));
     const result = await runAlertTests(failing, join(dir, 'fail'), { promtool: '/usr/bin/promtool', amtool: '/usr/bin/amtool' });
     expect([result.passed, result.failed]).toEqual([4, 1]);
-    expect(result.output).toMatch(/FAIL promtool test rules prometheus\/tests\/alerttest-api-down\.test\.yml\n[\s\S]*FAILED:/);
+    // The failure names the AlertTest document and the case, not (only) the rendered file.
+    expect(result.output).toContain('FAIL api-down.yaml:1:1: AlertTest/api-down: promtool test rules (rendered as prometheus/tests/alerttest-api-down.test.yml)\n');
+    expect(result.output).toMatch(/\n\s+tests\/api-down\.yaml:15:7: tests\[0\]\.alert_rule_test\[0\]: alertname: ApiDown, time: 5m\n\s+exp:\[\]/);
+    expect(result.output).not.toContain('Unit Testing');
   });
 
   it('fails a rule file that promtool refuses', async () => {
     const bad = alertRulesSpecSchema.parse({ groups: [{ name: 'x', rules: [{ alert: 'Bad', expr: 'sum(rate(x[5m]', runbookWaiver: 'test' }] }] });
     const result = await runAlertTests([res('AlertRules', 'bad', bad)], join(dir, 'bad'), { promtool: '/usr/bin/promtool', amtool: '/usr/bin/amtool' });
     expect(result.failed).toBe(1);
-    expect(result.output).toMatch(/FAIL promtool check rules prometheus\/rules\/capstan-alertrules-bad\.yml/);
+    expect(result.output).toMatch(/^FAIL bad\.yaml:1:1: AlertRules\/bad: promtool check rules \(rendered as prometheus\/rules\/capstan-alertrules-bad\.yml\)\n/);
   });
 });

@@ -160,6 +160,27 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
           (s.managed === undefined || s.managed.specHash !== specHash || canonicalJson(s.managed.dependsOn) !== canonicalJson(dependsOn)),
         ...(s.managed === undefined && read.live !== null && read.live !== undefined && diff.action !== 'create' ? { adopt: true as const } : {}),
       });
+    } else if (prior !== null && s.provider.forgetsOnDelete?.(prior) === true) {
+      changes.push({
+        address: s.address,
+        kind: s.kind,
+        target: s.target.address,
+        action: 'noop',
+        label: s.provider.describe?.(prior),
+        reason: 'removed from the spec; deleting it would change nothing on the target, so Capstan only stops managing it',
+        before: read.live,
+        after: null,
+        prior,
+        fields: [],
+        waitsFor: [],
+        dependsOn: [],
+        specHash: null,
+        liveFingerprint: fingerprint(read.live),
+        managed: true,
+        origin: s.managed?.origin ?? null,
+        recordOnly: true,
+        forget: true,
+      });
     } else {
       changes.push({
         address: s.address,

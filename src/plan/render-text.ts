@@ -104,6 +104,12 @@ function renderChange(c: PlannedChange, paint: Paint): string[] {
   return lines;
 }
 
+/** The field lines of a change as the plan shows them (content as a unified diff, secrets redacted): for `drift` too. */
+export function renderFieldChanges(fields: readonly FieldChange[], action: Action, style: Style = { color: false }): string[] {
+  const paint: Paint = (code, text) => (style.color && code ? `${code}${text}${ANSI.reset}` : text);
+  return fields.flatMap((f) => renderField(f, action, paint));
+}
+
 function renderField(f: FieldChange, action: Action, paint: Paint): string[] {
   const indent = '      ';
   if (isSensitiveField(f)) {

@@ -272,6 +272,12 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
    * made with the mass-delete flag (`--allow-mass-delete`), whatever the count.
    */
   readonly destructiveDelete?: boolean;
+  /**
+   * (optional) True when deleting a resource with this last applied spec would
+   * change nothing live (an Exec without `undo`): the plan then shows it as
+   * forgotten, not deleted, and the apply only drops it from the inventory.
+   */
+  forgetsOnDelete?(prior: Spec): boolean;
   /** A short human label for plans and logs, e.g. the file's path; secrets never. */
   describe?(spec: Spec): string;
   resolve?(spec: Spec, from: { file: string }, ctx: ResolveContext): Promise<Spec>;

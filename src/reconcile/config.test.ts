@@ -89,6 +89,19 @@ describe('controller configuration', () => {
     expect(message).toContain(`${file}:10:11: stacks.1.repo: a repository must not start with "-"`);
   });
 
+  it('suggests the closest known key or value, as spec errors do', async () => {
+    const file = path.join(dir, 'serve.yaml');
+    const message = await problems(['state: sqlite:x.db', 'concurency: 2', 'stacks:', '  - name: a', '    repo: /r', '    polcy: auto', '  - name: b', '    repo: /r', '    policy: aprove', ''].join('\n'));
+    expect(message).toContain(`${file}:2:1: unknown key "concurency" (did you mean "concurrency"?) (known keys: audit, cacheDir, concurrency,`);
+    expect(message).toContain(`${file}:6:5: stacks.0: unknown key "polcy" (did you mean "policy"?)`);
+    expect(message).toContain(`${file}:9:13: stacks.1.policy: "aprove" is not one of auto, approve, plan-only (did you mean "approve"?)`);
+  });
+
+  it('a YAML syntax error in the configuration is one line with a hint', async () => {
+    const message = await problems('state: sqlite:x.db\nstacks:\n  - name: a\n\t  repo: /r\n');
+    expect(message.split('\n')).toEqual([`${path.join(dir, 'serve.yaml')}:4:1: YAML syntax error: Tabs are not allowed as indentation (YAML indents with spaces only: replace the tab with spaces)`]);
+  });
+
   it('refuses a missing secret, a duplicate stack, a bad listen address and broken YAML', async () => {
     const base = 'state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n';
     expect(await problems(base + '    webhookSecret: { env: NOPE }\n')).toMatch(/:5:\d+: stacks.0.webhookSecret: the environment variable NOPE is not set/);

@@ -25,10 +25,12 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { error as diagError, DiagnosticsError, type Diagnostic, type SourcePosition } from '../diag/diagnostic.js';
+import { didYouMean, objectKeysAt } from '../spec/envelope.js';
 import { NAME_PATTERN } from '../spec/resource.js';
+import { describeSyntaxError } from '../spec/yaml-syntax-error.js';
 
 export type Policy = 'auto' | 'approve' | 'plan-only';
 export const POLICIES: readonly Policy[] = ['auto', 'approve', 'plan-only'];
@@ -226,16 +228,13 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
     const pos = lines.linePos(offset ?? 0);
     return { file, line: pos.line, col: pos.col };
   };
-  const diagnostics: Diagnostic[] = doc.errors.map((e) => diagError(e.message.split('\n')[0] ?? e.message, { source: at(e.pos[0]) }));
-  if (diagnostics.length > 0) throw new DiagnosticsError(diagnostics);
+  const diagnostics: Diagnostic[] = [];
+  const syntax = describeSyntaxError(doc.errors, text, at);
+  if (syntax) throw new DiagnosticsError([syntax]);
 
   const parsed = configSchema.safeParse(doc.toJS() ?? {});
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      const keyPath = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
-      diagnostics.push(diagError(where + issue.message, { source: at(offsetOf(doc, keyPath)) }));
-    }
+    for (const issue of parsed.error.issues) diagnostics.push(...issueDiagnostics(issue, doc, at));
     throw new DiagnosticsError(diagnostics);
   }
   const raw = parsed.data;
@@ -338,9 +337,45 @@ function sqliteRelativeTo(url: string, dir: string): string {
   return file === '' ? url : `sqlite:${path.resolve(dir, file)}`;
 }
 
+/** One zod issue as diagnostics: an unknown key or value gets the closest known one as a hint, like spec errors do. */
+function issueDiagnostics(issue: z.core.$ZodIssue, doc: Document, at: (offset: number | undefined) => SourcePosition): Diagnostic[] {
+  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  if (issue.code === 'unrecognized_keys') {
+    const schemaPath = issue.path.filter((k): k is string | number => typeof k === 'string' || typeof k === 'number');
+    const known = objectKeysAt(configSchema, schemaPath);
+    return issue.keys.map((key) => {
+      const hint = didYouMean(key, known);
+      return diagError(`${where}unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`, {
+        source: at(offsetOf(doc, [...issue.path, key], 'key')),
+        detail: known.length > 0 ? `known keys: ${known.join(', ')}` : undefined,
+      });
+    });
+  }
+  if (issue.code === 'invalid_value') {
+    const value = doc.getIn(issue.path.filter((k): k is string | number => typeof k === 'string' || typeof k === 'number'));
+    const options = issue.values.filter((v): v is string => typeof v === 'string');
+    const hint = typeof value === 'string' ? didYouMean(value, options) : undefined;
+    if (options.length > 0) {
+      return [
+        diagError(`${where}${JSON.stringify(value)} is not one of ${options.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}`, {
+          source: at(offsetOf(doc, issue.path)),
+        }),
+      ];
+    }
+  }
+  return [diagError(where + issue.message, { source: at(offsetOf(doc, issue.path)) })];
+}
+
 /** Offset of the YAML node at `issuePath`, or of its nearest existing parent. */
-function offsetOf(doc: Document, issuePath: readonly PropertyKey[]): number | undefined {
+function offsetOf(doc: Document, issuePath: readonly PropertyKey[], node: 'value' | 'key' = 'value'): number | undefined {
   const keys = issuePath.filter((k): k is string | number => typeof k === 'string' || typeof k === 'number');
+  if (node === 'key' && keys.length > 0) {
+    const parent = keys.length === 1 ? doc.contents : doc.getIn(keys.slice(0, -1), true);
+    if (isMap(parent)) {
+      const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(keys[keys.length - 1]));
+      if (pair && isNode(pair.key) && pair.key.range) return pair.key.range[0];
+    }
+  }
   for (let n = keys.length; n >= 0; n--) {
     const node = n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true);
     if (isNode(node) && node.range) return node.range[0];

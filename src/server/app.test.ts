@@ -235,7 +235,7 @@ describe('reloading the stack list', () => {
     writeFileSync(configFile, ['state: "sqlite::memory:"', 'stacks:', '  - name: prod', '    repo: /srv/git/infra.git', '    polcy: auto', ''].join('\n'));
     const broken = await reload();
     expect(broken.statusCode).toBe(400);
-    expect(broken.json().errors).toEqual([`${configFile}:5:12: stacks.0: Unrecognized key: "polcy"`]);
+    expect(broken.json().errors).toEqual([expect.stringMatching(new RegExp(`^${configFile}:5:5: stacks.0: unknown key "polcy" \\(did you mean "policy"\\?\\)`))]);
     expect(await names()).toEqual(['prod', 'edge']);
 
     const entries = (await app.inject({ url: '/api/audit', headers: auth('admin') })).json() as { actor: string; action: string; outcome: string; detail: unknown }[];

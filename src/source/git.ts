@@ -25,6 +25,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { missingProgram } from '../util/prerequisites.js';
 import type { SourceInfo } from './source.js';
 
 export class SourceError extends Error {
@@ -101,7 +102,8 @@ export async function runGit(
     reject: false,
   });
   if (result.failed && result.exitCode === undefined && !result.timedOut && !result.isTerminated) {
-    throw new SourceError(`cannot run git: ${result.shortMessage}`, { cause: result.cause });
+    const missing = missingProgram('git', result.cause);
+    throw new SourceError(missing ? missing.message : `cannot run git: ${result.shortMessage}`, { cause: missing ?? result.cause });
   }
   return { ok: !result.failed, stdout: result.stdout, stderr: result.stderr.trim(), timedOut: result.timedOut };
 }

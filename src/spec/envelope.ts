@@ -291,7 +291,8 @@ function schemasAt(schema: unknown, path: readonly (string | number)[], depth = 
   return [];
 }
 
-function objectKeysAt(schema: unknown, path: readonly (string | number)[]): string[] {
+/** The keys an object schema at `path` accepts (for "unknown key" hints). */
+export function objectKeysAt(schema: unknown, path: readonly (string | number)[]): string[] {
   const keys = new Set<string>();
   for (const s of schemasAt(schema, path)) {
     const def = defOf(s);

@@ -180,7 +180,7 @@ describe('loadStack on testdata', () => {
     const stack = await load('bad-yaml');
     const m = messages(stack);
     expect(m.some((l) => l.startsWith('broken.yaml:') && l.includes('YAML syntax error'))).toBe(true);
-    expect(m).toContain('dup-key.yaml:3:1: YAML syntax error: Map keys must be unique');
+    expect(m).toContain('dup-key.yaml:3:1: YAML syntax error: Map keys must be unique (a key may appear only once in a map: remove or rename one of them)');
     // The valid file still loads; the reference to the broken document does not cascade into "no such resource".
     expect(m.filter((l) => l.startsWith('good.yaml'))).toEqual([]);
     expect(stack.targets.map((t) => t.address)).toEqual(['Host/web-1']);

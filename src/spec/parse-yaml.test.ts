@@ -67,7 +67,48 @@ describe('parseYamlDocuments', () => {
 
   it('rejects duplicate keys', () => {
     const r = parseYamlDocuments('kind: Host\nname: a\nname: b\n', 'dup.yaml');
-    expect(messages(r)).toEqual(['dup.yaml:3:1: YAML syntax error: Map keys must be unique']);
+    expect(messages(r)).toEqual([
+      'dup.yaml:3:1: YAML syntax error: Map keys must be unique (a key may appear only once in a map: remove or rename one of them)',
+    ]);
+  });
+
+  describe('syntax errors: one per document, with a hint', () => {
+    it('a tab used for indentation', () => {
+      const r = parseYamlDocuments('kind: File\nname: a\nspec:\n\tpath: /x\n', 'tab.yaml');
+      expect(messages(r)).toEqual([
+        'tab.yaml:4:1: YAML syntax error: Tabs are not allowed as indentation (YAML indents with spaces only: replace the tab with spaces)',
+      ]);
+    });
+
+    it('a key indented one space short reports the first error of the cascade only', () => {
+      const r = parseYamlDocuments('kind: File\nname: b\nspec:\n  path: /x\n content: y\n  mode: 1\n', 'indent.yaml');
+      expect(r.diagnostics).toHaveLength(1);
+      expect(messages(r)[0]).toMatch(/^indent\.yaml:5:1: YAML syntax error: All mapping items must start at the same column \(check the indentation: /);
+    });
+
+    it('a line indented further than its siblings', () => {
+      const r = parseYamlDocuments('kind: File\nname: b\nspec:\n  path: /x\n    content: y\n', 'deeper.yaml');
+      expect(messages(r)).toHaveLength(1);
+      expect(messages(r)[0]).toMatch(/^deeper\.yaml:4:9: .*\(check the indentation: a line below this one is indented further than its siblings/);
+    });
+
+    it('an unquoted value containing ": "', () => {
+      const r = parseYamlDocuments('kind: File\nname: a\nspec:\n  content: a: b\n', 'colon.yaml');
+      expect(messages(r)).toHaveLength(1);
+      expect(messages(r)[0]).toContain('a value containing ": " must be quoted');
+    });
+
+    it('an unclosed quote points where the quote opened, not at the end of the file', () => {
+      const r = parseYamlDocuments("kind: File\nname: a\nspec:\n  path: '/x\n  content: y\n---\nkind: File\nname: b\n", 'quote.yaml');
+      expect(messages(r)).toEqual([
+        "quote.yaml:4:9: YAML syntax error: Missing closing 'quote (the single quote opened here is never closed: add the closing ' on this line)",
+      ]);
+    });
+
+    it('two broken documents in one file: one error each', () => {
+      const r = parseYamlDocuments('kind: File\nname: a\nspec:\n\tpath: /x\n---\nkind: File\nname: b\nspec:\n\tpath: /y\n', 'two.yaml');
+      expect(messages(r).map((m) => m.split(': ')[0])).toEqual(['two.yaml:4:1', 'two.yaml:9:1']);
+    });
   });
 
   it('fails fast with a clear message on a billion-laughs document', () => {

@@ -11,6 +11,7 @@
 import { Composer, isMap, isNode, isPair, isScalar, isSeq, LineCounter, Parser, type Document, type Node } from 'yaml';
 import { error, warning, type Diagnostic, type SourcePosition } from '../diag/diagnostic.js';
 import type { PositionLookup } from './resource.js';
+import { describeSyntaxError } from './yaml-syntax-error.js';
 
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
 export const MAX_DOCUMENTS = 100_000;
@@ -106,7 +107,8 @@ export function parseYamlDocuments(text: string, file: string, options: ParseYam
       }
       for (const w of doc.warnings) diagnostics.push(warning(w.message, { source: at(w.pos[0]) }));
       if (doc.errors.length > 0) {
-        for (const e of doc.errors) diagnostics.push(error(`YAML syntax error: ${e.message}`, { source: at(e.pos[0]) }));
+        // Only the first: the others are usually consequences of the same mistake.
+        diagnostics.push(describeSyntaxError(doc.errors, text, at)!);
         const salvage = salvageIdentity(doc, at(doc.contents?.range[0] ?? doc.range[0]));
         if (salvage) broken.push(salvage);
         continue;

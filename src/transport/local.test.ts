@@ -329,7 +329,11 @@ describe('LocalTransport.exec', () => {
   });
 
   it('rejects when the program cannot be started', async () => {
-    await expect(transport.exec(['/no/such/program'], { timeoutMs: 1000 })).rejects.toThrow(/cannot run \/no\/such\/program/);
+    await expect(transport.exec(['/no/such/program'], { timeoutMs: 1000 })).rejects.toThrow('/no/such/program not found: install it, or give its path');
+    // A known program missing from PATH names its Debian package.
+    await expect(transport.exec(['nft', 'list', 'ruleset'], { timeoutMs: 1000, env: { PATH: '/nonexistent' } })).rejects.toThrow(
+      'nft not found on PATH: install the Debian package nftables (apt-get install nftables)',
+    );
     await expect(transport.exec([], { timeoutMs: 1000 })).rejects.toThrow(/needs a program/);
   });
 

@@ -3,6 +3,7 @@ import * as fsCb from 'node:fs';
 import { constants, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { posix } from 'node:path';
+import { missingProgram } from '../util/prerequisites.js';
 import {
   describePathType,
   formatMode,
@@ -228,6 +229,8 @@ export class LocalTransport implements HostTransport {
       // spawn says `spawn PROGRAM ENOENT` for a missing working directory too: say which it was.
       const missingCwd = options.cwd !== undefined && errno(result.cause) === 'ENOENT' ? await workingDirectoryProblem(options.cwd) : null;
       if (missingCwd !== null) throw Object.assign(new Error(`cannot run ${file}: ${missingCwd}`, { cause: result.cause }), { code: 'ENOENT' });
+      const missing = missingProgram(file, result.cause);
+      if (missing) throw missing;
       throw new Error(`cannot run ${file}: ${result.cause instanceof Error ? result.cause.message : result.shortMessage}`, {
         cause: result.cause,
       });

@@ -48,6 +48,7 @@ import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import { posix } from 'node:path';
+import { debianPackageOf, MissingProgramError } from '../util/prerequisites.js';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper, type Stats as SftpStats } from 'ssh2';
 import { fingerprint, hostKeyAlgorithmsFor, keyTypeOf, knownHostsName, readKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts.js';
 import {
@@ -388,7 +389,7 @@ export class SshTransport implements HostTransport, LimitedConnection {
       options.signal,
     );
     const stderr = result.stderr.toString('utf8');
-    if (result.exitCode === 127 && stderr === `${NOT_FOUND}\n`) throw new Error(`cannot run ${file} on ${this.label}: no such program`);
+    if (result.exitCode === 127 && stderr === `${NOT_FOUND}\n`) throw new MissingProgramError(file, debianPackageOf(file), `host ${this.label}`);
     return {
       exitCode: result.exitCode,
       signal: result.signal,

@@ -181,7 +181,10 @@ describe('SshTransport', () => {
     const slow = await t.exec(['sleep', '30'], { timeoutMs: 500 });
     expect(slow).toMatchObject({ exitCode: null, timedOut: true });
     expect(Date.now() - started).toBeLessThan(10_000);
-    await expect(t.exec(['no-such-program-here'], { timeoutMs: 10_000 })).rejects.toThrow(/cannot run no-such-program-here on Host\/host-2/);
+    await expect(t.exec(['no-such-program-here'], { timeoutMs: 10_000 })).rejects.toThrow(/^no-such-program-here not found on host Host\/host-2 \(ssh [^)]+\): install it, or give its path$/);
+    await expect(t.exec(['promtool', '--version'], { timeoutMs: 10_000, env: { PATH: '/nonexistent' } })).rejects.toThrow(
+      /^promtool not found on host Host\/host-2 \(ssh [^)]+\): install the Debian package prometheus \(apt-get install prometheus\)$/,
+    );
   });
 
   it('does every operation of a run over ONE connection, and caps channels below MaxSessions', async () => {

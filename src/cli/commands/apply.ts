@@ -24,6 +24,8 @@ import {
   useColor,
   type SourceOptions,
 } from '../context.js';
+import { groupByMissingProgram } from '../../util/prerequisites.js';
+import { applySummary, OutcomeTally } from '../apply-summary.js';
 import { progressReporter } from '../progress.js';
 import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { trapInterrupts } from '../signals.js';
@@ -35,6 +37,7 @@ interface ApplyCommandOptions extends SourceOptions {
   parallelism: number;
   allowMassDelete?: boolean;
   prune?: 'adopted';
+  progress?: boolean;
 }
 
 export function registerApplyCommand(program: Command): void {
@@ -45,6 +48,8 @@ export function registerApplyCommand(program: Command): void {
     .option('--parallelism <n>', 'changes applied at once', parsePositiveInt, DEFAULT_PARALLELISM)
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
     .option('--prune <what>', PRUNE_HELP, parsePrune)
+    .option('--progress', 'show each result and a progress bar on stderr, as on a terminal (default: when stderr is a terminal)')
+    .option('--no-progress', 'one plain line per result on stdout, even on a terminal')
     .action(async (dir: string | undefined, options: ApplyCommandOptions) => {
       const saved = options.plan ? await readSavedPlan(options.plan) : undefined;
       const specDir = dir ?? (saved && !options.repo ? saved.source.dir : undefined);
@@ -97,6 +102,9 @@ export function registerApplyCommand(program: Command): void {
           process.exitCode = 0;
           return;
         }
+        // On a terminal (stderr) the results and a bar go there; elsewhere one plain line per result on stdout, as the plan.
+        const terminal = options.progress ?? process.stderr.isTTY === true;
+        const tally = new OutcomeTally(progressReporter(terminal ? process.stderr : process.stdout, { tty: terminal }));
         const result = await applyPlan({
           plan,
           registry,
@@ -105,18 +113,20 @@ export function registerApplyCommand(program: Command): void {
           actor,
           parallelism: options.parallelism,
           signal: interrupts.signal,
-          reporter: progressReporter(process.stdout),
+          reporter: tally,
           onRunStarted: (run) => void lock?.setRunId?.(run.id).catch(() => undefined),
           ...(lock.signal ? { lockLost: lock.signal } : {}),
           recovery,
         });
         storeTrouble = result.storeFailure !== undefined || lock.signal?.aborted === true;
-        const c = result.counts;
-        const line = `${c.create} created, ${c.update} updated, ${c.replace} replaced, ${c.delete} deleted, ${c.failed} failed, ${c.skipped} skipped`;
+        if (result.status === 'succeeded') tally.countRecordOnly(plan.changes, new Set(result.failures.map((f) => f.address)));
+        const line = applySummary(tally.counts);
         if (result.status === 'succeeded') process.stdout.write(`\nApply complete (run ${result.run.id}): ${line}.\n`);
         else {
           process.stderr.write(`\nApply ${result.status} (run ${result.run.id}): ${line}.\n`);
-          for (const f of result.failures) process.stderr.write(`  ${f.address}: ${f.error}\n`);
+          const { missing, other } = groupByMissingProgram(result.failures);
+          for (const f of other) process.stderr.write(`  ${f.address}: ${f.error}\n`);
+          for (const [line, addresses] of missing) process.stderr.write(`  ${line}; failed for want of it: ${addresses.join(', ')}\n`);
           if (result.run.error && (result.storeFailure || lock.signal?.aborted)) process.stderr.write(`  ${result.run.error}\n`);
         }
         if (result.storeFailure) process.stderr.write(describeStoreFailure(result.storeFailure));

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { detectDrift } from '../../plan/drift.js';
 import { defaultRegistry } from '../../providers/index.js';
 import { TargetPool } from '../../providers/target-pool.js';
-import { addStateOptions, loadKeyring, openStateStore } from '../context.js';
+import { renderFieldChanges } from '../../plan/render-text.js';
+import { addStateOptions, loadKeyring, openStateStore, useColor } from '../context.js';
 
 export function registerDriftCommand(program: Command): void {
   addStateOptions(program.command('drift [dir]'))
@@ -24,7 +25,11 @@ export function registerDriftCommand(program: Command): void {
             if (r.status === 'in-sync') continue;
             if (r.status === 'error') process.stdout.write(`! ${r.address}: ${r.error}\n`);
             else if (r.status === 'missing') process.stdout.write(`- ${r.address}: missing\n`);
-            else process.stdout.write(`~ ${r.address}: ${r.fields.map((f) => f.path).join(', ')} drifted\n`);
+            else {
+              // The same field lines as the plan: what re-applying would change (- live, + last applied).
+              const lines = renderFieldChanges(r.fields, 'update', { color: useColor(process.stdout) });
+              process.stdout.write(`~ ${r.address}: ${r.fields.map((f) => f.path).join(', ')} drifted\n${lines.map((l) => `${l}\n`).join('')}`);
+            }
           }
           const inSync = report.resources.length - report.drifted - report.errors;
           process.stdout.write(`Drift: ${report.drifted} drifted, ${inSync} in sync${report.errors ? `, ${report.errors} not readable` : ''} (stack ${report.stack}).\n`);

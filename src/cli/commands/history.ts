@@ -22,10 +22,13 @@ export function registerHistoryCommand(program: Command): void {
         return;
       }
       try {
-        const runs = await store.listRuns({ ...(options.allStacks ? {} : { stack: options.stack }), limit: options.limit });
+        // Older runs too, to tell a rollback (an older commit applied again) from a first apply.
+        const window = await store.listRuns({ ...(options.allStacks ? {} : { stack: options.stack }), limit: options.limit + ROLLBACK_LOOKBACK });
+        const rollbacks = findRollbacks(window);
+        const runs = window.slice(0, options.limit).map((r) => (rollbacks.has(r.id) ? { ...r, rollback: rollbacks.get(r.id)! } : r));
         if (options.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
         else if (runs.length === 0) process.stdout.write('No runs yet.\n');
-        else for (const run of runs) process.stdout.write(formatRun(run) + '\n');
+        else for (const run of runs) process.stdout.write(formatRun(run, rollbacks.get(run.id)) + '\n');
         process.exitCode = 0;
       } finally {
         await store.close();
@@ -33,10 +36,48 @@ export function registerHistoryCommand(program: Command): void {
     });
 }
 
-function formatRun(run: RunRecord): string {
+const ROLLBACK_LOOKBACK = 200;
+
+/** A run that applied a commit older than the one applied before it. */
+export interface Rollback {
+  /** The commit gone back to. */
+  readonly commit: string;
+  /** The earlier run that applied it. */
+  readonly previousRun: number;
+  /** The commit it rolled back from. */
+  readonly from: string;
+}
+
+/**
+ * Apply runs that went back to a commit an earlier successful run of the stack
+ * applied, after a successful run of another commit: `capstan rollback`, the
+ * controller's rollback, or a branch reset to an older commit.
+ */
+export function findRollbacks(runs: readonly RunRecord[]): Map<number, Rollback> {
+  const found = new Map<number, Rollback>();
+  const byStack = new Map<string, RunRecord[]>();
+  for (const r of runs) if (r.kind === 'apply' && r.commit) byStack.set(r.stack, [...(byStack.get(r.stack) ?? []), r]);
+  for (const list of byStack.values()) {
+    list.sort((a, b) => a.id - b.id);
+    const lastApplied = new Map<string, number>();
+    let current: string | undefined;
+    for (const r of list) {
+      const earlier = lastApplied.get(r.commit!);
+      if (current !== undefined && current !== r.commit && earlier !== undefined) found.set(r.id, { commit: r.commit!, previousRun: earlier, from: current });
+      if (r.status === 'succeeded') {
+        lastApplied.set(r.commit!, r.id);
+        current = r.commit!;
+      }
+    }
+  }
+  return found;
+}
+
+function formatRun(run: RunRecord, rollback?: Rollback): string {
   const c = run.counts;
   const commit = run.commit ? run.commit.slice(0, 12) : 'no commit';
   const what = `+${c.create} ~${c.update} -/+${c.replace} -${c.delete}${c.failed ? ` failed ${c.failed}` : ''}${c.skipped ? ` skipped ${c.skipped}` : ''}`;
-  const subject = run.message ? `  "${run.message}"` : '';
+  const back = rollback ? `  ROLLBACK to ${rollback.commit.slice(0, 12)} (as run #${rollback.previousRun}) from ${rollback.from.slice(0, 12)}` : '';
+  const subject = (run.message ? `  "${run.message}"` : '') + back;
   return `#${run.id}  ${run.startedAt}  ${run.status.padEnd(11)} ${run.stack}  ${commit}  ${run.actor.user}@${run.actor.host}  ${what}${subject}`;
 }

@@ -7,6 +7,7 @@
  * SSH, `url` must be reachable from the controller.
  */
 import { parse as parseYaml } from 'yaml';
+import { findMissingProgram } from '../../util/prerequisites.js';
 import { ProviderError } from '../provider.js';
 import type { HostHandle } from '../host/host.js';
 import { ensureParent, inspectConfined, realPathOf } from '../host/paths.js';
@@ -41,11 +42,10 @@ async function checkStaged(
     try {
       result = await handle.transport.exec(command, { timeoutMs: CHECK_TIMEOUT_MS, signal });
     } catch (err) {
-      const e = err as { code?: unknown; cause?: { code?: unknown } };
-      const code = e.code ?? e.cause?.code;
+      const missing = findMissingProgram(err);
       throw new ProviderError(
-        code === 'ENOENT'
-          ? `${command[0]} is not installed on ${handle.address}: it is needed to check the ${what} before installing it`
+        missing
+          ? `${missing.message}; ${handle.address} needs it to check the ${what} before installing it`
           : `running ${command[0]} on ${handle.address} failed: ${(err as Error).message}`,
         { cause: err },
       );
@@ -59,14 +59,33 @@ async function checkStaged(
   }
 }
 
-async function http(url: string, init: RequestInit, signal: AbortSignal): Promise<{ status: number; text: string }> {
+/** `what` names the backend for the message when it cannot be reached: `Prometheus at http://...`. */
+async function http(url: string, init: RequestInit, signal: AbortSignal, what: string): Promise<{ status: number; text: string }> {
   const timeout = AbortSignal.timeout(HTTP_TIMEOUT_MS);
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.any([signal, timeout]) });
     return { status: res.status, text: await res.text() };
   } catch (err) {
-    throw new ProviderError(`${init.method ?? 'GET'} ${url} failed: ${(err as Error).message}`, { cause: err });
+    if (signal.aborted) throw err;
+    throw new ProviderError(`cannot reach ${what}: ${init.method ?? 'GET'} ${url} ${unreachable(err)}`, { cause: err });
   }
+}
+
+/** Why fetch failed, in words: undici says only "fetch failed" and hides the errno in `cause`. */
+function unreachable(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError') return `got no answer within ${HTTP_TIMEOUT_MS / 1000} s`;
+  switch (e.cause?.code) {
+    case 'ECONNREFUSED':
+      return 'was refused: nothing listens there (is it running, and is the url right?)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'failed: the host name does not resolve';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'failed: the host is unreachable';
+  }
+  return `failed: ${e.cause?.message ?? e.message}`;
 }
 
 function endpoint(base: string, path: string): string {
@@ -74,7 +93,7 @@ function endpoint(base: string, path: string): string {
 }
 
 async function reload(base: string, what: string, signal: AbortSignal): Promise<void> {
-  const res = await http(endpoint(base, '/-/reload'), { method: 'POST' }, signal);
+  const res = await http(endpoint(base, '/-/reload'), { method: 'POST' }, signal, what);
   if (res.status !== 200) {
     throw new ProviderError(`${what} refused to reload (HTTP ${res.status}): ${res.text.trim() || 'no message'}${res.status === 403 || res.status === 405 ? ' (is --web.enable-lifecycle set?)' : ''}`);
   }
@@ -97,7 +116,7 @@ interface ApiRuleGroup {
 
 /** The rule groups Prometheus has loaded (GET /api/v1/rules). */
 export async function loadedRuleGroups(base: string, signal: AbortSignal): Promise<ApiRuleGroup[]> {
-  const res = await http(endpoint(base, '/api/v1/rules'), { method: 'GET' }, signal);
+  const res = await http(endpoint(base, '/api/v1/rules'), { method: 'GET' }, signal, `Prometheus at ${base}`);
   if (res.status !== 200) throw new ProviderError(`GET /api/v1/rules answered HTTP ${res.status}`);
   const body = JSON.parse(res.text) as { data?: { groups?: ApiRuleGroup[] } };
   return body.data?.groups ?? [];
@@ -155,7 +174,7 @@ export function alertmanagerHooks(settings: { url: string; amtool: string; confi
       const wanted = files.find((f) => f.path === settings.configFile)?.content;
       if (wanted === undefined) return;
       await confirm(async () => {
-        const res = await http(endpoint(settings.url, '/api/v2/status'), { method: 'GET' }, signal);
+        const res = await http(endpoint(settings.url, '/api/v2/status'), { method: 'GET' }, signal, `Alertmanager at ${settings.url}`);
         if (res.status !== 200) return `GET /api/v2/status of Alertmanager at ${settings.url} answered HTTP ${res.status}`;
         const original = (JSON.parse(res.text) as { config?: { original?: string } }).config?.original ?? '';
         const mismatch = configMismatch(parseYaml(original), parseYaml(wanted), '');

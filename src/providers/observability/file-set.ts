@@ -190,7 +190,10 @@ export async function applyFileSet(
       let restored = 'the previous files were restored';
       try {
         await restore();
-        await hooks.activate(handle, previousFiles(paths, before), signal);
+        // The files are back; a backend that could not be reached the first time is not told now either.
+        await hooks.activate(handle, previousFiles(paths, before), signal).catch((again: unknown) => {
+          if (message(again) !== message(err)) restored += `, but reloading them failed: ${message(again)}`;
+        });
       } catch (again) {
         restored = `restoring the previous files failed too: ${message(again)}`;
       }

@@ -317,5 +317,7 @@ export const execProvider: ResourceProvider<ExecSpec, ExecLive, HostHandle> & Re
   read: (handle, specs, ctx) => readExecs(handle, specs, ctx.signal),
   diff: diffExec,
   apply: (handle, request, ctx) => applyExec(handle, request, ctx.signal),
+  // Without undo, a delete runs nothing: the command's effects stay, Capstan only stops tracking it.
+  forgetsOnDelete: (prior) => prior.undo === undefined,
   refresh: (handle, request, ctx) => refreshOrRun(handle, request.desired, request.address, ctx.signal, request.notifiedBy),
 };
