@@ -20,7 +20,6 @@ import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import { secretOnly } from '../../secrets/sensitive.js';
 import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
 import { durationSchema, parseDuration } from './duration.js';
-import { toYamlText } from './yaml-text.js';
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const MATCHER = /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*$/;
