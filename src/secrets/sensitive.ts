@@ -103,7 +103,8 @@ export function secretString(message = 'expected a string or { secret: PATH }') 
  * after the loader resolved `{ secret: PATH }`, a `Sensitive` string.
  */
 export function secretOnly(message = 'takes only { secret: PATH }: a credential is never written in the repository in clear') {
-  const resolved = z.instanceof(Sensitive<string>, { error: message });
+  // A custom check, not `instanceof`: its issue keeps `message` whatever the value (a plain string, nothing).
+  const resolved = z.custom<Sensitive<string>>((v) => v instanceof Sensitive, { error: message });
   secretBranches.add(resolved);
   return resolved;
 }

@@ -332,7 +332,7 @@ runProviderConformance({
   update: conformance.alerting.update,
   invalidSpecs: [
     { spec: { defaultTeam: 'a', teams: [] }, message: /too_small|>=1|at least/i },
-    { spec: { defaultTeam: 'a', teams: [{ name: 'a', pagerduty: { routingKey: 'secret' } }] }, message: /routingKey/ },
+    { spec: { defaultTeam: 'a', teams: [{ name: 'a', pagerduty: { routingKey: 'secret' } }] }, message: /takes only \{ secret: PATH \}/ },
   ],
   makeDrift: () => writeFile(join(root, 'etc/alertmanager/alertmanager.yml'), 'route:\n  receiver: x\nreceivers:\n  - name: x\n'),
   driftedField: '/etc/alertmanager/alertmanager.yml',
