@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAlertmanager, type RunningAlertmanager } from './alertmanager-harness.js';
-import { assertBuilt, capstan, workspace, type CliResult, type Workspace } from './harness.js';
+import { ageIdentity, assertBuilt, capstan, workspace, type CliResult, type Workspace } from './harness.js';
 import { filesUnder, leakSearch } from './leak-search.js';
 
 const HOOK = 'http://127.0.0.1:9/LeakCanary-AmHook-5e1f';
@@ -44,9 +44,7 @@ beforeAll(async () => {
   assertBuilt();
   ws = await workspace();
   base = path.dirname(ws.repo);
-  idFile = path.join(base, 'identity.txt');
-  await execa('age-keygen', ['-o', idFile]);
-  recipient = (await execa('age-keygen', ['-y', idFile])).stdout.trim();
+  ({ file: idFile, recipient } = await ageIdentity(base));
   am = await startAlertmanager(configFile(), path.join(base, 'am-data'));
   await encrypt('secrets/hook.age', HOOK);
   await encrypt('secrets/smtp.age', SMTP);

@@ -1,8 +1,8 @@
 /** A real Debian Alertmanager on loopback for whole-system tests, with its configuration file under a Host's root. */
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
+import { freePort } from './harness.js';
 
 export interface RunningAlertmanager {
   readonly url: string;
@@ -10,17 +10,6 @@ export interface RunningAlertmanager {
   /** The configuration text Alertmanager runs (GET /api/v2/status). */
   original(): Promise<string>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts Alertmanager on `configFile` (a minimal configuration is written there first) and waits until it is ready. */

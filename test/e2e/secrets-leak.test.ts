@@ -18,7 +18,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createToken, gitRemote, killAll, serve, waitFor, type GitRemote } from './controller-harness.js';
-import { assertBuilt, CAPSTAN, capstan, workspace, type CliResult, type Workspace } from './harness.js';
+import { ageIdentity, assertBuilt, CAPSTAN, capstan, workspace, type CliResult, type Workspace } from './harness.js';
 import { filesUnder, leakSearch } from './leak-search.js';
 import { startAlertmanager, type RunningAlertmanager } from './alertmanager-harness.js';
 
@@ -94,9 +94,7 @@ beforeAll(async () => {
   assertBuilt();
   ws = await workspace();
   base = path.dirname(ws.repo);
-  idFile = path.join(base, 'identity.txt');
-  await execa('age-keygen', ['-o', idFile]);
-  recipient = (await execa('age-keygen', ['-y', idFile])).stdout.trim();
+  ({ file: idFile, recipient } = await ageIdentity(base));
   await writeFile(path.join(ws.repo, '.capstan-recipients'), `# the team\n${recipient}\n`);
   // One secret encrypted with Debian's age (armored), one with capstan.
   await ws.write('secrets/db.age', (await execa('age', ['-r', recipient, '-a'], { input: AGE_VALUE })).stdout + '\n');
