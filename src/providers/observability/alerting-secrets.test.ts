@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SecretDigester } from '../../secrets/digest.js';
-import { SecretUnavailableError, Sensitive } from '../../secrets/sensitive.js';
+import { SECRET_REFERENCE_JSON_SCHEMA, SecretUnavailableError, Sensitive } from '../../secrets/sensitive.js';
+import { kindSpecJsonSchema } from '../../spec/json-schema.js';
 import { alertingSpecSchema, type AlertingSpec } from './alerting.js';
 import { alertmanagerConfigText, alertmanagerRenderedText, alertmanagerShownText, redactLiveAlertmanagerText } from './alerting-secrets.js';
 import { configMismatch } from './backends.js';
@@ -95,5 +96,13 @@ describe('Alertmanager receiver secrets', () => {
     expect(alertmanagerShownText(stored)).toBe(alertmanagerShownText(spec()));
     const m = configMismatch({ receivers: [{ webhook_configs: [{ url: 'http://other' }] }] }, { receivers: [{ webhook_configs: [{ url: HOOK }] }] }, '');
     expect(m).toBe('receivers[0].webhook_configs[0].url differs (a credential: not shown)');
+  });
+
+  it('offers { secret: PATH } for the credential fields in the JSON Schema editors use', () => {
+    const schema = kindSpecJsonSchema(alertingSpecSchema) as { properties: { teams: { items: { properties: Record<string, { items: { properties: Record<string, unknown> } }> } } } };
+    const team = schema.properties.teams.items.properties;
+    expect(team['pagerduty']!.items.properties['routingKey']).toEqual(SECRET_REFERENCE_JSON_SCHEMA);
+    expect(team['opsgenie']!.items.properties['apiKey']).toEqual(SECRET_REFERENCE_JSON_SCHEMA);
+    expect(JSON.stringify(team['webhook']!.items.properties['url'])).toContain('"secret"');
   });
 });
