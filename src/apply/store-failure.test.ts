@@ -7,7 +7,8 @@ import { planChanges } from '../plan/planner.js';
 import { testActor as actor, testSource as source, useMemoryEngine } from '../plan/testing/engine.js';
 import { bucket, item } from '../plan/testing/memory-provider.js';
 import type { Resource } from '../spec/resource.js';
-import type { ResourceResult, Store } from '../state/store.js';
+import type { ResourceResult } from '../state/store.js';
+import { failingStore, withRecordResults } from '../state/testing/failing-store.js';
 import { applyPlan } from './apply.js';
 import { Sensitive } from '../secrets/sensitive.js';
 import { importRecoveries, RecoveryFiles } from './recovery.js';
@@ -18,25 +19,6 @@ beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-recovery-test-'));
 });
 afterEach(async () => rm(dir, { recursive: true, force: true }));
-
-const STORE_METHODS = ['lock', 'startRun', 'recordResults', 'appendEvent', 'finishRun', 'getRun', 'listRuns', 'listResults', 'listEvents', 'inventory', 'pendingRefreshes', 'serial', 'close'] as const;
-
-/** The real store, with its `recordResults` replaced. */
-function withRecordResults(store: Store, recordResults: Store['recordResults']): Store {
-  const methods = Object.fromEntries(STORE_METHODS.map((m) => [m, (store[m] as (...args: unknown[]) => unknown).bind(store)]));
-  return { ...(methods as unknown as Store), recordResults };
-}
-
-/** The test bed's store, whose `recordResults` fails from the `failFrom`-th call on (1-based), as a full disk does. */
-function failingStore(store: Store, failFrom: number): Store & { calls: number } {
-  let calls = 0;
-  const failing = withRecordResults(store, async (runId, results) => {
-    calls += 1;
-    if (calls >= failFrom) throw new Error('SQLITE_FULL: database or disk is full');
-    return store.recordResults(runId, results);
-  });
-  return Object.defineProperty(failing, 'calls', { get: () => calls }) as Store & { calls: number };
-}
 
 const items = (n: number): Resource[] => Array.from({ length: n }, (_, i) => item(`i${String(i).padStart(2, '0')}`, `v${i}`));
 const desired = (resources: Resource[]) => ({ targets: [bucket('b')], resources, specHash: 'h', diagnostics: [] });

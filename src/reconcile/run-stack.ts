@@ -4,8 +4,14 @@
  * one set of target connections. The CLI drives the same layers directly
  * (src/cli/commands/apply.ts); this is the controller's way in, and the seam
  * its unit tests replace.
+ *
+ * Store failures: like `capstan apply`, an apply whose store stops taking
+ * results writes them to a recovery file (src/apply/recovery.ts), and the next
+ * pass of that stack imports every such file before it reads the store (its
+ * first `plan` or `staleness`, with the stack's lock held by the controller).
  */
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import { importRecoveries, type ImportedRecovery, type RecoveryFiles } from '../apply/recovery.js';
 import type { ApplyReporter } from '../apply/reporter.js';
 import { findStaleness } from '../apply/staleness.js';
 import type { Plan, PlanSource } from '../plan/plan.js';
@@ -73,6 +79,10 @@ export interface EngineOptions {
   readonly loadOptions?: LoadOptions | undefined;
   /** The controller's age identities (config `identity:`): decrypt secrets, key their digests. */
   readonly keyring?: Keyring | undefined;
+  /** Where applies save the results the store could not take, and where passes import them from (`RecoveryFiles.forState`). */
+  readonly recovery?: RecoveryFiles | undefined;
+  /** Told of each recovery file a pass imported (for the log). */
+  readonly onRecoveryImported?: ((stack: string, imported: ImportedRecovery) => void) | undefined;
 }
 
 export function stackEngine(options: EngineOptions): StackEngine {
@@ -85,9 +95,24 @@ export function stackEngine(options: EngineOptions): StackEngine {
     load: (dir) => loadStack(dir, registry, { ...options.loadOptions, keyring }),
     session(signal) {
       const targets = new TargetPool(registry, { signal, digester: keyring.digester });
+      // Once per stack and session: before the session first reads the store.
+      const imports = new Map<string, Promise<void>>();
+      const recovered = (stack: string): Promise<void> => {
+        const recovery = options.recovery;
+        if (!recovery) return Promise.resolve();
+        let done = imports.get(stack);
+        if (!done) {
+          done = importRecoveries(store, stack, recovery).then((imported) => {
+            for (const r of imported) options.onRecoveryImported?.(stack, r);
+          });
+          imports.set(stack, done);
+        }
+        return done;
+      };
       return {
-        plan: (input) =>
-          planChanges({
+        plan: async (input) => {
+          await recovered(input.stack);
+          return planChanges({
             stack: input.stack,
             desired: input.desired,
             source: input.source,
@@ -97,10 +122,15 @@ export function stackEngine(options: EngineOptions): StackEngine {
             allowMassDelete: input.allowMassDelete,
             pruneAdopted: input.pruneAdopted ?? false,
             signal,
-          }),
-        staleness: (plan, currentSpecHash) => findStaleness({ plan, currentSpecHash, store, registry, targets, signal }),
-        apply: (input) =>
-          applyPlan({
+          });
+        },
+        staleness: async (plan, currentSpecHash) => {
+          await recovered(plan.stack);
+          return findStaleness({ plan, currentSpecHash, store, registry, targets, signal });
+        },
+        apply: async (input) => {
+          await recovered(input.plan.stack);
+          return applyPlan({
             plan: input.plan,
             registry,
             store,
@@ -110,7 +140,9 @@ export function stackEngine(options: EngineOptions): StackEngine {
             signal,
             reporter: input.reporter,
             onRunStarted: input.onRunStarted,
-          }),
+            ...(options.recovery ? { recovery: options.recovery } : {}),
+          });
+        },
         close: () => targets.close(),
       };
     },

@@ -98,6 +98,17 @@ export function secretString(message = 'expected a string or { secret: PATH }') 
   return z.union([z.string({ error: message }), resolved], { error: message });
 }
 
+/**
+ * Schema of a field that takes only a secret (a credential never written in clear):
+ * after the loader resolved `{ secret: PATH }`, a `Sensitive` string.
+ */
+export function secretOnly(message = 'takes only { secret: PATH }: a credential is never written in the repository in clear') {
+  // A custom check, not `instanceof`: its issue keeps `message` whatever the value (a plain string, nothing).
+  const resolved = z.custom<Sensitive<string>>((v) => v instanceof Sensitive, { error: message });
+  secretBranches.add(resolved);
+  return resolved;
+}
+
 /** The branches of `secretString` schemas that hold a resolved secret (a class JSON Schema cannot describe). */
 const secretBranches = new WeakSet<z.ZodType>();
 

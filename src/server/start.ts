@@ -8,6 +8,7 @@
 import os from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { RecoveryFiles } from '../apply/recovery.js';
 import { defaultRegistry } from '../providers/index.js';
 import { systemClock, type Clock } from '../reconcile/clock.js';
 import type { ControllerConfig } from '../reconcile/config.js';
@@ -62,6 +63,9 @@ export async function startController(config: ControllerConfig, options: StartOp
         maxStackYamlBytes: config.limits?.yamlBytes,
       },
       keyring,
+      recovery: RecoveryFiles.forState(config.state),
+      onRecoveryImported: (stack, r) =>
+        logger.warn({ stack, storeRunId: r.runId, imported: r.imported, file: r.file }, 'imported the results a failed state store could not record, from a recovery file (now removed)'),
     });
   const events = new EventBus();
   const metrics = new ControllerMetrics(VERSION);

@@ -2,6 +2,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,4 +86,23 @@ export async function git(cwd: string, ...args: string[]): Promise<string> {
     env: { GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_SYSTEM: '/dev/null' },
   });
   return r.stdout;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A new age identity in `dir`/identity.txt (Debian's age-keygen), with its public key. */
+export async function ageIdentity(dir: string): Promise<{ file: string; recipient: string }> {
+  const file = path.join(dir, 'identity.txt');
+  await execa('age-keygen', ['-o', file]);
+  return { file, recipient: (await execa('age-keygen', ['-y', file])).stdout.trim() };
 }

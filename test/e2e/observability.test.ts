@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +22,7 @@ import {
 } from '../../src/providers/observability/index.js';
 import type { ResourceProvider } from '../../src/providers/provider.js';
 import { runProviderConformance } from '../../src/providers/testing/conformance.js';
+import { freePort } from './harness.js';
 import type { Resource } from '../../src/spec/resource.js';
 
 const ctx = { signal: new AbortController().signal };
@@ -33,17 +33,6 @@ let host: HostHandle;
 let promUrl: string;
 let amUrl: string;
 const logs: Record<string, string> = { prometheus: '', alertmanager: '' };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function start(name: string, bin: string, args: string[]): void {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -332,7 +321,7 @@ runProviderConformance({
   update: conformance.alerting.update,
   invalidSpecs: [
     { spec: { defaultTeam: 'a', teams: [] }, message: /too_small|>=1|at least/i },
-    { spec: { defaultTeam: 'a', teams: [{ name: 'a', pagerduty: { routingKey: 'secret' } }] }, message: /routingKey/ },
+    { spec: { defaultTeam: 'a', teams: [{ name: 'a', pagerduty: { routingKey: 'secret' } }] }, message: /takes only \{ secret: PATH \}/ },
   ],
   makeDrift: () => writeFile(join(root, 'etc/alertmanager/alertmanager.yml'), 'route:\n  receiver: x\nreceivers:\n  - name: x\n'),
   driftedField: '/etc/alertmanager/alertmanager.yml',

@@ -1,6 +1,7 @@
 /**
- * Zero leaks: three known secret values (an age-encrypted File content, an
- * age-encrypted Exec environment value, inline `sensitive: true` content) go
+ * Zero leaks: four known secret values (an age-encrypted File content, an
+ * age-encrypted Exec environment value, inline `sensitive: true` content, an
+ * age-encrypted Alertmanager webhook URL delivered to a running Alertmanager) go
  * through validate, plan (text, --json, --out), apply (from the saved plan, and
  * again after a secret changed), drift, history and `capstan serve` (every API
  * route, the SSE stream, /metrics, logs at trace level). Then every byte of
@@ -12,55 +13,28 @@
  * the controller's git cache (a checkout of that repository).
  */
 import { execa } from 'execa';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createToken, gitRemote, killAll, serve, waitFor, type GitRemote } from './controller-harness.js';
-import { assertBuilt, CAPSTAN, capstan, workspace, type CliResult, type Workspace } from './harness.js';
+import { ageIdentity, assertBuilt, CAPSTAN, capstan, workspace, type CliResult, type Workspace } from './harness.js';
+import { filesUnder, leakSearch } from './leak-search.js';
+import { startAlertmanager, type RunningAlertmanager } from './alertmanager-harness.js';
 
 const AGE_VALUE = 'LeakCanary-AgeFile-7f3a9c51';
 const AGE_VALUE_2 = 'LeakCanary-AgeFile-Rotated-d41d8c';
 const ENV_VALUE = 'LeakCanary-ExecEnv-2b8d4177';
 const INLINE_VALUE = 'LeakCanary-Inline-c0ffee42';
-const CANARIES = [AGE_VALUE, AGE_VALUE_2, ENV_VALUE, INLINE_VALUE];
+const HOOK_VALUE = 'http://127.0.0.1:9/LeakCanary-AmReceiver-3b9e';
+const CANARIES = [AGE_VALUE, AGE_VALUE_2, ENV_VALUE, INLINE_VALUE, HOOK_VALUE];
+const AM_CONFIG = 'etc/alertmanager/alertmanager.yml';
+/** One Alertmanager per Host root, each running that root's configuration file. */
+const alertmanagers = new Map<string, RunningAlertmanager>();
 const SERVER = process.env.CAPSTAN_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-/** The forms a value could leak in: itself, hex, base64 at each of the three alignments inside a longer base64 text. */
-function forms(value: string): string[] {
-  const bytes = Buffer.from(value, 'utf8');
-  const out = [value, bytes.toString('hex'), bytes.toString('hex').toUpperCase()];
-  for (let pad = 0; pad < 3; pad++) {
-    const b64 = Buffer.concat([Buffer.alloc(pad), bytes]).toString('base64');
-    // Drop the characters that depend on the padding bytes or on what follows.
-    const start = pad === 0 ? 0 : Math.ceil((pad * 8) / 6) + 1;
-    out.push(b64.slice(start, b64.length - 4));
-  }
-  return out;
-}
-
-const FORMS = CANARIES.flatMap((v) => forms(v).map((f) => ({ value: v, form: f })));
-
 /** Where any form of any canary occurs in `data`. */
-function hits(where: string, data: Buffer | string): string[] {
-  const buffer = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const latin = buffer.toString('latin1');
-  return FORMS.filter((f) => latin.includes(f.form)).map((f) => `${where}: ${f.form === f.value ? 'plaintext' : `encoded as ${f.form}`} of ${f.value}`);
-}
-
-async function filesUnder(dir: string, skip: (p: string) => boolean): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const entry of await readdir(d, { withFileTypes: true })) {
-      const p = path.join(d, entry.name);
-      if (skip(p)) continue;
-      if (entry.isDirectory()) await walk(p);
-      else if (entry.isFile()) out.push(p);
-    }
-  };
-  await walk(dir);
-  return out;
-}
+const hits = leakSearch(CANARIES);
 
 let ws: Workspace;
 let idFile: string;
@@ -84,7 +58,9 @@ function spec(root: string, withLeakyExec: boolean): Record<string, string> {
       (withLeakyExec
         ? `---\nkind: Exec\nname: leaky\ntarget: local\ndependsOn: [File/inline]\nspec:\n  command: ["/bin/sh", "-c", "echo \\"token=$TOKEN\\" >&2; echo \\"$TOKEN\\"; exit 3"]\n` +
           `  environment: { TOKEN: { secret: secrets/token.age } }\n`
-        : ''),
+        : '') +
+      `---\nkind: Alerting\nname: oncall\ntarget: local\nspec:\n  defaultTeam: sre\n  teams:\n    - name: sre\n      webhook: { url: { secret: secrets/hook.age } }\n` +
+      `  alertmanager: { url: "${alertmanagers.get(root)!.url}", configFile: /${AM_CONFIG}, amtool: /usr/bin/amtool }\n`,
   };
 }
 
@@ -118,17 +94,21 @@ beforeAll(async () => {
   assertBuilt();
   ws = await workspace();
   base = path.dirname(ws.repo);
-  idFile = path.join(base, 'identity.txt');
-  await execa('age-keygen', ['-o', idFile]);
-  recipient = (await execa('age-keygen', ['-y', idFile])).stdout.trim();
+  ({ file: idFile, recipient } = await ageIdentity(base));
   await writeFile(path.join(ws.repo, '.capstan-recipients'), `# the team\n${recipient}\n`);
   // One secret encrypted with Debian's age (armored), one with capstan.
   await ws.write('secrets/db.age', (await execa('age', ['-r', recipient, '-a'], { input: AGE_VALUE })).stdout + '\n');
   await encryptWithCapstan('secrets/token.age', ENV_VALUE);
-}, 30_000);
+  await ws.write('secrets/hook.age', (await execa('age', ['-r', recipient, '-a'], { input: HOOK_VALUE })).stdout + '\n');
+  for (const r of ['root-sqlite', 'root-pg', 'root-serve']) {
+    const root = path.join(base, r);
+    alertmanagers.set(root, await startAlertmanager(path.join(root, AM_CONFIG), path.join(base, `am-data-${r}`)));
+  }
+}, 60_000);
 
 afterAll(async () => {
   await killAll();
+  for (const am of alertmanagers.values()) await am.stop();
   await remote?.cleanup();
   await ws?.cleanup();
 });
@@ -162,6 +142,7 @@ async function cliFlow(state: string, root: string, label: string, full: boolean
   expect(applied.stderr).toMatch(/Exec\/leaky .*exited with status 3: token=\(sensitive\)/);
   expect(await readFile(path.join(root, 'etc/db-password'), 'utf8')).toBe(AGE_VALUE);
   expect(await readFile(path.join(root, 'etc/inline'), 'utf8')).toBe(INLINE_VALUE);
+  expect(await readFile(path.join(root, AM_CONFIG), 'utf8')).toContain(`url: ${HOOK_VALUE}`);
   await ws.remove('stack.yaml');
   for (const [rel, t] of Object.entries(spec(root, false))) await ws.write(rel, t);
   const healed = await run(`${label} apply`, ['apply', '.', '--yes', ...common]);
@@ -219,6 +200,7 @@ describe('secrets never leak', () => {
     const files: Record<string, string> = { ...spec(serveRoot, false), '.capstan-recipients': `${recipient}\n` };
     files['secrets/db.age'] = (await execa('age', ['-r', recipient, '-a'], { input: AGE_VALUE })).stdout + '\n';
     files['secrets/token.age'] = await readFile(path.join(ws.repo, 'secrets/token.age'), 'utf8');
+    files['secrets/hook.age'] = await readFile(path.join(ws.repo, 'secrets/hook.age'), 'utf8');
     const commit = await remote.push(files, 'secrets');
     const serveState = `sqlite:${path.join(base, 'state', 'serve.db')}`;
     const config = path.join(base, 'capstan.yaml');
@@ -246,6 +228,7 @@ describe('secrets never leak', () => {
       throw new Error(`${err.message}\n${served.logs().slice(-15).map((l) => JSON.stringify(l)).join('\n')}`);
     });
     expect(await readFile(path.join(serveRoot, 'etc/db-password'), 'utf8')).toBe(AGE_VALUE);
+    expect(await readFile(path.join(serveRoot, AM_CONFIG), 'utf8')).toContain(`url: ${HOOK_VALUE}`);
     // Self-heal a sensitive file changed by hand: drift seen through digests.
     await writeFile(path.join(serveRoot, 'etc/inline'), 'changed by hand\n');
     await waitFor('self-heal', async () => (await readFile(path.join(serveRoot, 'etc/inline'), 'utf8')) === INLINE_VALUE, 60_000);
@@ -288,8 +271,10 @@ describe('secrets never leak', () => {
     for (const o of outputs) found.push(...hits(o.what, o.text));
     for (const a of answers) found.push(...hits('API', a));
     found.push(...hits('SSE stream', sseText), ...hits('serve logs', serveStdout), ...hits('PostgreSQL dump', pgDump));
-    const managed = new Set(['root-sqlite', 'root-pg', 'root-serve'].flatMap((r) => ['etc/db-password', 'etc/inline'].map((f) => path.join(base, r, f))));
-    const written = await filesUnder(base, (p) => managed.has(p) || p === ws.repo || p === path.join(base, 'git-cache') || p === remote!.base);
+    const managed = new Set(['root-sqlite', 'root-pg', 'root-serve'].flatMap((r) => ['etc/db-password', 'etc/inline', AM_CONFIG].map((f) => path.join(base, r, f))));
+    // Alertmanager's own data directories are not Capstan's.
+    const notCapstans = (p: string): boolean => path.basename(p).startsWith('am-data-');
+    const written = await filesUnder(base, (p) => managed.has(p) || notCapstans(p) || p === ws.repo || p === path.join(base, 'git-cache') || p === remote!.base);
     // Capstan's own directory in the repository, if it wrote one there.
     const dotCapstan = path.join(ws.repo, '.capstan');
     if (await stat(dotCapstan).catch(() => undefined)) written.push(...(await filesUnder(dotCapstan, () => false)));
@@ -302,5 +287,6 @@ describe('secrets never leak', () => {
     expect(found).toEqual([]);
     // The search itself works: the managed file holds a canary.
     expect(hits('managed', await readFile(path.join(base, 'root-sqlite/etc/db-password')))).not.toEqual([]);
+    expect(hits('managed', await readFile(path.join(base, 'root-serve', AM_CONFIG)))).not.toEqual([]);
   });
 });

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Resource } from '../../spec/resource.js';
-import { alertingSpecSchema, alertmanagerConfigText, renderAlertmanagerConfig, validateAlerting, type AlertingSpec } from './alerting.js';
+import { alertingSpecSchema, renderAlertmanagerConfig, validateAlerting, type AlertingSpec } from './alerting.js';
+import { alertmanagerConfigText } from './alerting-secrets.js';
 
 const spec = (extra: Record<string, unknown> = {}): AlertingSpec =>
   alertingSpecSchema.parse({
@@ -86,6 +87,8 @@ describe('Alerting → Alertmanager configuration', () => {
 
   it('refuses secrets written inline and malformed matchers', () => {
     expect(alertingSpecSchema.safeParse({ defaultTeam: 'a', teams: [{ name: 'a', pagerduty: { routingKey: 'abc' } }] }).success).toBe(false);
+    expect(alertingSpecSchema.safeParse({ defaultTeam: 'a', teams: [{ name: 'a', opsgenie: { apiKey: 'abc' } }] }).success).toBe(false);
+    expect(alertingSpecSchema.safeParse({ defaultTeam: 'a', teams: [{ name: 'a', slack: { channel: '#a' } }] }).success).toBe(false);
     expect(alertingSpecSchema.safeParse({ defaultTeam: 'a', teams: [{ name: 'a' }], routes: [{ team: 'a', matchers: ['team=x'] }] }).success).toBe(false);
   });
 });

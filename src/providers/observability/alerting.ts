@@ -2,9 +2,11 @@
  * `Alerting`: on-call teams and who is notified for which service and severity,
  * rendered as one Alertmanager configuration.
  *
- * - Each team becomes a receiver. Secrets are never in the spec: PagerDuty,
- *   Slack, Opsgenie and SMTP credentials are named by files on the Alertmanager
- *   host (`routingKeyFile`, `apiUrlFile`, ...), which Alertmanager reads itself.
+ * - Each team becomes a receiver. Credentials are never in the spec in clear:
+ *   either files on the Alertmanager host that Alertmanager reads itself
+ *   (`routingKeyFile`, `apiUrlFile`, ...), or `{ secret: PATH }` (`routingKey`,
+ *   `apiUrl`, webhook `url`, ...), written into the configuration file; that file
+ *   is then sensitive (see alerting-secrets.ts).
  * - Each route matches services and severities (plus raw matchers) and sends to
  *   a team. Escalation steps become sibling routes with the same matchers and a
  *   `group_wait` of the step's delay: Alertmanager notifies them only when the
@@ -15,9 +17,9 @@
  */
 import { z } from 'zod';
 import { error, type Diagnostic } from '../../diag/diagnostic.js';
+import { secretOnly } from '../../secrets/sensitive.js';
 import { NAME_PATTERN, type Resource } from '../../spec/resource.js';
 import { durationSchema, parseDuration } from './duration.js';
-import { toYamlText } from './yaml-text.js';
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const MATCHER = /^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*$/;
@@ -28,16 +30,54 @@ const oneOrMany = <T extends z.ZodTypeAny>(s: T) => z.preprocess((v) => (v === u
 const absolutePath = z.string().startsWith('/', 'an absolute path on the Alertmanager host');
 const matcherSchema = z.string().regex(MATCHER, 'a matcher looks like name="value", name!="value", name=~"regex" or name!~"regex"');
 
+/** Exactly one of `keys` (a credential given one way); `optional`: at most one. */
+const oneOf =
+  (keys: readonly string[], optional = false) =>
+  (v: object): boolean => {
+    const n = keys.filter((k) => (v as Record<string, unknown>)[k] !== undefined).length;
+    return optional ? n <= 1 : n === 1;
+  };
+const oneOfMessage = (keys: readonly string[], optional = false) => `give ${optional ? 'at most' : 'exactly'} one of ${keys.join(', ')}`;
+
+const pagerdutyKeys = ['routingKeyFile', 'routingKey', 'serviceKey'] as const;
+const slackKeys = ['apiUrlFile', 'apiUrl'] as const;
+const opsgenieKeys = ['apiKeyFile', 'apiKey'] as const;
+const webhookAuthKeys = ['basicAuth', 'bearerToken'] as const;
+
 const teamSchema = z
   .object({
     name: z.string().regex(NAME_PATTERN, 'team names are lowercase names such as api-oncall'),
-    pagerduty: oneOrMany(z.object({ routingKeyFile: absolutePath, sendResolved: z.boolean().optional() }).strict()).optional(),
-    slack: oneOrMany(
-      z.object({ apiUrlFile: absolutePath, channel: z.string().min(1), sendResolved: z.boolean().optional() }).strict(),
+    pagerduty: oneOrMany(
+      z
+        .object({ routingKeyFile: absolutePath.optional(), routingKey: secretOnly().optional(), serviceKey: secretOnly().optional(), sendResolved: z.boolean().optional() })
+        .strict()
+        .refine(oneOf(pagerdutyKeys), oneOfMessage(pagerdutyKeys)),
     ).optional(),
-    opsgenie: oneOrMany(z.object({ apiKeyFile: absolutePath, sendResolved: z.boolean().optional() }).strict()).optional(),
+    slack: oneOrMany(
+      z
+        .object({ apiUrlFile: absolutePath.optional(), apiUrl: secretOnly().optional(), channel: z.string().min(1), sendResolved: z.boolean().optional() })
+        .strict()
+        .refine(oneOf(slackKeys), oneOfMessage(slackKeys)),
+    ).optional(),
+    opsgenie: oneOrMany(
+      z
+        .object({ apiKeyFile: absolutePath.optional(), apiKey: secretOnly().optional(), sendResolved: z.boolean().optional() })
+        .strict()
+        .refine(oneOf(opsgenieKeys), oneOfMessage(opsgenieKeys)),
+    ).optional(),
     email: oneOrMany(z.object({ to: z.string().min(3), sendResolved: z.boolean().optional() }).strict()).optional(),
-    webhook: oneOrMany(z.object({ url: z.string().url(), sendResolved: z.boolean().optional() }).strict()).optional(),
+    webhook: oneOrMany(
+      z
+        .object({
+          /** A URL, or `{ secret: PATH }` when it carries a token. */
+          url: z.union([z.string().url(), secretOnly()], { error: 'a URL, or { secret: PATH } when the URL carries a token' }),
+          basicAuth: z.object({ username: z.string().min(1), password: secretOnly() }).strict().optional(),
+          bearerToken: secretOnly().optional(),
+          sendResolved: z.boolean().optional(),
+        })
+        .strict()
+        .refine(oneOf(webhookAuthKeys, true), oneOfMessage(webhookAuthKeys, true)),
+    ).optional(),
   })
   .strict();
 
@@ -86,9 +126,11 @@ export const alertingSpecSchema = z
         smarthost: z.string().regex(/^[^:\s]+:\d+$/, 'host:port'),
         authUsername: z.string().optional(),
         authPasswordFile: absolutePath.optional(),
+        authPassword: secretOnly().optional(),
         requireTls: z.boolean().optional(),
       })
       .strict()
+      .refine(oneOf(['authPasswordFile', 'authPassword'], true), oneOfMessage(['authPasswordFile', 'authPassword'], true))
       .optional(),
     /** The team that receives whatever no route matches. */
     defaultTeam: z.string().min(1),
@@ -139,7 +181,24 @@ function timing(t: { groupBy?: string[] | undefined; groupWait?: string | undefi
 
 const resolved = (v: boolean | undefined): Record<string, boolean> => ({ send_resolved: v ?? true });
 
-/** The Alertmanager configuration as a plain object. */
+/** The entries whose value is set. */
+function defined(entries: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(entries).filter(([, v]) => v !== undefined));
+}
+
+type WebhookSpec = NonNullable<AlertingSpec['teams'][number]['webhook']>[number];
+
+function webhookAuth(w: WebhookSpec): Record<string, unknown> {
+  if (w.basicAuth) return { http_config: { basic_auth: { username: w.basicAuth.username, password: w.basicAuth.password } } };
+  if (w.bearerToken) return { http_config: { authorization: { type: 'Bearer', credentials: w.bearerToken } } };
+  return {};
+}
+
+/**
+ * The Alertmanager configuration as a plain object. Secrets are left in place
+ * (a `Sensitive`, or a stored spec's digest): see alerting-secrets.ts for the
+ * text written to the host and the text plans show.
+ */
 export function renderAlertmanagerConfig(spec: AlertingSpec): Record<string, unknown> {
   const global: Record<string, unknown> = {};
   if (spec.resolveTimeout) global['resolve_timeout'] = spec.resolveTimeout;
@@ -148,6 +207,7 @@ export function renderAlertmanagerConfig(spec: AlertingSpec): Record<string, unk
     global['smtp_smarthost'] = spec.smtp.smarthost;
     if (spec.smtp.authUsername) global['smtp_auth_username'] = spec.smtp.authUsername;
     if (spec.smtp.authPasswordFile) global['smtp_auth_password_file'] = spec.smtp.authPasswordFile;
+    if (spec.smtp.authPassword) global['smtp_auth_password'] = spec.smtp.authPassword;
     if (spec.smtp.requireTls !== undefined) global['smtp_require_tls'] = spec.smtp.requireTls;
   }
   const routes: Record<string, unknown>[] = [];
@@ -177,11 +237,16 @@ export function renderAlertmanagerConfig(spec: AlertingSpec): Record<string, unk
   }
   const receivers = spec.teams.map((t) => {
     const rec: Record<string, unknown> = { name: t.name };
-    if (t.pagerduty) rec['pagerduty_configs'] = t.pagerduty.map((p) => ({ routing_key_file: p.routingKeyFile, ...resolved(p.sendResolved) }));
-    if (t.slack) rec['slack_configs'] = t.slack.map((s) => ({ api_url_file: s.apiUrlFile, channel: s.channel, ...resolved(s.sendResolved) }));
-    if (t.opsgenie) rec['opsgenie_configs'] = t.opsgenie.map((o) => ({ api_key_file: o.apiKeyFile, ...resolved(o.sendResolved) }));
+    if (t.pagerduty) {
+      rec['pagerduty_configs'] = t.pagerduty.map((p) => ({
+        ...defined({ routing_key_file: p.routingKeyFile, routing_key: p.routingKey, service_key: p.serviceKey }),
+        ...resolved(p.sendResolved),
+      }));
+    }
+    if (t.slack) rec['slack_configs'] = t.slack.map((s) => ({ ...defined({ api_url_file: s.apiUrlFile, api_url: s.apiUrl }), channel: s.channel, ...resolved(s.sendResolved) }));
+    if (t.opsgenie) rec['opsgenie_configs'] = t.opsgenie.map((o) => ({ ...defined({ api_key_file: o.apiKeyFile, api_key: o.apiKey }), ...resolved(o.sendResolved) }));
     if (t.email) rec['email_configs'] = t.email.map((e) => ({ to: e.to, ...resolved(e.sendResolved) }));
-    if (t.webhook) rec['webhook_configs'] = t.webhook.map((w) => ({ url: w.url, ...resolved(w.sendResolved) }));
+    if (t.webhook) rec['webhook_configs'] = t.webhook.map((w) => ({ url: w.url, ...webhookAuth(w), ...resolved(w.sendResolved) }));
     return rec;
   });
   return {
@@ -194,10 +259,6 @@ export function renderAlertmanagerConfig(spec: AlertingSpec): Record<string, unk
     ...(inhibit.length > 0 ? { inhibit_rules: inhibit } : {}),
     receivers,
   };
-}
-
-export function alertmanagerConfigText(spec: AlertingSpec): string {
-  return toYamlText(renderAlertmanagerConfig(spec));
 }
 
 export function validateAlerting(resource: Resource<AlertingSpec>): Diagnostic[] {

@@ -1,10 +1,11 @@
 /**
  * The files each observability resource generates, by name and content. Shared by
  * `capstan render`, `capstan test` and the delivery providers, so that what is
- * inspected and tested is byte for byte what is delivered.
+ * inspected and tested is byte for byte what is delivered (except receiver
+ * secrets of an Alertmanager configuration, rendered as tokens).
  */
 import type { AlertingSpec } from './alerting.js';
-import { alertmanagerConfigText } from './alerting.js';
+import { alertmanagerRenderedText } from './alerting-secrets.js';
 import { renderAlertRules, type AlertRulesSpec } from './alert-rules.js';
 import { dashboardFiles, dashboardJsonText, provisioningYaml, type DashboardSpec } from './dashboard.js';
 import { generatedSloTests, renderSloRules, type SloSpec } from './slo.js';
@@ -31,8 +32,9 @@ export function sloTestFileText(name: string, spec: SloSpec, ruleFile: string): 
   return tests ? toYamlText(tests) : undefined;
 }
 
+/** What `capstan render` writes: receiver secrets as tokens of their keyed digest (the delivered file holds them; see alerting-secrets.ts). */
 export function alertmanagerFileText(spec: AlertingSpec): string {
-  return alertmanagerConfigText(spec);
+  return alertmanagerRenderedText(spec);
 }
 
 /** The generated dashboard of an SLO, in the same provisioning layout as a Dashboard resource with default directories. */

@@ -12,6 +12,7 @@ import { ProviderError } from '../provider.js';
 import type { HostHandle } from '../host/host.js';
 import { ensureParent, inspectConfined, realPathOf } from '../host/paths.js';
 import { parseDuration } from './duration.js';
+import { CREDENTIAL_KEYS } from './alerting-secrets.js';
 import type { DesiredFile, FileSetHooks } from './file-set.js';
 
 const CHECK_TIMEOUT_MS = 30_000;
@@ -162,8 +163,12 @@ export function prometheusHooks(settings: { url: string; promtool: string; ruleF
   };
 }
 
-export function alertmanagerHooks(settings: { url: string; amtool: string; configFile: string }): FileSetHooks {
-  return {
+/**
+ * `mask` hides the configuration's secret values in whatever amtool or
+ * Alertmanager answers before it becomes an error message.
+ */
+export function alertmanagerHooks(settings: { url: string; amtool: string; configFile: string }, mask: (text: string) => string = (t) => t): FileSetHooks {
+  return maskedErrors(mask, {
     async check(handle, files, signal) {
       for (const f of files.filter((x) => x.path === settings.configFile)) {
         await checkStaged(handle, f, (real) => [settings.amtool, 'check-config', real], `Alertmanager configuration ${f.path}`, signal);
@@ -183,7 +188,25 @@ export function alertmanagerHooks(settings: { url: string; amtool: string; confi
           : `Alertmanager at ${settings.url} reloaded but does not run ${settings.configFile} as written: ${mismatch} (is it started with --config.file=${settings.configFile}?)`;
       });
     },
-  };
+  });
+}
+
+/** The hooks, their errors' messages passed through `mask` (and the original errors, which may quote a secret, dropped). */
+function maskedErrors(mask: (text: string) => string, hooks: FileSetHooks): FileSetHooks {
+  const guard =
+    <A extends unknown[]>(f: ((...args: A) => Promise<void>) | undefined) =>
+    f &&
+    (async (...args: A): Promise<void> => {
+      try {
+        await f(...args);
+      } catch (err) {
+        const text = err instanceof Error ? err.message : String(err);
+        const masked = mask(text);
+        if (masked === text) throw err;
+        throw new ProviderError(masked);
+      }
+    });
+  return { check: guard(hooks.check), activate: guard(hooks.activate), deactivate: guard(hooks.deactivate) };
 }
 
 /**
@@ -210,6 +233,8 @@ export function configMismatch(running: unknown, wanted: unknown, path: string):
     return null;
   }
   if (running === wanted || running === '<secret>') return null;
+  // A credential's value is never quoted, whichever side holds it.
+  if (CREDENTIAL_KEYS.has(path.slice(path.lastIndexOf('.') + 1))) return `${path} differs (a credential: not shown)`;
   if (typeof running === 'string' && typeof wanted === 'string') {
     const a = parseDuration(running);
     if (a !== undefined && a === parseDuration(wanted)) return null;

@@ -26,7 +26,14 @@ import { ensureParent, errorCode, inspectConfined, inspectEach, pathClaim, realP
 export interface DesiredFile {
   /** Spec path on the host (below its root). */
   readonly path: string;
+  /** The text to write (for a file holding secrets: read only to write or check it; it throws when only digests are known). */
   readonly content: string;
+  /**
+   * The file holds secrets: its text with each one replaced by a token of its
+   * keyed digest. Plans show this, and it is what is compared with the live
+   * file's redacted text; `content` is never shown.
+   */
+  readonly shown?: string | undefined;
 }
 
 export interface LiveFile {
@@ -34,8 +41,23 @@ export interface LiveFile {
   /** `file`, or what occupies the path instead. */
   readonly type: Exclude<PathType, 'absent'>;
   readonly sha256: string | null;
-  /** The text, when the file is at most 1 MiB. */
+  /** The text, when the file is at most 1 MiB (redacted when `redacted`). */
   readonly content: string | null;
+  /** Credentials in the file were replaced by tokens of their keyed digest (`sha256` is null then). */
+  readonly redacted?: true;
+  /** The redacted text is the canonical form of the file's content: its comments or formatting differ from that. */
+  readonly reformatted?: true;
+}
+
+/** Turns a live file's text into what may be shown and stored (see alerting-secrets.ts); null: nothing of it may be. */
+export type LiveRedaction = (path: string, text: string) => { text: string; redacted: boolean; reformatted: boolean } | null;
+
+function redactedLive(file: LiveFile, redact: LiveRedaction | undefined): LiveFile {
+  if (!redact || file.type !== 'file' || file.content === null) return file;
+  const r = redact(file.path, file.content);
+  if (r === null) return { path: file.path, type: 'file', sha256: null, content: null, redacted: true };
+  if (!r.redacted) return file;
+  return { path: file.path, type: 'file', sha256: null, content: r.text, redacted: true, ...(r.reformatted ? { reformatted: true as const } : {}) };
 }
 
 /** What a delivery resource looks like on its host: its files that exist, by spec path. */
@@ -59,13 +81,15 @@ export function sha256Hex(text: string | Buffer): string {
 /**
  * Reads the files of many resources in ONE inspect call. A refused path (its
  * parent leads outside the root) fails the resources that deliver it, each with
- * its own message (PartialReadError); the others are read.
+ * its own message (PartialReadError); the others are read. `redact(i)` gives how
+ * the files of resource i are redacted (files that may hold secrets).
  */
 export async function readFileSets(
   handle: HostHandle,
   pathsPerResource: readonly (readonly string[])[],
   signal: AbortSignal,
   located?: ReadContext['located'],
+  redact?: (resourceIndex: number) => LiveRedaction | undefined,
 ): Promise<(FileSetLive | null)[]> {
   const all = [...new Set(pathsPerResource.flat())];
   const answers = all.length > 0 ? await inspectEach(handle, all, { content: true, signal }) : [];
@@ -96,12 +120,13 @@ export async function readFileSets(
       located(i, paths.flatMap((p) => (realPaths.has(p) ? [{ key: pathClaim(realPaths.get(p)!).key }] : [])));
     });
   }
-  const results = pathsPerResource.map((paths): { live: FileSetLive | null } | { error: ProviderError } => {
+  const results = pathsPerResource.map((paths, i): { live: FileSetLive | null } | { error: ProviderError } => {
     const files: Record<string, LiveFile> = {};
+    const redaction = redact?.(i);
     for (const p of paths) {
       const f = byPath.get(p);
       if (f instanceof ProviderError) return { error: f };
-      if (f) files[p] = f;
+      if (f) files[p] = redactedLive(f, redaction);
     }
     return { live: Object.keys(files).length > 0 ? { files } : null };
   });
@@ -114,11 +139,11 @@ export function diffFileSet(desired: readonly DesiredFile[], live: FileSetLive |
   const fields: FieldChange[] = [];
   for (const f of desired) {
     const l = live?.files[f.path];
-    if (l && l.type === 'file' && l.sha256 === sha256Hex(f.content)) continue;
+    if (l && l.type === 'file' && sameContent(f, l)) continue;
     fields.push({
       path: f.path,
       before: l ? (l.type === 'file' ? (l.content ?? `(${l.sha256 ?? 'unreadable'})`) : `(${l.type})`) : null,
-      after: f.content,
+      after: f.shown ?? f.content,
       format: 'text',
     });
   }
@@ -128,11 +153,24 @@ export function diffFileSet(desired: readonly DesiredFile[], live: FileSetLive |
   if (live === null) return { action: 'create', fields };
   if (fields.length === 0) return { action: 'noop', fields: [] };
   const occupied = desired.find((f) => live.files[f.path] && live.files[f.path]!.type !== 'file');
+  const reformatted = desired.find((f) => f.shown !== undefined && live.files[f.path]?.reformatted === true && live.files[f.path]!.content === f.shown);
   return {
     action: 'update',
     fields,
-    reason: occupied ? `${occupied.path} is ${describePathType(live.files[occupied.path]!.type)}` : stale.length > 0 ? `moved from ${stale.join(', ')}` : undefined,
+    reason: occupied
+      ? `${occupied.path} is ${describePathType(live.files[occupied.path]!.type)}`
+      : stale.length > 0
+        ? `moved from ${stale.join(', ')}`
+        : reformatted
+          ? `${reformatted.path} differs in comments or formatting (its content holds secrets, so only its redacted form is shown)`
+          : undefined,
   };
+}
+
+/** A file holding secrets compares redacted texts (keyed digests in place of the secrets); any other its sha256. */
+function sameContent(desired: DesiredFile, live: LiveFile): boolean {
+  if (desired.shown !== undefined) return live.redacted === true && live.reformatted !== true && live.content === desired.shown;
+  return live.redacted !== true && live.sha256 === sha256Hex(desired.content);
 }
 
 async function writeText(handle: HostHandle, specPath: string, content: string | Buffer): Promise<void> {
@@ -161,6 +199,7 @@ export async function applyFileSet(
   stale: readonly string[],
   hooks: FileSetHooks,
   signal: AbortSignal,
+  redact?: LiveRedaction,
 ): Promise<FileSetLive | null> {
   await hooks.check?.(handle, desired, signal);
   const paths = [...desired.map((f) => f.path), ...stale];
@@ -200,7 +239,7 @@ export async function applyFileSet(
       throw new ProviderError(`${message(err)}; ${restored}`, { cause: err });
     }
   }
-  const [live] = await readFileSets(handle, [desired.map((f) => f.path)], signal);
+  const [live] = await readFileSets(handle, [desired.map((f) => f.path)], signal, undefined, () => redact);
   return live ?? null;
 }
 

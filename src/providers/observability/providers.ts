@@ -3,6 +3,7 @@
  * backend (Prometheus, Alertmanager, Grafana) and carries the backend's endpoint
  * and directories in its spec, with the Debian packages' defaults.
  */
+import type { SecretDigester } from '../../secrets/digest.js';
 import type { Resource } from '../../spec/resource.js';
 import type { HostHandle } from '../host/host.js';
 import { hostPathClaim } from '../host/paths.js';
@@ -10,10 +11,11 @@ import { ProviderError, type ApplyRequest, type Claim, type ResourceDiff, type R
 import { alertingSpecSchema, validateAlerting, type AlertingSpec } from './alerting.js';
 import { alertRulesSpecSchema, resolveAlertRulesSource, validateAlertRules, type AlertRulesSpec } from './alert-rules.js';
 import { alertTestSpecSchema, resolveAlertTestSource, type AlertTestSpec } from './alert-test.js';
-import { alertmanagerFileText, alertRulesFileText, dashboardFiles, ruleFileName, sloDashboardFiles, sloRuleFileText } from './artifacts.js';
+import { alertRulesFileText, dashboardFiles, ruleFileName, sloDashboardFiles, sloRuleFileText } from './artifacts.js';
 import { alertmanagerHooks, prometheusHooks } from './backends.js';
 import { dashboardSpecSchema, dashboardUid, resolveDashboardSource, validateDashboard, type DashboardSpec } from './dashboard.js';
-import { applyFileSet, deleteFileSet, diffFileSet, readFileSets, type DesiredFile, type FileSetHooks, type FileSetLive } from './file-set.js';
+import { alertmanagerConfigText, alertmanagerSecretValues, alertmanagerShownText, maskValues, redactLiveAlertmanagerText } from './alerting-secrets.js';
+import { applyFileSet, deleteFileSet, diffFileSet, readFileSets, type DesiredFile, type FileSetHooks, type FileSetLive, type LiveRedaction } from './file-set.js';
 import { resolveName, validateName } from './identity.js';
 import { sloSpecSchema, validateSlo, type SloSpec } from './slo.js';
 import { sloDashboardName } from './slo-dashboard.js';
@@ -24,6 +26,8 @@ interface FileDelivery<Spec> {
   hooks(spec: Spec): FileSetHooks;
   /** The spec field each delivered file comes from, for diagnostics (default: the document). */
   fileField?(spec: Spec, path: string): readonly (string | number)[] | undefined;
+  /** How its live files are redacted when they may hold secrets (a spec of null: a delete). */
+  redact?(spec: Spec | null, digester: SecretDigester | undefined): LiveRedaction;
   /** Grafana dashboards it provisions: their uid, and the provisioning directory of the Grafana that loads them. */
   dashboards?(spec: Spec): { uid: string; provisioningDir: string; field: readonly (string | number)[] }[];
 }
@@ -57,7 +61,8 @@ function fileSetMethods<Spec>(d: FileDelivery<Spec>): Pick<ResourceProvider<Spec
   const paths = (spec: Spec | null): string[] => (spec ? d.files(spec).map((f) => f.path) : []);
   return {
     claims: deliveryClaims(d),
-    read: (handle, specs, ctx) => readFileSets(handle, specs.map((s) => paths(s)), ctx.signal, ctx.located),
+    read: (handle, specs, ctx) =>
+      readFileSets(handle, specs.map((s) => paths(s)), ctx.signal, ctx.located, d.redact ? (i) => d.redact!(specs[i] ?? null, ctx.digester) : undefined),
     diff: (desired, live, prior): ResourceDiff => diffFileSet(d.files(desired), live, paths(prior)),
     async apply(handle, req: ApplyRequest<Spec, FileSetLive>, ctx) {
       if (req.action === 'delete') {
@@ -68,7 +73,7 @@ function fileSetMethods<Spec>(d: FileDelivery<Spec>): Pick<ResourceProvider<Spec
       const desired = d.files(req.desired!);
       const wanted = new Set(desired.map((f) => f.path));
       const stale = paths(req.prior).filter((p) => !wanted.has(p));
-      return applyFileSet(handle, desired, stale, d.hooks(req.desired!), ctx.signal);
+      return applyFileSet(handle, desired, stale, d.hooks(req.desired!), ctx.signal, d.redact?.(req.desired, ctx.digester));
     },
   };
 }
@@ -126,6 +131,20 @@ export const alertRulesProvider: ResourceProvider<AlertRulesSpec, FileSetLive, H
   }),
 };
 
+/** The configuration file; when it holds secrets, its text is revealed only when it is written or checked. */
+function alertmanagerFile(spec: AlertingSpec): DesiredFile {
+  const path = spec.alertmanager.configFile;
+  const shown = alertmanagerShownText(spec);
+  if (shown === undefined) return { path, content: alertmanagerConfigText(spec) };
+  return {
+    path,
+    shown,
+    get content() {
+      return alertmanagerConfigText(spec);
+    },
+  };
+}
+
 export const alertingProvider: ResourceProvider<AlertingSpec, FileSetLive, HostHandle> = {
   role: 'resource',
   kind: 'Alerting',
@@ -135,9 +154,13 @@ export const alertingProvider: ResourceProvider<AlertingSpec, FileSetLive, HostH
   targetOptional: true,
   validate: (r) => validateAlerting(r),
   ...fileSetMethods<AlertingSpec>({
-    files: (spec) => [{ path: spec.alertmanager.configFile, content: alertmanagerFileText(spec) }],
+    files: (spec) => [alertmanagerFile(spec)],
     fileField: () => ['alertmanager', 'configFile'],
-    hooks: (spec) => alertmanagerHooks({ url: spec.alertmanager.url, amtool: spec.alertmanager.amtool, configFile: spec.alertmanager.configFile }),
+    hooks: (spec) =>
+      alertmanagerHooks({ url: spec.alertmanager.url, amtool: spec.alertmanager.amtool, configFile: spec.alertmanager.configFile }, (text) =>
+        maskValues(text, alertmanagerSecretValues(spec)),
+      ),
+    redact: (spec, digester) => (_path, text) => redactLiveAlertmanagerText(text, spec, digester),
   }),
 };
 
