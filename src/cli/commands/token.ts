@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { describeStateUrl } from '../../state/state-url.js';
 import { loadControllerConfig, parseDuration } from '../../reconcile/config.js';
 import { createApiToken } from '../../server/auth.js';
 import { openStore } from '../../state/open.js';
@@ -15,8 +16,8 @@ export function registerTokenCommand(program: Command): void {
   const token = program.command('token').description('API tokens of the controller (capstan serve)');
   const stateOptions = (cmd: Command): Command =>
     cmd
-      .option('--state <url>', 'state store: sqlite:PATH or postgres://... (default: the one of --config, else .capstan/state.db)')
-      .option('--config <file>', 'take the state store from this controller configuration');
+      .option('--config <file>', 'the controller configuration `capstan serve` runs with: act on its state store')
+      .option('--state <url>', 'or the state store itself: sqlite:PATH or postgres://...');
 
   stateOptions(token.command('create'))
     .description('create a token and print it once (only its hash is stored)')
@@ -30,7 +31,7 @@ export function registerTokenCommand(program: Command): void {
         expiresInMs = parseDuration(options.expires);
         if (!expiresInMs) throw new UsageError(`--expires "${options.expires}" is not a duration such as 30d or 12h`);
       }
-      await withControllerStore(options, async (cs) => {
+      await withControllerStore(options, async (cs, where) => {
         const actor = currentActor();
         const name = options.name ?? `${options.role} token for ${actor.user}`;
         const created = await createApiToken(cs, { role: options.role as Role, name, expiresInMs });
@@ -38,7 +39,7 @@ export function registerTokenCommand(program: Command): void {
         process.stdout.write(`${created.token}\n`);
         process.stderr.write(
           `Created ${options.role} token ${created.record.id} (${name})${created.record.expiresAt ? `, expires ${created.record.expiresAt}` : ''}. ` +
-            'It is shown only this once: store it now.\n',
+            `It is shown only this once: store it now.\nStored in ${where}: a \`capstan serve\` on this store accepts it.\n`,
         );
       });
     });
@@ -72,13 +73,28 @@ export function registerTokenCommand(program: Command): void {
     });
 }
 
-async function withControllerStore(options: TokenStateOptions, use: (cs: ControllerStore) => Promise<void>): Promise<void> {
+/**
+ * Tokens live in the store of the server that checks them, so the command
+ * needs to be told which: there is no default (a store nobody serves would take
+ * tokens that never work).
+ */
+async function withControllerStore(options: TokenStateOptions, use: (cs: ControllerStore, where: string) => Promise<void>): Promise<void> {
+  if (options.config !== undefined && options.state !== undefined) throw new UsageError('give --config or --state, not both');
   // Only the state URL is needed: the config's secrets (webhook secrets) are not read.
-  const url = options.state ?? (options.config ? (await loadControllerConfig(options.config, process.env, { secrets: 'lazy' })).state : `sqlite:${path.resolve('.capstan/state.db')}`);
+  const url = options.state ?? (options.config ? (await loadControllerConfig(options.config, process.env, { secrets: 'lazy' })).state : undefined);
+  if (url === undefined) throw new UsageError('which server\'s tokens? Pass --config FILE (the file `capstan serve` runs with) or --state URL (its state store)');
+  const where = describeStore(url) + (options.config ? ` (the state store of ${options.config})` : '');
   const store = await openStore(url);
   try {
-    await use(controllerStoreOf(store));
+    await use(controllerStoreOf(store), where);
   } finally {
     await store.close();
   }
+}
+
+/** The store as messages show it: an SQLite file by its absolute path, any other URL without credentials. */
+function describeStore(url: string): string {
+  if (!url.startsWith('sqlite:')) return describeStateUrl(url);
+  const file = url.slice('sqlite:'.length).replace(/^\/\//, '');
+  return file === ':memory:' ? url : `sqlite:${path.resolve(file)}`;
 }
