@@ -78,7 +78,7 @@ export class ApiClient {
       case 403:
         throw new ApiError(`${this.server} refused: ${said ?? 'the token\'s role may not do this'}`, 403);
       case 404:
-        throw new ApiError(`${this.server}: ${said ?? `no ${route}`}`, 404);
+        throw new ApiError(said ? `${this.server}: ${said}` : `${this.server} has no ${method} ${route}: is it a Capstan controller?`, 404);
       default:
         throw new ApiError(`${this.server} answered ${res.status}: ${said ?? res.statusText}`, res.status);
     }
@@ -101,7 +101,7 @@ export function normalizeServerUrl(server: string): string {
 
 /** Why no answer came, in words (fetch hides the reason in `cause`). */
 function unreachable(err: unknown, timeoutMs: number): string {
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `no answer within ${Math.round(timeoutMs / 1000)} s`;
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `no answer within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}`;
   const cause = (err as { cause?: { code?: string; message?: string } } | null)?.cause;
   switch (cause?.code) {
     case 'ECONNREFUSED':
