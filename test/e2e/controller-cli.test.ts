@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { api, fileYaml, gitRemote, githubWebhook, hostYaml, killAll, pushPayload, serve, waitFor, type GitRemote, type Served } from './controller-harness.js';
+import { api, fileYaml, gitRemote, githubWebhook, hostYaml, killAll, pushPayload, serve, serveConfig, stackYaml, waitFor, type GitRemote, type Served } from './controller-harness.js';
 import { assertBuilt, capstan, type CliResult } from './harness.js';
 
 const SECRET = 'e2e-cli-webhook-secret-0123456789';
@@ -25,17 +25,7 @@ afterEach(async () => {
 
 async function setup(stacks: string): Promise<{ config: string; state: string; root: string }> {
   remote = await gitRemote();
-  const root = path.join(remote.base, 'root');
-  const state = `sqlite:${path.join(remote.base, 'state.db')}`;
-  const config = path.join(remote.base, 'serve.yaml');
-  await writeFile(config, `listen: 127.0.0.1:0\nstate: ${state}\ncacheDir: cache\nshutdownGrace: 10s\nstacks:\n${stacks}`);
-  return { config, state, root };
-}
-
-function stackYaml(name: string, fields: Record<string, string>): string {
-  const lines = [`  - name: ${name}`, '    repo: remote.git', '    branch: main'];
-  for (const [k, v] of Object.entries(fields)) lines.push(`    ${k}: ${v}`);
-  return lines.join('\n') + '\n';
+  return serveConfig(remote, stacks);
 }
 
 /** `capstan token create --config` as the getting-started steps do it; the token goes to a 0600 file. */

@@ -3,7 +3,7 @@
  * Exit codes as the local commands: 0 ok, 1 error; `stacks plan
  * --detailed-exitcode` 0 no changes, 2 changes, like `capstan plan`.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { PlanSummary, PlanView, StackDetail, StackView } from '../../client/api-types.js';
 import { addServerOptions, connect, printJson, segment, shortCommit, type ServerOptions } from '../remote.js';
 import { formatCounts } from '../run-counts.js';
@@ -72,57 +72,52 @@ export function registerStacksCommand(program: Command): void {
       process.exitCode = failed ? 1 : options.detailedExitcode && changeCount(plan) > 0 ? 2 : 0;
     });
 
-  addServerOptions(stacks.command('sync <name>'))
-    .description('ask for a pass now: re-read git and the live state, apply what the policy allows (operator)')
-    .option('--json', 'the server\'s answer as JSON')
-    .action(async (name: string, options: Options) => {
-      const client = await connect(options);
-      const answer = await client.post<{ status: string }>(`/api/stacks/${segment(name)}/sync`);
-      if (options.json) return printJson(answer);
-      process.stdout.write(`Sync of stack ${name} ${answer.status}; follow it with: capstan stacks show ${name}\n`);
-    });
+  postAction(stacks, 'sync', 'ask for a pass now: re-read git and the live state, apply what the policy allows (operator)', (name, answer: { status: string }) =>
+    `Sync of stack ${name} ${answer.status}; follow it with: capstan stacks show ${name}`,
+  );
 
-  addServerOptions(stacks.command('approve <name>'))
-    .description('approve the plan that awaits approval; the controller applies it (operator)')
-    .option('--plan <id>', 'approve only this plan (as `stacks plan` shows it): refused if another one awaits')
-    .option('--json', 'the server\'s answer as JSON')
-    .action(async (name: string, options: Options & { plan?: string }) => {
-      const client = await connect(options);
-      const answer = await client.post<{ planId: string; commit: string | null }>(`/api/stacks/${segment(name)}/approve`, options.plan === undefined ? {} : { planId: options.plan });
-      if (options.json) return printJson(answer);
-      process.stdout.write(`Approved plan ${answer.planId} of stack ${name} (commit ${shortCommit(answer.commit)}); the controller applies it now.\n`);
-    });
+  postAction(
+    stacks,
+    'approve',
+    'approve the plan that awaits approval; the controller applies it (operator)',
+    (name, answer: { planId: string; commit: string | null }) => `Approved plan ${answer.planId} of stack ${name} (commit ${shortCommit(answer.commit)}); the controller applies it now.`,
+    { flags: '--plan <id>', description: 'approve only this plan (as `stacks plan` shows it): refused if another one awaits', body: (plan) => (plan === undefined ? {} : { planId: plan }) },
+  );
 
-  addServerOptions(stacks.command('rollback <name>'))
-    .description('apply an earlier commit of the stack\'s branch (or one it applied before) until the next push (operator)')
-    .requiredOption('--to <commit>', 'the commit to go back to (7 to 64 hex digits)')
-    .option('--json', 'the server\'s answer as JSON')
-    .action(async (name: string, options: Options & { to: string }) => {
-      const client = await connect(options);
-      const answer = await client.post<{ commit: string; until: string }>(`/api/stacks/${segment(name)}/rollback`, { commit: options.to });
-      if (options.json) return printJson(answer);
-      process.stdout.write(`Rollback of stack ${name} to ${shortCommit(answer.commit)} queued; it lasts until ${answer.until}.\n`);
-    });
+  postAction(
+    stacks,
+    'rollback',
+    'apply an earlier commit of the stack\'s branch (or one it applied before) until the next push (operator)',
+    (name, answer: { commit: string; until: string }) => `Rollback of stack ${name} to ${shortCommit(answer.commit)} queued; it lasts until ${answer.until}.`,
+    { flags: '--to <commit>', description: 'the commit to go back to (7 to 64 hex digits)', required: true, body: (commit) => ({ commit }) },
+  );
 
-  addServerOptions(stacks.command('pause <name>'))
-    .description('stop reconciling the stack (no fetch, plan, apply or heal) until it is resumed (operator)')
-    .option('--json', 'the server\'s answer as JSON')
-    .action(async (name: string, options: Options) => {
-      const client = await connect(options);
-      const answer = await client.post<{ status: string }>(`/api/stacks/${segment(name)}/pause`);
-      if (options.json) return printJson(answer);
-      process.stdout.write(`Stack ${name} is paused: the controller leaves it alone until \`capstan stacks resume ${name}\`.\n`);
-    });
+  postAction(stacks, 'pause', 'stop reconciling the stack (no fetch, plan, apply or heal) until it is resumed (operator)', (name) =>
+    `Stack ${name} is paused: the controller leaves it alone until \`capstan stacks resume ${name}\`.`,
+  );
 
-  addServerOptions(stacks.command('resume <name>'))
-    .description('reconcile a paused stack again, starting with a pass now (operator)')
-    .option('--json', 'the server\'s answer as JSON')
-    .action(async (name: string, options: Options) => {
-      const client = await connect(options);
-      const answer = await client.post<{ status: string }>(`/api/stacks/${segment(name)}/resume`);
-      if (options.json) return printJson(answer);
-      process.stdout.write(`Stack ${name} is reconciled again; a pass is queued.\n`);
-    });
+  postAction(stacks, 'resume', 'reconcile a paused stack again, starting with a pass now (operator)', (name) => `Stack ${name} is reconciled again; a pass is queued.`);
+}
+
+/** The value a `stacks` action sends in its body, from its one option. */
+interface ActionOption {
+  readonly flags: string;
+  readonly description: string;
+  readonly required?: boolean;
+  body(value: string | undefined): Record<string, unknown>;
+}
+
+/** `stacks ACTION NAME`: POST /api/stacks/NAME/ACTION; prints `done(answer)`, or the answer with --json. */
+function postAction<A>(stacks: Command, action: string, description: string, done: (name: string, answer: A) => string, option?: ActionOption): void {
+  const cmd = addServerOptions(stacks.command(`${action} <name>`)).description(description).option('--json', 'the server\'s answer as JSON');
+  const extra = option ? new Option(option.flags, option.description).makeOptionMandatory(option.required ?? false) : undefined;
+  if (extra) cmd.addOption(extra);
+  cmd.action(async (name: string, options: Options & Record<string, string | undefined>) => {
+    const client = await connect(options);
+    const answer = await client.post<A>(`/api/stacks/${segment(name)}/${action}`, option && extra ? option.body(options[extra.attributeName()]) : undefined);
+    if (options.json) return printJson(answer);
+    process.stdout.write(done(name, answer) + '\n');
+  });
 }
 
 function statusOf(s: StackView): string {
