@@ -5,7 +5,7 @@
  * real bare git repository and writing real files.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,6 +76,23 @@ describe('capstan token create for a server', () => {
     expect(viewer.created.stderr).toContain(`Stored in ${state} (the state store of ${config})`);
     expect(viewer.created.stderr).not.toContain(viewer.token);
 
+    // --out: the token goes only to a new file that only its owner reads; never over an existing one.
+    const outFile = path.join(remote.base, 'ops.token');
+    const written = await capstan(['token', 'create', '--config', config, '--role', 'operator', '--out', outFile], { cwd: remote.base });
+    expect(written.exitCode, written.stderr).toBe(0);
+    expect(written.stdout).toBe('');
+    expect(written.stderr).toContain(`Wrote it to ${outFile} (mode 0600): use it with --token-file ${outFile}.`);
+    expect((await stat(outFile)).mode & 0o777).toBe(0o600);
+    const opsToken = (await readFile(outFile, 'utf8')).trim();
+    expect(written.stderr).not.toContain(opsToken);
+    const again = await capstan(['token', 'create', '--config', config, '--role', 'admin', '--out', outFile], { cwd: remote.base });
+    expect(again).toMatchObject({ exitCode: 1, stdout: '', stderr: `Error: --out ${outFile} exists: remove it or name another file` });
+    expect((await readFile(outFile, 'utf8')).trim()).toBe(opsToken);
+    const listed = JSON.parse((await capstan(['token', 'list', '--config', config, '--json'])).stdout) as { role: string }[];
+    expect(listed.map((t) => t.role).sort()).toEqual(['operator', 'viewer']);
+    const asOps = await capstan(['stacks', 'list', '--server', served.url, '--token-file', outFile]);
+    expect(asOps.exitCode, asOps.stderr).toBe(0);
+
     const list = await capstan(['stacks', 'list', '--server', served.url, '--token-file', viewer.file]);
     expect(list.exitCode, list.stderr).toBe(0);
     expect(list.stdout).toMatch(/^NAME\s+STATUS/);
@@ -118,7 +135,7 @@ describe('capstan stacks | runs | audit against capstan serve', () => {
       'gated/app.yaml': fileYaml('app', 'gated-1', '/etc/app.conf', 'gated\n'),
     });
     const c1 = await remote.push(files('v1\n'), 'first');
-    const served: Served = await serve(config, { HOOK_SECRET: SECRET });
+    let served: Served = await serve(config, { HOOK_SECRET: SECRET });
     const viewer = await tokenFile(config, 'viewer', 'vera');
     const operator = await tokenFile(config, 'operator', 'otto');
     const admin = await tokenFile(config, 'admin', 'ada');
@@ -208,6 +225,15 @@ describe('capstan stacks | runs | audit against capstan serve', () => {
     expect(refusedSync.exitCode).toBe(1);
     expect(refusedSync.stderr).toContain(`${served.url} answered 409: stack "web" is paused (by otto`);
     expect((await cli(operator, ['stacks', 'show', 'web'])).stdout).toMatch(/^Paused\s+by otto at .*capstan stacks resume web/m);
+    // The pause is in the store: a restarted controller keeps it (its first pass of the stack is a paused one).
+    expect(await served.stop()).toBe(0);
+    served = await serve(config, { HOOK_SECRET: SECRET });
+    const restarted = await waitFor('the first pass after the restart', async () => {
+      const s = await stackJson('web');
+      return s.lastPass ? s : undefined;
+    });
+    expect(restarted).toMatchObject({ status: 'paused', headCommit: c2, lastPass: { outcome: 'paused' } });
+    expect(await readFile(motd, 'utf8')).toBe('v1\n');
     const resumed = await cli(operator, ['stacks', 'resume', 'web']);
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     await waitFor('c3 applied after resume', async () => (await readFile(motd, 'utf8')) === 'v3\n');

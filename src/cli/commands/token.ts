@@ -1,3 +1,4 @@
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { describeStateUrl } from '../../state/state-url.js';
@@ -24,7 +25,8 @@ export function registerTokenCommand(program: Command): void {
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
     .option('--name <name>', 'who or what will use it (shown in the audit log)')
     .option('--expires <duration>', 'lifetime, e.g. 30d or 12h (default: no expiry)')
-    .action(async (options: TokenStateOptions & { role: string; name?: string; expires?: string }) => {
+    .option('--out <file>', 'write the token to this new file (mode 0600) instead of stdout, for --token-file')
+    .action(async (options: TokenStateOptions & { role: string; name?: string; expires?: string; out?: string }) => {
       if (!ROLES.includes(options.role as Role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, not "${options.role}"`);
       let expiresInMs: number | undefined;
       if (options.expires !== undefined) {
@@ -32,15 +34,26 @@ export function registerTokenCommand(program: Command): void {
         if (!expiresInMs) throw new UsageError(`--expires "${options.expires}" is not a duration such as 30d or 12h`);
       }
       await withControllerStore(options, async (cs, where) => {
-        const actor = currentActor();
-        const name = options.name ?? `${options.role} token for ${actor.user}`;
-        const created = await createApiToken(cs, { role: options.role as Role, name, expiresInMs });
-        await cs.appendAudit({ actor: `${actor.user}@${actor.host} (cli)`, role: null, action: 'token.create', target: created.record.id, detail: { role: options.role, name, expiresAt: created.record.expiresAt }, ip: null, outcome: 'ok' });
-        process.stdout.write(`${created.token}\n`);
-        process.stderr.write(
-          `Created ${options.role} token ${created.record.id} (${name})${created.record.expiresAt ? `, expires ${created.record.expiresAt}` : ''}. ` +
-            `It is shown only this once: store it now.\nStored in ${where}: a \`capstan serve\` on this store accepts it.\n`,
-        );
+        // The file first: when it cannot be made, no token is.
+        const out = options.out === undefined ? undefined : await createTokenFile(options.out);
+        try {
+          const actor = currentActor();
+          const name = options.name ?? `${options.role} token for ${actor.user}`;
+          const created = await createApiToken(cs, { role: options.role as Role, name, expiresInMs });
+          await cs.appendAudit({ actor: `${actor.user}@${actor.host} (cli)`, role: null, action: 'token.create', target: created.record.id, detail: { role: options.role, name, expiresAt: created.record.expiresAt }, ip: null, outcome: 'ok' });
+          if (out) await out.handle.writeFile(`${created.token}\n`);
+          else process.stdout.write(`${created.token}\n`);
+          process.stderr.write(
+            `Created ${options.role} token ${created.record.id} (${name})${created.record.expiresAt ? `, expires ${created.record.expiresAt}` : ''}. ` +
+              (out ? `Wrote it to ${options.out} (mode 0600): use it with --token-file ${options.out}.\n` : 'It is shown only this once: store it now.\n') +
+              `Stored in ${where}: a \`capstan serve\` on this store accepts it.\n`,
+          );
+        } catch (err) {
+          await out?.discard();
+          throw err;
+        } finally {
+          await out?.handle.close();
+        }
       });
     });
 
@@ -90,6 +103,18 @@ async function withControllerStore(options: TokenStateOptions, use: (cs: Control
   } finally {
     await store.close();
   }
+}
+
+/** A new file only the owner can read; never an existing one (it may hold another token). */
+async function createTokenFile(file: string): Promise<{ handle: FileHandle; discard(): Promise<void> }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'wx', 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'EEXIST' ? `--out ${file} exists: remove it or name another file` : `cannot create --out ${file}: ${code ?? (err as Error).message}`);
+  }
+  return { handle, discard: () => rm(file, { force: true }) };
 }
 
 /** The store as messages show it: an SQLite file by its absolute path, any other URL without credentials. */
