@@ -19,8 +19,12 @@ export function addServerOptions(cmd: Command): Command {
     .option('--timeout <seconds>', 'how long to wait for each answer', '30');
 }
 
-/** The client of `--server` with the token of `--token-file` or `$CAPSTAN_TOKEN`; a missing one is a UsageError. */
-export async function connect(options: ServerOptions, env: NodeJS.ProcessEnv = process.env): Promise<ApiClient> {
+/**
+ * The client of `--server` with the token of `--token-file` or `$CAPSTAN_TOKEN`;
+ * a missing one is a UsageError. `warn` hears when the token would cross the
+ * network unencrypted (plain http to a host that is not this one).
+ */
+export async function connect(options: ServerOptions, env: NodeJS.ProcessEnv = process.env, warn: (line: string) => void = (line) => process.stderr.write(line + '\n')): Promise<ApiClient> {
   const server = options.server ?? env.CAPSTAN_SERVER;
   if (!server) throw new UsageError('which controller? Pass --server URL (e.g. http://127.0.0.1:7070) or set CAPSTAN_SERVER');
   const timeoutSeconds = Number(options.timeout ?? 30);
@@ -42,8 +46,20 @@ export async function connect(options: ServerOptions, env: NodeJS.ProcessEnv = p
     throw new UsageError(`no API token: pass --token-file FILE or set CAPSTAN_TOKEN; ${MAKE_A_TOKEN}`);
   }
   if (/\s/.test(token)) throw new UsageError(`${tokenSource} holds more than one word: it must hold only the token`);
-  return new ApiClient({ server, token, tokenSource, timeoutMs: timeoutSeconds * 1000 });
+  let client: ApiClient;
+  try {
+    client = new ApiClient({ server, token, tokenSource, timeoutMs: timeoutSeconds * 1000 });
+  } catch (err) {
+    throw new UsageError(`--server: ${(err as Error).message}`);
+  }
+  const url = new URL(client.server);
+  if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname)) {
+    warn(`Warning: the token goes to ${client.server} unencrypted; put TLS in front of capstan serve and use https://`);
+  }
+  return client;
 }
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
 /** A path segment of the API: a stack name or run id, escaped. */
 export function segment(value: string): string {
