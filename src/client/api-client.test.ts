@@ -67,6 +67,20 @@ describe('ApiClient', () => {
     for (const m of messages) expect(m).not.toContain(TOKEN);
   });
 
+  it('never follows a redirect (the token would go along) and refuses answers that are not JSON', async () => {
+    const url = await listen((req, res) => {
+      if (req.url === '/api/stacks') {
+        res.statusCode = 301;
+        res.setHeader('location', 'https://capstan.example.com/api/stacks');
+        return res.end();
+      }
+      res.end('<html>a login page</html>');
+    });
+    const client = new ApiClient({ server: url, token: TOKEN, tokenSource: '$CAPSTAN_TOKEN' });
+    expect((await failure(client.get('/api/stacks'))).message).toBe(`${url} redirects to https://capstan.example.com/api/stacks: give the URL it redirects to as --server`);
+    expect((await failure(client.get('/api/audit'))).message).toBe(`${url} answered with something that is not JSON: is it a Capstan controller?`);
+  });
+
   it('gives up on a server that does not answer within the timeout', async () => {
     const url = await listen(() => {
       // never answers

@@ -47,7 +47,7 @@ export class ApiClient {
   }
 
   async get<T>(route: string): Promise<T> {
-    return JSON.parse(await this.#request('GET', route)) as T;
+    return this.#json<T>(await this.#request('GET', route));
   }
 
   async getText(route: string): Promise<string> {
@@ -55,7 +55,15 @@ export class ApiClient {
   }
 
   async post<T>(route: string, body?: unknown): Promise<T> {
-    return JSON.parse(await this.#request('POST', route, body)) as T;
+    return this.#json<T>(await this.#request('POST', route, body));
+  }
+
+  #json<T>(text: string): T {
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(`${this.server} answered with something that is not JSON: is it a Capstan controller?`, null);
+    }
   }
 
   async #request(method: string, route: string, body?: unknown): Promise<string> {
@@ -65,12 +73,16 @@ export class ApiClient {
     let res: Response;
     let text: string;
     try {
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'error' });
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'manual' });
       text = await res.text();
     } catch (err) {
       throw new ApiError(`${this.server}: ${unreachable(err, this.#timeoutMs)}`, null, { cause: err });
     }
     if (res.ok) return text;
+    // Never followed: the token would go wherever the redirect points.
+    if (res.status >= 300 && res.status < 400) {
+      throw new ApiError(`${this.server} redirects to ${res.headers.get('location') ?? 'elsewhere'}: give the URL it redirects to as --server`, res.status);
+    }
     const said = serverError(text);
     switch (res.status) {
       case 401:
