@@ -46,6 +46,8 @@ export interface StackView {
   readonly owner: string | null;
   readonly ownedHere: boolean;
   readonly failures: number;
+  /** The last reconcile pass of the replica that answered. */
+  readonly lastPass: { passId: string; outcome: string; error: string | null; finishedAt: string; durationMs: number } | null;
   readonly nextPassInMs: number | null;
   readonly updatedAt: string | null;
 }

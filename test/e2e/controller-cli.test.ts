@@ -224,7 +224,9 @@ describe('capstan stacks | runs | audit against capstan serve', () => {
     const refusedSync = await cli(operator, ['stacks', 'sync', 'web']);
     expect(refusedSync.exitCode).toBe(1);
     expect(refusedSync.stderr).toContain(`${served.url} answered 409: stack "web" is paused (by otto`);
-    expect((await cli(operator, ['stacks', 'show', 'web'])).stdout).toMatch(/^Paused\s+by otto at .*capstan stacks resume web/m);
+    const pausedView = (await cli(operator, ['stacks', 'show', 'web'])).stdout;
+    expect(pausedView).toMatch(/^Paused\s+by otto at .*capstan stacks resume web/m);
+    expect(pausedView).toMatch(/^Last pass\s+paused at /m);
     // The pause is in the store: a restarted controller keeps it (its first pass of the stack is a paused one).
     expect(await served.stop()).toBe(0);
     served = await serve(config, { HOOK_SECRET: SECRET });

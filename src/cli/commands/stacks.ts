@@ -49,6 +49,7 @@ export function registerStacksCommand(program: Command): void {
       if (s.branchMovedBackwards) rows.push(['Branch', s.branchMovedBackwards.message]);
       if (s.error) rows.push(['Error', s.error]);
       if (s.failures > 0) rows.push(['Failures', `${s.failures} in a row`]);
+      if (s.lastPass) rows.push(['Last pass', `${s.lastPass.outcome} at ${s.lastPass.finishedAt} (${s.lastPass.durationMs} ms)${s.lastPass.error ? `: ${s.lastPass.error}` : ''}`]);
       rows.push(['Owner', s.owner ?? '-']);
       if (s.nextPassInMs !== null) rows.push(['Next pass', `in ${Math.ceil(s.nextPassInMs / 1000)} s`]);
       const width = Math.max(...rows.map(([k]) => k.length));
