@@ -47,12 +47,12 @@ export async function gitRemote(): Promise<GitRemote> {
   };
 }
 
-/** A `capstan serve` config in the remote's base directory: SQLite state beside it, a loopback port, `stacks` as given (see `stackYaml`). */
-export async function serveConfig(remote: GitRemote, stacks: string): Promise<{ config: string; state: string; root: string }> {
+/** A `capstan serve` config in the remote's base directory: SQLite state beside it, a loopback port, `extra` settings, `stacks` as given (see `stackYaml`). */
+export async function serveConfig(remote: GitRemote, stacks: string, extra = ''): Promise<{ config: string; state: string; root: string }> {
   const root = path.join(remote.base, 'root');
   const state = `sqlite:${path.join(remote.base, 'state.db')}`;
   const config = path.join(remote.base, 'serve.yaml');
-  await writeFile(config, `listen: 127.0.0.1:0\nstate: ${state}\ncacheDir: cache\nshutdownGrace: 10s\nstacks:\n${stacks}`);
+  await writeFile(config, `listen: 127.0.0.1:0\nstate: ${state}\ncacheDir: cache\nshutdownGrace: 10s\n${extra}stacks:\n${stacks}`);
   return { config, state, root };
 }
 
