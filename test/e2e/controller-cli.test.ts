@@ -4,17 +4,20 @@
  * the built CLI against a real `capstan serve` on a loopback port, following a
  * real bare git repository and writing real files.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api, fileYaml, gitRemote, githubWebhook, hostYaml, killAll, pushPayload, serve, serveConfig, stackYaml, waitFor, type GitRemote, type Served } from './controller-harness.js';
 import { assertBuilt, capstan, type CliResult } from './harness.js';
 
 const SECRET = 'e2e-cli-webhook-secret-0123456789';
 const HINT = 'capstan token create --config <serve config> --role viewer';
+const PG_SERVER = process.env.CAPSTAN_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 let remote: GitRemote;
 beforeAll(assertBuilt);
@@ -64,6 +67,24 @@ describe('capstan token create for a server', () => {
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with --state postgres://... names the store without its password', async () => {
+    const schema = `capstan_e2e_token_${randomBytes(4).toString('hex')}`;
+    const url = new URL(PG_SERVER);
+    url.password = 'not-a-real-password-7f3a';
+    url.searchParams.set('schema', schema);
+    try {
+      const r = await capstan(['token', 'create', '--state', url.href, '--role', 'viewer']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`Stored in postgres://${url.host}${url.pathname}?schema=${schema}: a \`capstan serve\` on this store accepts it.`);
+      expect(r.stderr + r.stdout).not.toContain('not-a-real-password-7f3a');
+    } finally {
+      const client = new pg.Client({ connectionString: PG_SERVER });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
     }
   });
 
