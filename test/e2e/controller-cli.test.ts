@@ -262,11 +262,32 @@ describe('capstan stacks | runs | audit against capstan serve', () => {
     await waitFor('c3 applied after resume', async () => (await readFile(motd, 'utf8')) === 'v3\n');
     expect(await stackJson('web')).toMatchObject({ paused: null, headCommit: c3 });
 
+    // A broken commit: `stacks plan` exits 1 with the spec's error, like `capstan plan`; nothing is applied.
+    const bad = await remote.push({ 'web/motd.yaml': 'kind: File\nname: motd\ntarget: web-1\nspec:\n  pth: /etc/motd\n' }, 'broken');
+    expect((await cli(operator, ['stacks', 'sync', 'web'])).exitCode).toBe(0);
+    await waitFor('the broken commit refused', async () => (await stackJson('web')).status === 'invalid');
+    const brokenPlan = await cli(viewer, ['stacks', 'plan', 'web', '--detailed-exitcode']);
+    expect(brokenPlan.exitCode).toBe(1);
+    expect(brokenPlan.stdout).toBe('');
+    expect(brokenPlan.stderr).toMatch(new RegExp(`^Error: stack web cannot be planned at commit ${bad.slice(0, 12)}: .*motd\\.yaml:\\d+:\\d+`));
+    expect(brokenPlan.stderr).toContain('is of an earlier commit');
+    expect(await readFile(motd, 'utf8')).toBe('v3\n');
+    const fixed = await remote.push(files('v3\n'), 'fixed');
+    expect((await cli(operator, ['stacks', 'sync', 'web'])).exitCode).toBe(0);
+    await waitFor('the fixed commit planned', async () => {
+      const s = await stackJson('web');
+      return s.status === 'synced' && s.headCommit === fixed;
+    });
+    // In sync at the fixed commit: a plan without changes, exit 0 with --detailed-exitcode.
+    expect((await cli(viewer, ['stacks', 'plan', 'web', '--detailed-exitcode'])).exitCode).toBe(0);
+
     // runs: the list, then one run with its results; ids of another stack are refused.
     const runs = await cli(viewer, ['runs', 'web']);
     expect(runs.exitCode, runs.stderr).toBe(0);
     expect(runs.stdout.split('\n')[0]).toMatch(/^RUN\s+STARTED\s+KIND\s+STATUS\s+COMMIT\s+BY\s+CHANGES\s+MESSAGE$/);
-    const runList = (JSON.parse((await cli(viewer, ['runs', 'web', '--json'])).stdout) as { id: number; kind: string; commit: string }[]).filter((r) => r.kind === 'apply');
+    const allRuns = JSON.parse((await cli(viewer, ['runs', 'web', '--json'])).stdout) as { id: number; kind: string; status: string; commit: string }[];
+    expect(allRuns).toContainEqual(expect.objectContaining({ kind: 'plan', status: 'failed', commit: bad }));
+    const runList = allRuns.filter((r) => r.kind === 'apply');
     expect(runList.map((r) => r.commit)).toEqual([c3, c1, c2, c1]);
     const one = await cli(viewer, ['runs', 'web', String(runList[0]!.id)]);
     expect(one.exitCode, one.stderr).toBe(0);
@@ -296,6 +317,8 @@ describe('capstan stacks | runs | audit against capstan serve', () => {
       'otto stack.pause web ok',
       'otto stack.sync web refused (409)',
       'otto stack.resume web ok',
+      'otto stack.sync web ok',
+      'otto stack.sync web ok',
     ]);
 
     // $CAPSTAN_TOKEN works as well as --token-file; no output ever held a token.

@@ -62,9 +62,13 @@ export function registerStacksCommand(program: Command): void {
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
     .action(async (name: string, options: Options & { detailedExitcode?: boolean }) => {
       const client = await connect(options);
-      const plan = await client.get<PlanView>(`/api/stacks/${segment(name)}/plan`);
-      const failed = plan.diagnostics.some((d) => d.severity === 'error');
+      const [stack, plan] = await Promise.all([client.get<StackView>(`/api/stacks/${segment(name)}`), client.get<PlanView>(`/api/stacks/${segment(name)}/plan`)]);
+      // An invalid spec at the head has no plan: the stored one is of an earlier commit.
+      const invalid = stack.status === 'invalid';
+      const failed = invalid || plan.diagnostics.some((d) => d.severity === 'error');
+      if (invalid) process.stderr.write(`Error: stack ${name} cannot be planned at commit ${shortCommit(stack.headCommit)}: ${stack.error ?? 'the spec is invalid'}\n`);
       if (options.json) printJson(plan);
+      else if (invalid) process.stderr.write(`The last plan, ${describePlan(plan)}, is of an earlier commit.\n`);
       else {
         (failed ? process.stderr : process.stdout).write(plan.text.endsWith('\n') ? plan.text : `${plan.text}\n`);
         process.stdout.write(`\n${describePlan(plan)}\n`);
