@@ -89,8 +89,8 @@ describe('capstan token create for a server', () => {
   });
 
   it('with --config makes a token the server of that config accepts, says where it is stored, and a revoked one gets a 401 saying how tokens are made', async () => {
-    const { config, state } = await setup(stackYaml('web', { path: 'stack', policy: 'plan-only', interval: '10m' }));
-    await remote.push({ 'stack/hosts.yaml': hostYaml('web-1', path.join(remote.base, 'root')) }, 'first');
+    const { config, state } = await setup(stackYaml('web', { path: 'stack', policy: 'plan-only', interval: '10m' }) + stackYaml('broken', { path: 'broken', policy: 'plan-only', interval: '10m' }));
+    await remote.push({ 'stack/hosts.yaml': hostYaml('web-1', path.join(remote.base, 'root')), 'broken/host.yaml': 'kind: Host\nname: b\nspec: { transport: carrier-pigeon }\n' }, 'first');
     const served = await serve(config);
     const viewer = await tokenFile(config, 'viewer', 'vera');
     expect(viewer.token).toMatch(/^capstan_[0-9a-f]{16}_/);
@@ -114,10 +114,17 @@ describe('capstan token create for a server', () => {
     const asOps = await capstan(['stacks', 'list', '--server', served.url, '--token-file', outFile]);
     expect(asOps.exitCode, asOps.stderr).toBe(0);
 
+    // A stack whose spec was never valid has no plan at all: `stacks plan` says why, exit 1.
+    await waitFor('the broken stack refused', async () => (await api<{ status: string }>(served, '/api/stacks/broken', { token: viewer.token })).body.status === 'invalid');
+    const neverPlanned = await capstan(['stacks', 'plan', 'broken', '--server', served.url, '--token-file', viewer.file]);
+    expect(neverPlanned).toMatchObject({ exitCode: 1, stdout: '' });
+    expect(neverPlanned.stderr).toMatch(/^Error: stack broken cannot be planned at commit [0-9a-f]{12}: .*host\.yaml:\d+:\d+.*\nIt has no earlier plan either\.\n?$/s);
+
     const list = await capstan(['stacks', 'list', '--server', served.url, '--token-file', viewer.file]);
     expect(list.exitCode, list.stderr).toBe(0);
     expect(list.stdout).toMatch(/^NAME\s+STATUS/);
     expect(list.stdout).toMatch(/\nweb\s/);
+    expect(list.stdout).toMatch(/\nbroken\s+invalid\s/);
 
     // Revoked: the API's 401 and the CLI's error both say how to make a token, and never echo it.
     const id = /_([0-9a-f]{16})_/.exec(viewer.token)![1]!;

@@ -4,6 +4,7 @@
  * --detailed-exitcode` 0 no changes, 2 changes, like `capstan plan`.
  */
 import { Option, type Command } from 'commander';
+import { ApiError } from '../../client/api-client.js';
 import type { PlanSummary, PlanView, StackDetail, StackView } from '../../client/api-types.js';
 import { addServerOptions, connect, printJson, segment, shortCommit, type ServerOptions } from '../remote.js';
 import { formatCounts } from '../run-counts.js';
@@ -62,19 +63,24 @@ export function registerStacksCommand(program: Command): void {
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
     .action(async (name: string, options: Options & { detailedExitcode?: boolean }) => {
       const client = await connect(options);
-      const [stack, plan] = await Promise.all([client.get<StackView>(`/api/stacks/${segment(name)}`), client.get<PlanView>(`/api/stacks/${segment(name)}/plan`)]);
-      // An invalid spec at the head has no plan: the stored one is of an earlier commit.
+      const stack = await client.get<StackView>(`/api/stacks/${segment(name)}`);
+      // An invalid spec at the head has no plan: the stored one, if any, is of an earlier commit.
       const invalid = stack.status === 'invalid';
-      const failed = invalid || plan.diagnostics.some((d) => d.severity === 'error');
+      const plan = await client.get<PlanView>(`/api/stacks/${segment(name)}/plan`).catch((err: unknown) => {
+        if (invalid && err instanceof ApiError && err.status === 404) return null;
+        throw err;
+      });
+      const failed = invalid || plan!.diagnostics.some((d) => d.severity === 'error');
       if (invalid) process.stderr.write(`Error: stack ${name} cannot be planned at commit ${shortCommit(stack.headCommit)}: ${stack.error ?? 'the spec is invalid'}\n`);
       if (options.json) printJson(plan);
+      else if (!plan) process.stderr.write('It has no earlier plan either.\n');
       else if (invalid) process.stderr.write(`The last plan, ${describePlan(plan)}, is of an earlier commit.\n`);
       else {
         (failed ? process.stderr : process.stdout).write(plan.text.endsWith('\n') ? plan.text : `${plan.text}\n`);
         process.stdout.write(`\n${describePlan(plan)}\n`);
         if (plan.state === 'pending') process.stdout.write(`Approve it with: capstan stacks approve ${name} --plan ${plan.id}\n`);
       }
-      process.exitCode = failed ? 1 : options.detailedExitcode && changeCount(plan) > 0 ? 2 : 0;
+      process.exitCode = failed ? 1 : options.detailedExitcode && changeCount(plan!) > 0 ? 2 : 0;
     });
 
   postAction(stacks, 'sync', 'ask for a pass now: re-read git and the live state, apply what the policy allows (operator)', (name, answer: { status: string }) =>
