@@ -24,6 +24,10 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   serve: async () => (await import('./commands/serve.js')).registerServeCommand,
   token: async () => (await import('./commands/token.js')).registerTokenCommand,
   secret: async () => (await import('./commands/secret.js')).registerSecretCommand,
+  // A running controller, through its HTTP API: no server code is loaded.
+  stacks: async () => (await import('./commands/stacks.js')).registerStacksCommand,
+  runs: async () => (await import('./commands/runs.js')).registerRunsCommand,
+  audit: async () => (await import('./commands/audit.js')).registerAuditCommand,
 };
 
 /** The program with the command named in argv, or with every command (for help and unknown commands). */
@@ -64,5 +68,5 @@ export async function main(argv: readonly string[]): Promise<void> {
 }
 
 function isUserFacing(err: unknown): boolean {
-  return err instanceof Error && ['SourceError', 'ProviderError', 'NoStateStoreError', 'MissingProgramError'].includes(err.name);
+  return err instanceof Error && ['SourceError', 'ProviderError', 'NoStateStoreError', 'MissingProgramError', 'ApiError'].includes(err.name);
 }

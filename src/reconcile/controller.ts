@@ -286,7 +286,7 @@ export class Controller {
     }
     const durationMs = clock.now() - started;
     this.#lastPass.set(name, { passId, outcome, error: errorText, finishedAt: new Date(clock.now()).toISOString(), durationMs });
-    if (outcome !== 'unchanged' && outcome !== 'not-owner') {
+    if (outcome !== 'unchanged' && outcome !== 'not-owner' && outcome !== 'paused') {
       log.info({ outcome, durationMs, nextInMs: Math.round(next) }, 'pass finished');
       this.#options.events.emit({ type: 'reconcile.finished', stack: name, passId, runId: null, message: `${outcome}${errorText ? `: ${errorText}` : ''}`, data: { outcome, durationMs } });
     }

@@ -18,7 +18,9 @@ export type ControllerEventType =
   | 'rollback.requested'
   | 'rollback.ended'
   | 'branch.moved-backwards'
-  | 'sync.requested';
+  | 'sync.requested'
+  | 'stack.paused'
+  | 'stack.resumed';
 
 export interface ControllerEvent {
   readonly id: number;

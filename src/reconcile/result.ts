@@ -18,7 +18,9 @@ export type PassOutcome =
   | 'planned'
   | 'drifted'
   /** Another replica holds the stack. */
-  | 'not-owner';
+  | 'not-owner'
+  /** An operator paused the stack: nothing was read or changed. */
+  | 'paused';
 
 export interface PassResult {
   readonly outcome: PassOutcome;

@@ -101,6 +101,8 @@ export class StackReconciler {
     const { engine, controllerStore: cs, clock } = this.#deps;
     const memory = this.#memoryOf(stack.name);
     let status = (await cs.getStackStatus(stack.name)) ?? (await cs.updateStackStatus(stack.name, { status: 'pending' }));
+    // Paused: not even a fetch. Resuming asks for a sync, which makes the next pass a full one.
+    if (status.paused) return { outcome: 'paused', requeueAfter: stack.intervalMs };
 
     const head = await engine.resolve({ repo: stack.repo, ref: stack.branch, path: stack.path });
     let source = head;

@@ -124,7 +124,9 @@ function github(body: string, delivery: string, secret = SECRET) {
 describe('API auth and audit', () => {
   it('401 without a valid token, 403 for a role that may not, and audits mutating calls', async () => {
     expect((await app.inject({ url: '/api/stacks' })).statusCode).toBe(401);
-    expect((await app.inject({ url: '/api/stacks', headers: { authorization: 'Bearer capstan_nope' } })).statusCode).toBe(401);
+    const malformed = await app.inject({ url: '/api/stacks', headers: { authorization: 'Bearer capstan_nope' } });
+    expect(malformed.statusCode).toBe(401);
+    expect(malformed.json().error).toBe('authentication required (malformed token): send Authorization: Bearer <token>; make one with `capstan token create --config <serve config> --role viewer`');
     const list = await app.inject({ url: '/api/stacks', headers: auth('viewer') });
     expect(list.statusCode).toBe(200);
     expect(list.json().map((s: { name: string }) => s.name)).toEqual(['prod', 'gated', 'quiet']);
@@ -384,6 +386,48 @@ describe('approve policy through the API', () => {
     await settle();
     expect(engine.live.get('a')).toBe('3');
     expect((await cs.getStackStatus('prod'))?.rollback).toBeNull();
+  });
+});
+
+describe('pause and resume', () => {
+  it('an operator pauses a stack: no pass reads git or applies, a sync is refused (409); resume syncs it; all audited', async () => {
+    controller.start();
+    await settle();
+    expect(engine.live.get('a')).toBe('1');
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/pause', headers: auth('viewer') })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/nope/pause', headers: auth('operator') })).statusCode).toBe(404);
+    const paused = await app.inject({ method: 'POST', url: '/api/stacks/prod/pause', headers: auth('operator') });
+    expect(paused.json()).toMatchObject({ status: 'paused', by: 'otto' });
+    // Pausing twice changes nothing: the first pause stays.
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/pause', headers: auth('admin') })).json()).toMatchObject({ status: 'paused', by: 'otto' });
+    expect((await app.inject({ url: '/api/stacks/prod', headers: auth('viewer') })).json()).toMatchObject({ status: 'paused', paused: { by: 'otto' } });
+
+    engine.commit('c2', { a: '2' });
+    const resolves = engine.calls.resolve;
+    controller.trigger('prod');
+    await settle();
+    expect(engine.calls.resolve).toBe(resolves);
+    expect(engine.live.get('a')).toBe('1');
+    expect(controller.runtime('prod').lastPass?.outcome).toBe('paused');
+    const sync = await app.inject({ method: 'POST', url: '/api/stacks/prod/sync', headers: auth('operator') });
+    expect(sync.statusCode).toBe(409);
+    expect(sync.json().error).toMatch(/stack "prod" is paused \(by otto at .*\): resume it first/);
+
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/resume', headers: auth('viewer') })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/api/stacks/prod/resume', headers: auth('operator') })).json()).toEqual({ status: 'running' });
+    await settle();
+    expect(engine.live.get('a')).toBe('2');
+    expect((await cs.getStackStatus('prod'))?.paused).toBeNull();
+    const audit = (await cs.listAudit({ limit: 20 })).map((e) => `${e.actor.split(' ')[0]} ${e.action} ${e.outcome}`);
+    expect(audit).toEqual([
+      'otto stack.resume ok',
+      'vera stack.resume refused (403)',
+      'otto stack.sync refused (409)',
+      'ada stack.pause ok',
+      'otto stack.pause ok',
+      'otto stack.pause refused (404)',
+      'vera stack.pause refused (403)',
+    ]);
   });
 });
 

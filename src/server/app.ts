@@ -4,7 +4,7 @@
  *
  * Auth: every `/api/` route but webhooks needs `Authorization: Bearer <token>`
  * (401 without a valid one) with a role at least the route's (403 otherwise):
- * viewer reads; operator approves, syncs and rolls back; admin manages tokens,
+ * viewer reads; operator approves, syncs, rolls back, pauses and resumes; admin manages tokens,
  * reloads the stack list from the config file and reads the audit log. Every
  * mutating call of a token holder is written to the audit log (who, what, when,
  * from which address, outcome), refused ones included; requests without a
@@ -21,7 +21,7 @@ import type { StackEngine } from '../reconcile/run-stack.js';
 import { redactUrl } from '../source/git.js';
 import { ROLES, type ControllerStore, type Role, type RunRecord, type StackStatusRecord, type Store } from '../state/store.js';
 import { boundedAuditEntry, truncateUtf8 } from './audit.js';
-import { authenticate, createApiToken, roleAllows, type Principal } from './auth.js';
+import { authenticate, createApiToken, MAKE_A_TOKEN, roleAllows, type Principal } from './auth.js';
 import { LogThrottle } from './log-throttle.js';
 import type { ControllerMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
@@ -89,7 +89,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const auth = await authenticate(cs, request.headers.authorization);
     if ('failure' in auth) {
       rejected(request, `unauthenticated_${auth.failure}`);
-      return reply.code(401).header('www-authenticate', 'Bearer realm="capstan"').send({ error: `authentication required (${auth.failure} token)` });
+      return reply.code(401).header('www-authenticate', 'Bearer realm="capstan"').send({ error: `authentication required (${auth.failure} token): send Authorization: Bearer <token>; make one with \`${MAKE_A_TOKEN}\`` });
     }
     request.principal = auth;
     if (!roleAllows(auth.role, role)) return reply.code(403).send({ error: `role ${auth.role} may not do this; it needs ${role}` });
@@ -158,7 +158,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const runtime = controller.runtime(name);
     return {
       name,
-      status: runtime.reconciling ? 'reconciling' : (status?.status ?? 'pending'),
+      status: runtime.reconciling ? 'reconciling' : status?.paused ? 'paused' : (status?.status ?? 'pending'),
       lastAppliedCommit: status?.lastAppliedCommit ?? null,
       headCommit: status?.headCommit ?? null,
       policy: stack.policy,
@@ -170,6 +170,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       path: stack.path,
       error: status?.error ?? null,
       rollback: status?.rollback ?? null,
+      paused: status?.paused ?? null,
       branchMovedBackwards: movedBackwards ? { ...movedBackwards, message: describeMove(movedBackwards) } : null,
       owner: status?.owner ?? null,
       ownedHere: runtime.owned,
@@ -270,6 +271,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.post<{ Params: { name: string } }>('/api/stacks/:name/sync', { config: { role: 'operator', action: 'stack.sync' } }, async (request, reply) => {
     const stack = stackOr404(request, reply);
     if (!stack) return reply;
+    const paused = (await cs.getStackStatus(stack.name))?.paused;
+    if (paused) return reply.code(409).send({ error: `stack "${stack.name}" is paused (by ${paused.by} at ${paused.at}): resume it first` });
     if (!(await controller.requestSync(stack.name))) return reply.code(503).send({ error: 'the controller is stopping' });
     events.emit({ type: 'sync.requested', stack: stack.name, passId: null, runId: null, message: `sync requested by ${request.principal!.name}` });
     return reply.code(202).send({ status: 'queued' });
@@ -312,6 +315,29 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       return reply.code(202).send({ status: 'queued', commit: target.commit, until: 'the branch moves past ' + head.commit });
     },
   );
+
+  // A paused stack is left alone by every replica (the flag is in the store) until it is resumed; a pass in flight finishes.
+  app.post<{ Params: { name: string } }>('/api/stacks/:name/pause', { config: { role: 'operator', action: 'stack.pause' } }, async (request, reply) => {
+    const stack = stackOr404(request, reply);
+    if (!stack) return reply;
+    const already = (await cs.getStackStatus(stack.name))?.paused;
+    if (already) return { status: 'paused', by: already.by, at: already.at };
+    const paused = { by: request.principal!.name, at: new Date().toISOString() };
+    await cs.updateStackStatus(stack.name, { paused });
+    events.emit({ type: 'stack.paused', stack: stack.name, passId: null, runId: null, message: `paused by ${paused.by}: no fetch, plan, apply or heal until resumed` });
+    return { status: 'paused', ...paused };
+  });
+
+  app.post<{ Params: { name: string } }>('/api/stacks/:name/resume', { config: { role: 'operator', action: 'stack.resume' } }, async (request, reply) => {
+    const stack = stackOr404(request, reply);
+    if (!stack) return reply;
+    if (!(await cs.getStackStatus(stack.name))?.paused) return { status: 'running' };
+    await cs.updateStackStatus(stack.name, { paused: null });
+    events.emit({ type: 'stack.resumed', stack: stack.name, passId: null, runId: null, message: `resumed by ${request.principal!.name}` });
+    // A sync: the first pass after a pause is a full one, whatever the commit.
+    await controller.requestSync(stack.name);
+    return { status: 'running' };
+  });
 
   // --- events stream ------------------------------------------------------------
   app.get<{ Querystring: { stack?: string } }>('/api/events', viewer, (request, reply) => {

@@ -10,6 +10,9 @@ import type { ApiTokenRecord, ControllerStore, Role } from '../state/store.js';
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 const TOKEN = /^capstan_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
+/** How a token is made, for the messages that refuse a request or ask for a token (the 401 answer, the UI). */
+export const MAKE_A_TOKEN = 'capstan token create --config <serve config> --role viewer';
+
 export interface Principal {
   readonly tokenId: string;
   readonly name: string;

@@ -1,3 +1,5 @@
+import { MAKE_A_TOKEN } from './auth.js';
+
 /** The UI at `/`: one static page over the JSON API (a full UI comes later). It holds no data; the token stays in the browser. */
 export const UI_HTML = `<!doctype html>
 <html lang="en">
@@ -38,7 +40,7 @@ export const UI_HTML = `<!doctype html>
   async function refresh() {
     const token = sessionStorage.getItem('capstan-token');
     const err = document.getElementById('error');
-    if (!token) { err.textContent = 'Enter an API token (capstan token create --role viewer).'; return; }
+    if (!token) { err.textContent = 'Enter an API token (make one on the server with: ${MAKE_A_TOKEN}).'; return; }
     try {
       const res = await fetch('/api/stacks', { headers: { authorization: 'Bearer ' + token } });
       if (!res.ok) throw new Error(res.status + ' ' + ((await res.json()).error || res.statusText));

@@ -278,6 +278,8 @@ export interface StackStatusRecord {
   readonly error: string | null;
   /** Set by a rollback: apply `commit` instead of the branch while the branch stays at `head`. */
   readonly rollback: { readonly commit: string; readonly head: string | null; readonly by?: string | null } | null;
+  /** Set by a pause: the controller leaves the stack alone (no fetch, plan, apply or heal) until it is resumed. */
+  readonly paused: { readonly by: string; readonly at: string } | null;
   /** Increases on each sync asked for through any replica; the stack's owner watches it. */
   readonly syncRequests: number;
   /** The replica that reconciled it last. */

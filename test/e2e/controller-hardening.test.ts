@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { api, createToken, fileYaml, gitRemote, hostYaml, killAll, serve, waitFor, type GitRemote, type Served } from './controller-harness.js';
+import { api, createToken, fileYaml, gitRemote, hostYaml, killAll, serve, serveConfig, waitFor, type GitRemote, type Served } from './controller-harness.js';
 import { assertBuilt, capstan, git } from './harness.js';
 
 interface StackView {
@@ -28,11 +28,7 @@ afterEach(async () => {
 
 async function setup(stack: string): Promise<{ config: string; state: string; root: string }> {
   remote = await gitRemote();
-  const root = path.join(remote.base, 'root');
-  const state = `sqlite:${path.join(remote.base, 'state.db')}`;
-  const config = path.join(remote.base, 'serve.yaml');
-  await writeFile(config, `listen: 127.0.0.1:0\nstate: ${state}\ncacheDir: cache\nshutdownGrace: 10s\nstacks:\n${stack}`);
-  return { config, state, root };
+  return serveConfig(remote, stack);
 }
 
 async function stackView(served: Served, token: string): Promise<StackView> {

@@ -47,6 +47,22 @@ export async function gitRemote(): Promise<GitRemote> {
   };
 }
 
+/** A `capstan serve` config in the remote's base directory: SQLite state beside it, a loopback port, `extra` settings, `stacks` as given (see `stackYaml`). */
+export async function serveConfig(remote: GitRemote, stacks: string, extra = ''): Promise<{ config: string; state: string; root: string }> {
+  const root = path.join(remote.base, 'root');
+  const state = `sqlite:${path.join(remote.base, 'state.db')}`;
+  const config = path.join(remote.base, 'serve.yaml');
+  await writeFile(config, `listen: 127.0.0.1:0\nstate: ${state}\ncacheDir: cache\nshutdownGrace: 10s\n${extra}stacks:\n${stacks}`);
+  return { config, state, root };
+}
+
+/** One entry of a config's `stacks:` following the remote's main branch. */
+export function stackYaml(name: string, fields: Record<string, string>): string {
+  const lines = [`  - name: ${name}`, '    repo: remote.git', '    branch: main'];
+  for (const [k, v] of Object.entries(fields)) lines.push(`    ${k}: ${v}`);
+  return lines.join('\n') + '\n';
+}
+
 export interface Served {
   readonly url: string;
   readonly proc: ResultPromise;

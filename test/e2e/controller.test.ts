@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { api, createToken, createTokenWithCli, fileYaml, gitRemote, githubWebhook, hostYaml, killAll, pushPayload, serve, waitFor, type GitRemote, type Served } from './controller-harness.js';
+import { api, createToken, createTokenWithCli, fileYaml, gitRemote, githubWebhook, hostYaml, killAll, pushPayload, serve, serveConfig, stackYaml, waitFor, type GitRemote, type Served } from './controller-harness.js';
 import { assertBuilt, capstan } from './harness.js';
 
 const SECRET = 'e2e-webhook-secret-0123456789';
@@ -32,17 +32,7 @@ afterEach(async () => {
 
 async function setup(stacks: string, extra = ''): Promise<{ config: string; state: string; root: string }> {
   remote = await gitRemote();
-  const root = path.join(remote.base, 'root');
-  const state = `sqlite:${path.join(remote.base, 'state.db')}`;
-  const config = path.join(remote.base, 'serve.yaml');
-  await writeFile(config, `listen: 127.0.0.1:0\nstate: ${state}\ncacheDir: cache\nshutdownGrace: 10s\n${extra}stacks:\n${stacks}`);
-  return { config, state, root };
-}
-
-function stackYaml(name: string, fields: Record<string, string>): string {
-  const lines = [`  - name: ${name}`, '    repo: remote.git', '    branch: main'];
-  for (const [k, v] of Object.entries(fields)) lines.push(`    ${k}: ${v}`);
-  return lines.join('\n') + '\n';
+  return serveConfig(remote, stacks, extra);
 }
 
 async function stackOf(served: Served, token: string, name: string): Promise<StackView> {

@@ -3,7 +3,8 @@
  * `capstan validate` of a File-only stack must not load the PostgreSQL driver,
  * kysely, the HTTP server or the SSH client (nor the SQLite store: validate has
  * no state); `capstan plan` on SQLite state loads better-sqlite3 but not kysely
- * or pg; `capstan --version` loads neither the spec layers nor zod.
+ * or pg; `capstan --version` loads neither the spec layers nor zod, and the
+ * commands that talk to a running controller (`capstan stacks ...`) only commander.
  *
  * How: the built CLI runs under a module hook (module-trace/) that records every
  * ES module URL it loads. A URL inside dist/bundle/ is a chunk of the bundled
@@ -12,7 +13,8 @@
  */
 import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -78,6 +80,24 @@ describe('lazy loading (built CLI)', () => {
     const loaded = await packagesLoaded(['plan', ws.repo, '--state', ws.state]);
     expect(loaded).toContain('better-sqlite3');
     expect(['pg', 'kysely', 'fastify', 'ssh2'].filter((p) => loaded.has(p))).toEqual([]);
+  });
+
+  it('capstan stacks list against a controller loads only the command-line parser (no HTTP server, no store driver)', async () => {
+    // A stand-in answering the one route: this test is about what the CLI loads, the API is tested in controller-cli.test.ts.
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(req.url === '/api/stacks' && req.headers.authorization === 'Bearer t0ken' ? '[]' : '{"error":"unexpected"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const tokenFile = path.join(ws.repo, '..', 'token');
+    await writeFile(tokenFile, 't0ken\n');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const loaded = await packagesLoaded(['stacks', 'list', '--server', url, '--token-file', tokenFile]);
+      expect([...loaded].sort()).toEqual(['commander']);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('capstan --version loads only the command-line parser', async () => {

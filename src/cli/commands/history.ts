@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { NoStateStoreError } from '../../state/open.js';
 import type { RunRecord } from '../../state/store.js';
 import { addStateOptions, openStateStore, parsePositiveInt } from '../context.js';
+import { formatCounts } from '../run-counts.js';
 
 export function registerHistoryCommand(program: Command): void {
   addStateOptions(program.command('history [dir]'))
@@ -74,9 +75,8 @@ export function findRollbacks(runs: readonly RunRecord[]): Map<number, Rollback>
 }
 
 function formatRun(run: RunRecord, rollback?: Rollback): string {
-  const c = run.counts;
   const commit = run.commit ? run.commit.slice(0, 12) : 'no commit';
-  const what = `+${c.create} ~${c.update} -/+${c.replace} -${c.delete}${c.failed ? ` failed ${c.failed}` : ''}${c.skipped ? ` skipped ${c.skipped}` : ''}`;
+  const what = formatCounts(run.counts);
   const back = rollback ? `  ROLLBACK to ${rollback.commit.slice(0, 12)} (as run #${rollback.previousRun}) from ${rollback.from.slice(0, 12)}` : '';
   const subject = (run.message ? `  "${run.message}"` : '') + back;
   return `#${run.id}  ${run.startedAt}  ${run.status.padEnd(11)} ${run.stack}  ${commit}  ${run.actor.user}@${run.actor.host}  ${what}${subject}`;

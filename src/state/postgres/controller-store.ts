@@ -32,6 +32,7 @@ const STATUS_COLUMNS: Record<keyof StackStatusPatch, keyof StatusColumns> = {
   drifted: 'drifted',
   error: 'error',
   rollback: 'rollback',
+  paused: 'paused',
   owner: 'owner',
 };
 
@@ -134,7 +135,7 @@ export class PostgresControllerStore implements ControllerStore {
     const patched: Partial<Record<keyof StatusColumns, unknown>> = {};
     for (const [field, column] of Object.entries(STATUS_COLUMNS) as [keyof StackStatusPatch, keyof StatusColumns][]) {
       if (!(field in patch) || patch[field] === undefined) continue;
-      patched[column] = field === 'rollback' ? (patch.rollback === null ? null : JSON.stringify(patch.rollback)) : patch[field];
+      patched[column] = field === 'rollback' || field === 'paused' ? (patch[field] === null ? null : JSON.stringify(patch[field])) : patch[field];
     }
     const inserted: Record<string, unknown> = { status: 'pending', ...patched, stack, updated_at: now() };
     const names = Object.keys(inserted);
@@ -257,6 +258,7 @@ function toStatus(row: Selectable<StackStatusTable>): StackStatusRecord {
     drifted: row.drifted,
     error: row.error,
     rollback: (row.rollback ?? null) as StackStatusRecord['rollback'],
+    paused: (row.paused ?? null) as StackStatusRecord['paused'],
     syncRequests: row.sync_requests,
     owner: row.owner,
     updatedAt: row.updated_at,

@@ -190,6 +190,14 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'paused stacks',
+    sql: `
+      -- { by, at } while an operator has paused the stack
+      ALTER TABLE stack_status ADD COLUMN paused jsonb;
+    `,
+  },
 ];
 
 /** Schema names the store accepts in `?schema=`: a plain identifier, used quoted. */
@@ -403,6 +411,7 @@ export interface StackStatusTable {
   drifted: Generated<number>;
   error: string | null;
   rollback: ColumnType<unknown, string | null, string | null>;
+  paused: ColumnType<unknown, string | null, string | null>;
   sync_requests: Generated<number>;
   owner: string | null;
   updated_at: string;

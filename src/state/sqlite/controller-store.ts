@@ -49,6 +49,7 @@ interface StatusRow {
   drifted: number;
   error: string | null;
   rollback: string | null;
+  paused: string | null;
   sync_requests: number;
   owner: string | null;
   updated_at: string;
@@ -77,6 +78,7 @@ const STATUS_COLUMNS: Record<keyof StackStatusPatch, keyof StatusRow> = {
   drifted: 'drifted',
   error: 'error',
   rollback: 'rollback',
+  paused: 'paused',
   owner: 'owner',
 };
 
@@ -165,7 +167,7 @@ export class SqliteControllerStore implements ControllerStore {
       for (const [field, column] of Object.entries(STATUS_COLUMNS) as [keyof StackStatusPatch, keyof StatusRow][]) {
         if (!(field in patch) || patch[field] === undefined) continue;
         sets.push(`${column} = @${column}`);
-        values[column] = field === 'rollback' ? (patch.rollback === null ? null : JSON.stringify(patch.rollback)) : patch[field];
+        values[column] = field === 'rollback' || field === 'paused' ? (patch[field] === null ? null : JSON.stringify(patch[field])) : patch[field];
       }
       const row = this.#db.prepare<Record<string, unknown>, StatusRow>(`UPDATE stack_status SET ${sets.join(', ')} WHERE stack = @stack RETURNING *`).get(values);
       if (!row) throw new Error('UPDATE ... RETURNING returned no row');
@@ -268,6 +270,7 @@ function toStatus(row: StatusRow): StackStatusRecord {
     drifted: row.drifted,
     error: row.error,
     rollback: row.rollback === null ? null : (JSON.parse(row.rollback) as StackStatusRecord['rollback']),
+    paused: row.paused === null ? null : (JSON.parse(row.paused) as StackStatusRecord['paused']),
     syncRequests: row.sync_requests,
     owner: row.owner,
     updatedAt: row.updated_at,

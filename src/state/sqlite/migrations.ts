@@ -187,6 +187,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 4,
+    name: 'paused stacks',
+    sql: `
+      -- { by, at } while an operator has paused the stack
+      ALTER TABLE stack_status ADD COLUMN paused TEXT CHECK (paused IS NULL OR json_valid(paused));
+    `,
+  },
 ];
 
 /**

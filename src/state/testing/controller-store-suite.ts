@@ -65,6 +65,11 @@ export function runControllerStoreSuite(name: string, makeStore: () => Promise<S
       expect(second).toMatchObject({ status: 'synced', headCommit: 'c2', lastAppliedCommit: 'c1', rollback: { commit: 'c0', head: 'c2' } });
       const cleared = await cs.updateStackStatus('prod', { rollback: null, error: null });
       expect(cleared.rollback).toBeNull();
+      expect(cleared.paused).toBeNull();
+      const paused = await cs.updateStackStatus('prod', { paused: { by: 'olga', at: '2026-01-01T00:00:00.000Z' } });
+      expect(paused).toMatchObject({ status: 'synced', paused: { by: 'olga', at: '2026-01-01T00:00:00.000Z' } });
+      expect((await cs.getStackStatus('prod'))?.paused).toEqual({ by: 'olga', at: '2026-01-01T00:00:00.000Z' });
+      expect((await cs.updateStackStatus('prod', { paused: null })).paused).toBeNull();
       expect(await cs.requestSync('prod')).toBe(1);
       expect(await cs.requestSync('prod')).toBe(2);
       expect(await cs.requestSync('other')).toBe(1);
