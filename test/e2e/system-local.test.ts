@@ -1,0 +1,124 @@
+/**
+ * Packages and accounts on the machine itself, through the built CLI: a local
+ * Host with root `/`, real dpkg (tiny .debs built here with dpkg-deb) and real
+ * shadow-utils. Every package and account has this run's test prefix, and
+ * `afterAll` purges and deletes whatever of them is left.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildDeb } from '../../src/providers/system/testing/debs.js';
+import { assertBuilt, capstan, workspace, type Workspace } from './harness.js';
+
+const run = promisify(execFile);
+
+// Each test runs the CLI several times, and dpkg; on a loaded 2-core machine one call can take seconds.
+vi.setConfig({ testTimeout: 240_000 });
+
+const TAG = randomBytes(3).toString('hex');
+/** Package names of this run. */
+const PKG = `capstan-e2e-${TAG}`;
+/** Account names of this run (at most 32 characters, lowercase). */
+const ACCT = `cpe2e${TAG}`;
+
+const HOST = 'kind: Host\nname: local\nspec: { transport: local }\n';
+
+let ws: Workspace;
+let debs: string;
+
+beforeAll(async () => {
+  assertBuilt();
+  debs = await mkdtemp(path.join(os.tmpdir(), 'capstan-e2e-debs-'));
+});
+afterEach(async () => ws?.cleanup());
+afterAll(async () => {
+  const installed = await run('dpkg-query', ['-W', '-f=${Package}\\n', `${PKG}*`]).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
+  if (installed.length > 0) await run('dpkg', ['--purge', ...installed]);
+  const passwd = await run('getent', ['passwd']).then((r) => r.stdout);
+  for (const line of passwd.split('\n')) if (line.startsWith(ACCT)) await run('userdel', ['-r', line.split(':')[0]!]).catch(() => undefined);
+  const group = await run('getent', ['group']).then((r) => r.stdout);
+  for (const line of group.split('\n')) if (line.startsWith(ACCT)) await run('groupdel', [line.split(':')[0]!]).catch(() => undefined);
+  await rm(debs, { recursive: true, force: true });
+});
+
+async function stack(docs: string): Promise<void> {
+  ws ??= await workspace();
+  await ws.write('stack.yaml', `${HOST}---\n${docs}`);
+}
+
+const plan = () => capstan(['plan', ws.repo, '--state', ws.state]);
+async function apply(): Promise<void> {
+  const r = await capstan(['apply', ws.repo, '--state', ws.state, '--yes']);
+  expect(r.stderr).toBe('');
+  expect(r.exitCode).toBe(0);
+}
+
+async function dpkgVersion(name: string): Promise<string | null> {
+  return run('dpkg-query', ['-W', '-f=${Version}', name]).then((r) => r.stdout, () => null);
+}
+
+describe('Package on the local machine', () => {
+  it('upgrades to the version of a newer .deb given in deb:, showing old -> new in the plan', async () => {
+    ws = await workspace();
+    const name = `${PKG}-deb`;
+    const v1 = await buildDeb(debs, { name, version: '1.0-1' });
+    const v2 = await buildDeb(debs, { name, version: '2.0-1' });
+    await stack(`kind: Package\nname: p\ntarget: local\nspec: { name: ${name}, deb: ${v1} }\n`);
+    await apply();
+    expect(await dpkgVersion(name)).toBe('1.0-1');
+
+    await stack(`kind: Package\nname: p\ntarget: local\nspec: { name: ${name}, deb: ${v2} }\n`);
+    const planned = await plan();
+    expect(planned.stdout).toMatch(/~ version: "1\.0-1" -> "2\.0-1"/);
+    await apply();
+    expect(await dpkgVersion(name)).toBe('2.0-1');
+    expect((await plan()).stdout).toContain('No changes');
+  });
+});
+
+describe('User on the local machine', () => {
+  it('creates the missing home of an existing user with createHome: true: owner, login.defs mode, /etc/skel', async () => {
+    ws = await workspace();
+    const name = `${ACCT}h`;
+    const home = `/home/${name}`;
+    await rm(home, { recursive: true, force: true });
+    await stack(`kind: User\nname: u\ntarget: local\nspec: { name: ${name}, createHome: false }\n`);
+    await apply();
+    await expect(stat(home)).rejects.toThrow();
+
+    await stack(`kind: User\nname: u\ntarget: local\nspec: { name: ${name}, createHome: true, authorizedKeys: ["ssh-ed25519 AAAAC3Nza ${name}@test"] }\n`);
+    const planned = await plan();
+    expect(planned.stdout).toMatch(/\+ home\.exists: true/);
+    await apply();
+    const info = await stat(home);
+    const ids = await run('id', ['-u', name]).then((r) => Number(r.stdout));
+    const gid = await run('id', ['-g', name]).then((r) => Number(r.stdout));
+    expect([info.isDirectory(), info.uid, info.gid]).toEqual([true, ids, gid]);
+    expect((info.mode & 0o777).toString(8)).toBe(expectedHomeMode());
+    const skel = await readdir('/etc/skel');
+    expect((await readdir(home)).filter((f) => f !== '.ssh').sort()).toEqual(skel.sort());
+    for (const f of skel) expect((await stat(path.join(home, f))).uid).toBe(ids);
+    expect((await plan()).stdout).toContain('No changes');
+  });
+});
+
+/** What useradd -m would give on this machine: HOME_MODE, else 0777 & ~UMASK, else 0750 (as octal digits). */
+function expectedHomeMode(): string {
+  let text = '';
+  try {
+    text = readFileSync('/etc/login.defs', 'utf8');
+  } catch {
+    // no login.defs: useradd's default
+  }
+  const setting = (key: string) => new RegExp(`^\\s*${key}\\s+(\\S+)`, 'm').exec(text)?.[1];
+  const homeMode = setting('HOME_MODE');
+  const umask = setting('UMASK');
+  if (homeMode) return Number.parseInt(homeMode, 8).toString(8);
+  if (umask) return (0o777 & ~Number.parseInt(umask, 8)).toString(8);
+  return '750';
+}
