@@ -93,7 +93,7 @@ describe('User on the local machine', () => {
 
     await stack(`kind: User\nname: u\ntarget: local\nspec: { name: ${name}, createHome: true, authorizedKeys: ["ssh-ed25519 AAAAC3Nza ${name}@test"] }\n`);
     const planned = await plan();
-    expect(planned.stdout).toMatch(/\+ home\.exists: true/);
+    expect(planned.stdout).toMatch(/~ home\.exists: false -> true/);
     await apply();
     const info = await stat(home);
     const ids = await run('id', ['-u', name]).then((r) => Number(r.stdout));

@@ -75,6 +75,8 @@ describe('Package on a Host with a root (dpkg --root)', () => {
     await buildDeb(host.real('/debs'), { name: 'capstan-lib', version: '1.0-1' });
     await buildDeb(host.real('/debs'), { name: 'capstan-app', version: '1.0-1', depends: 'capstan-lib' });
     await buildDeb(host.real('/debs'), { name: 'capstan-other', version: '3.0-1' });
+    await buildDeb(host.real('/debs'), { name: 'capstan-up', version: '1.0-1' });
+    await buildDeb(host.real('/debs'), { name: 'capstan-up', version: '2.0-1' });
   });
   afterAll(() => host?.cleanup());
 
@@ -88,6 +90,14 @@ describe('Package on a Host with a root (dpkg --root)', () => {
     expect(lives).toEqual([{ name: 'capstan-lib', version: '1.0-1', architecture: 'all', status: 'installed' }, null, null]);
     expect(host.recorder.execs).toHaveLength(1);
     expect(host.recorder.execs[0]).toEqual(expect.arrayContaining(['dpkg-query', `--admindir=${host.root}/var/lib/dpkg`, 'capstan-lib', 'capstan-app', 'capstan-nope']));
+  });
+
+  it('takes the version of a deb: file as the desired one: a newer .deb is an upgrade', async () => {
+    await converge(packageProvider, host.handle, spec({ name: 'capstan-up', deb: '/debs/capstan-up_1.0-1.deb' }));
+    const { diff, live } = await converge(packageProvider, host.handle, spec({ name: 'capstan-up', deb: '/debs/capstan-up_2.0-1.deb' }));
+    expect(diff).toEqual({ action: 'update', fields: [{ path: 'version', before: '1.0-1', after: '2.0-1' }] });
+    expect(live).toMatchObject({ version: '2.0-1', resolvedVersion: '2.0-1' });
+    expect((await converge(packageProvider, host.handle, spec({ name: 'capstan-up', deb: '/debs/capstan-up_2.0-1.deb' }))).diff.action).toBe('noop');
   });
 
   it('refuses apt-get on a Host with a root, naming the host and the package', async () => {

@@ -55,6 +55,12 @@ export interface PackageLive {
   readonly architecture: string;
   /** `installed`, or the dpkg state of a package that a failed run left half-way (`unpacked`, `half-configured`...). */
   readonly status: string;
+  /**
+   * The version the spec's source gives, read on the host at plan time (only
+   * for a spec that needs it): the .deb's own `Version` for `deb:`; null when
+   * the file is not there yet.
+   */
+  readonly resolvedVersion?: string | null;
 }
 
 const QUERY_FORMAT = '${binary:Package}\\t${Package}\\t${Version}\\t${Architecture}\\t${db:Status-Abbrev}\\n';
@@ -144,6 +150,41 @@ async function readPackages(handle: HostHandle, names: readonly string[], signal
   return found;
 }
 
+/** The control fields of a .deb on the host; null when the file does not exist. `what` starts the message when it is not a file. */
+async function debControl(handle: HostHandle, deb: string, what: string, signal: AbortSignal): Promise<Record<string, string> | null> {
+  const [info] = await inspectConfined(handle, [deb], { content: false, signal });
+  if (info!.type === 'absent') return null;
+  if (info!.type !== 'file') throw new ProviderError(`${what} on ${hostLabel(handle)}: ${deb} is ${describePathType(info!.type)}, not a .deb file`);
+  const fields = await runChecked(handle, ['dpkg-deb', '--field', realPathOf(handle.root, deb), 'Package', 'Version'], `reading ${deb}`, {
+    timeoutMs: QUERY_TIMEOUT_MS,
+    signal,
+  });
+  return Object.fromEntries(
+    fields.stdout
+      .split('\n')
+      .map((line) => /^([A-Za-z-]+):\s*(.*)$/.exec(line))
+      .filter((m) => m !== null)
+      .map((m) => [m[1]!, m[2]!.trim()]),
+  );
+}
+
+/** The live state of each spec: dpkg's answer for its package, with the version its source gives where the spec needs one. */
+async function readPackageSpecs(handle: HostHandle, specs: readonly PackageSpec[], signal: AbortSignal): Promise<(PackageLive | null)[]> {
+  const found = await readPackages(
+    handle,
+    specs.map((s) => s.name),
+    signal,
+  );
+  return Promise.all(
+    specs.map(async (s) => {
+      const live = found.get(s.name) ?? null;
+      if (live === null || s.state !== 'present' || s.deb === undefined || s.version !== undefined) return live;
+      const control = await debControl(handle, s.deb, `cannot read the version of package ${s.name} from its deb:`, signal);
+      return { ...live, resolvedVersion: control?.Version ?? null };
+    }),
+  );
+}
+
 export function diffPackage(desired: PackageSpec, live: PackageLive | null, prior: PackageSpec | null): ResourceDiff {
   const renamed = prior !== null && prior.name !== desired.name && prior.state === 'present';
   const nameField: FieldChange[] = renamed ? [{ path: 'name', before: prior.name, after: desired.name }] : [];
@@ -155,7 +196,7 @@ export function diffPackage(desired: PackageSpec, live: PackageLive | null, prio
     return renamed ? { action: 'replace', fields, reason: renamedReason } : { action: 'update', fields };
   }
 
-  const want = desired.version ?? null;
+  const want = desired.version ?? live?.resolvedVersion ?? null;
   if (live === null) {
     const fields = [...nameField, { path: 'version', before: null, after: want ?? (desired.deb ? `from ${desired.deb}` : 'candidate') }];
     return renamed ? { action: 'replace', fields, reason: renamedReason } : { action: 'create', fields };
@@ -232,24 +273,11 @@ async function ensureDpkgDatabase(handle: HostHandle): Promise<void> {
 }
 
 async function installDeb(handle: HostHandle, spec: PackageSpec, deb: string, address: string, signal: AbortSignal): Promise<void> {
-  const [info] = await inspectConfined(handle, [deb], { content: false, signal });
-  if (info!.type !== 'file') {
-    throw new ProviderError(
-      `cannot install package ${spec.name} (${address}) on ${hostLabel(handle)}: ${deb} ${info!.type === 'absent' ? 'does not exist' : `is ${describePathType(info!.type)}, not a .deb file`}`,
-    );
+  const control = await debControl(handle, deb, `cannot install package ${spec.name} (${address})`, signal);
+  if (control === null) {
+    throw new ProviderError(`cannot install package ${spec.name} (${address}) on ${hostLabel(handle)}: ${deb} does not exist`);
   }
   const real = realPathOf(handle.root, deb);
-  const fields = await runChecked(handle, ['dpkg-deb', '--field', real, 'Package', 'Version'], `reading ${deb}`, {
-    timeoutMs: QUERY_TIMEOUT_MS,
-    signal,
-  });
-  const control = Object.fromEntries(
-    fields.stdout
-      .split('\n')
-      .map((line) => /^([A-Za-z-]+):\s*(.*)$/.exec(line))
-      .filter((m) => m !== null)
-      .map((m) => [m[1]!, m[2]!.trim()]),
-  );
   const baseName = spec.name.split(':')[0];
   if (control.Package !== baseName) {
     throw new ProviderError(
@@ -320,11 +348,11 @@ async function applyPackage(handle: HostHandle, request: ApplyRequest<PackageSpe
   if (old !== null && old.name !== desired.name && old.state === 'present') {
     if ((await readPackages(handle, [old.name], signal)).get(old.name)) await uninstall(handle, old.name, request.address, signal);
   }
-  const after = (await readPackages(handle, [desired.name], signal)).get(desired.name) ?? null;
-  if (desired.state === 'present' && after === null) {
+  const [after] = await readPackageSpecs(handle, [desired], signal);
+  if (desired.state === 'present' && !after) {
     throw new ProviderError(`package ${desired.name} (${request.address}) is still not installed on ${hostLabel(handle)} after installing it`);
   }
-  return after;
+  return after ?? null;
 }
 
 export const packageProvider: ResourceProvider<PackageSpec, PackageLive, HostHandle> = {
@@ -337,14 +365,7 @@ export const packageProvider: ResourceProvider<PackageSpec, PackageLive, HostHan
     validateUnique(resource, sameTarget, (s) => s.name, (name) => `package ${name}`, ['name']),
   // A .deb that a File of the same Host writes is installed after it.
   references: (spec) => (spec.deb === undefined ? [] : pathReference(spec.deb, ['deb'], `file ${spec.deb}`)),
-  async read(handle, specs, ctx) {
-    const found = await readPackages(
-      handle,
-      specs.map((s) => s.name),
-      ctx.signal,
-    );
-    return specs.map((s) => found.get(s.name) ?? null);
-  },
+  read: (handle, specs, ctx) => readPackageSpecs(handle, specs, ctx.signal),
   diff: diffPackage,
   apply: (handle, request, ctx) => applyPackage(handle, request, ctx.signal),
 };

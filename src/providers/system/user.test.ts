@@ -5,7 +5,7 @@ import { parseGroup, parsePasswd } from './accounts.js';
 import { groupProvider, groupSchema } from './group.js';
 import { populateAccounts } from './testing/accounts.js';
 import { converge, ctx, openTestHost, remove, type TestHost } from './testing/hosts.js';
-import { diffUser, userProvider, userSchema, type UserLive, type UserSpec } from './user.js';
+import { diffUser, homeModeOf, userProvider, userSchema, type UserLive, type UserSpec } from './user.js';
 
 const user = (input: Record<string, unknown>): UserSpec => userSchema.parse({ name: 'alice', ...input });
 const live = (overrides: Partial<UserLive> = {}): UserLive => ({
@@ -14,6 +14,7 @@ const live = (overrides: Partial<UserLive> = {}): UserLive => ({
   gid: 2000,
   group: 'ops',
   groups: ['adm', 'staff'],
+  groupIds: [4, 50],
   shell: '/bin/bash',
   home: '/home/alice',
   comment: 'Alice',
@@ -59,6 +60,15 @@ describe('User diff', () => {
   });
 });
 
+describe('home mode', () => {
+  it('is HOME_MODE, else 0777 less UMASK, else 0750, like useradd -m', () => {
+    expect(homeModeOf('UMASK 022\nHOME_MODE 0700\n')).toBe('0700');
+    expect(homeModeOf('# HOME_MODE 0700\nUMASK\t027\n')).toBe('0750');
+    expect(homeModeOf('UMASK 022\n')).toBe('0755');
+    expect(homeModeOf('')).toBe('0750');
+  });
+});
+
 describe('User and Group resources', () => {
   it('make a User wait for the Groups it names on the same host', () => {
     const alice = testResource('User', 'alice', user({ group: 'ops', groups: ['staff'] }));
@@ -96,6 +106,24 @@ describe('User and Group on a Host with a root', () => {
     const sshDir = await fs.stat(host.real('/home/alice/.ssh'));
     expect([sshDir.mode & 0o777, sshDir.uid]).toEqual([0o700, 2001]);
     expect((await fs.readFile('/etc/passwd', 'utf8')).includes('alice:x:2001')).toBe(false);
+  });
+
+  it('creates the missing home of an existing user when createHome is true, with /etc/skel, before writing its keys', async () => {
+    await fs.mkdir(host.real('/etc/skel'));
+    await fs.writeFile(host.real('/etc/skel/.profile'), 'PATH=/bin\n', { mode: 0o644 });
+    await converge(userProvider, host.handle, user({ name: 'homeless', uid: 2010, group: 'ops', createHome: false }));
+    await expect(fs.access(host.real('/home/homeless'))).rejects.toThrow();
+    const spec = user({ name: 'homeless', uid: 2010, group: 'ops', createHome: true, authorizedKeys: ['ssh-ed25519 AAAA h@b'] });
+    const { diff, live: after } = await converge(userProvider, host.handle, spec);
+    expect(diff.fields).toContainEqual({ path: 'home.exists', before: false, after: true });
+    expect(after).toMatchObject({ homeExists: true, authorizedKeys: { keys: ['ssh-ed25519 AAAA h@b'] } });
+    const home = await fs.stat(host.real('/home/homeless'));
+    expect([home.mode & 0o777, home.uid, home.gid]).toEqual([0o750, 2010, 2000]);
+    const profile = await fs.stat(host.real('/home/homeless/.profile'));
+    expect([profile.mode & 0o777, profile.uid, profile.gid]).toEqual([0o644, 2010, 2000]);
+    expect((await converge(userProvider, host.handle, spec)).diff.action).toBe('noop');
+    await remove(userProvider, host.handle, { ...spec, removeHome: true });
+    await expect(fs.access(host.real('/home/homeless'))).rejects.toThrow();
   });
 
   it('reads a batch with one inspect and no command', async () => {
