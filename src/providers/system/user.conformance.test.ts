@@ -48,8 +48,8 @@ runProviderConformance({
 runProviderConformance({
   provider: groupProvider,
   connect,
-  create: { name: 'deploy' },
-  update: { name: 'deploy', gid: 2500 },
+  create: { name: 'deploy', nonUnique: false, force: false },
+  update: { name: 'deploy', gid: 2500, nonUnique: false, force: false },
   invalidSpecs: [
     { spec: { name: 'Deploy' }, message: /lowercase letter/ },
     { spec: { name: 'deploy', gid: 'x' }, message: /gid must be a number/ },

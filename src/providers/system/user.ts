@@ -406,15 +406,28 @@ async function createHomeDirectory(handle: HostHandle, user: PasswdEntry, addres
   }
 }
 
-function userArgs(desired: UserSpec, current: UserLive | null): string[] {
+/**
+ * Group names for usermod and useradd: a gid becomes the name /etc/group gives
+ * it (shadow-utils 4.13 aborts on a numeric group with --prefix).
+ */
+function groupNames(refs: readonly GroupRef[], db: AccountDatabase, user: string, address: Address, handle: HostHandle): string[] {
+  return refs.map((ref) => {
+    if (typeof ref === 'string') return ref;
+    const group = db.groupsById.get(ref);
+    if (group === undefined) throw new ProviderError(`cannot put user ${user} (${address}) in group ${ref} on ${hostLabel(handle)}: no group has gid ${ref}`);
+    return group.name;
+  });
+}
+
+function userArgs(desired: UserSpec, current: UserLive | null, names: (refs: readonly GroupRef[]) => string[]): string[] {
   const args: string[] = [];
   if (desired.uid !== undefined && desired.uid !== current?.uid) args.push('-u', String(desired.uid));
-  if (desired.group !== undefined && (current === null || !groupMatches(desired.group, current))) args.push('-g', String(desired.group));
+  if (desired.group !== undefined && (current === null || !groupMatches(desired.group, current))) args.push('-g', names([desired.group])[0]!);
   if (desired.groups !== undefined) {
     const { missing, extra } = current === null ? { missing: desired.groups, extra: [] } : groupDifference(desired.groups, current);
     // `-G ""` clears every supplementary group.
-    if (!desired.appendGroups && (current === null || missing.length > 0 || extra.length > 0)) args.push('-G', desired.groups.join(','));
-    if (desired.appendGroups && missing.length > 0) args.push(...(current === null ? [] : ['-a']), '-G', missing.join(','));
+    if (!desired.appendGroups && (current === null || missing.length > 0 || extra.length > 0)) args.push('-G', names(desired.groups).join(','));
+    if (desired.appendGroups && missing.length > 0) args.push(...(current === null ? [] : ['-a']), '-G', names(missing).join(','));
   }
   if (desired.shell !== undefined && desired.shell !== current?.shell) args.push('-s', desired.shell);
   if (desired.home !== undefined && desired.home !== current?.home) args.push('-d', desired.home);
@@ -465,6 +478,7 @@ async function applyUser(handle: HostHandle, request: ApplyRequest<UserSpec, Use
     entry = { ...old, name: desired.name };
   }
 
+  const names = (refs: readonly GroupRef[]) => groupNames(refs, db, desired.name, request.address, handle);
   if (entry === undefined) {
     if (desired.uid !== undefined) {
       const holder = [...db.users.values()].find((u) => u.uid === desired.uid);
@@ -472,12 +486,12 @@ async function applyUser(handle: HostHandle, request: ApplyRequest<UserSpec, Use
         throw new ProviderError(`cannot create user ${desired.name} (${request.address}) on ${hostLabel(handle)}: uid ${desired.uid} belongs to ${holder.name}`);
       }
     }
-    const argv = ['useradd', ...prefix, ...userArgs(desired, null), desired.createHome === false ? '-M' : '-m'];
+    const argv = ['useradd', ...prefix, ...userArgs(desired, null, names), desired.createHome === false ? '-M' : '-m'];
     if (desired.system) argv.push('-r');
     await run([...argv, '--', desired.name], `creating user ${desired.name} (${request.address})`);
   } else {
     const [current] = await readUsers(handle, [{ ...desired, authorizedKeys: undefined, createHome: undefined }], digester, signal);
-    const args = userArgs(desired, current!);
+    const args = userArgs(desired, current!, names);
     if (args.length > 0) await run(['usermod', ...prefix, ...args, '--', desired.name], `changing user ${desired.name} (${request.address})`);
   }
 

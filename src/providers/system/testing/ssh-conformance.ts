@@ -208,8 +208,21 @@ export function runSystemConformanceOverSsh(): void {
     name: 'User provider conformance over ssh',
     provider: userProvider,
     connect: () => connect(populateAccounts),
-    create: { name: 'deploy', uid: 3001, shell: '/bin/sh', appendGroups: false, removeHome: false, authorizedKeys: ['ssh-ed25519 AAAAC3Nza deploy@ci'] },
-    update: { name: 'deploy', uid: 3001, shell: '/bin/bash', groups: ['nogroup'], appendGroups: false, removeHome: false, authorizedKeys: ['ssh-ed25519 AAAAC3Nzb deploy@ci'] },
+    create: { name: 'deploy', uid: 3001, shell: '/bin/sh', appendGroups: false, removeHome: false, createHome: false },
+    // The options of issue 19 too: a gid in groups (added, others kept), a crypt hash through chpasswd, expiry, lock, a home created for the existing user.
+    update: {
+      name: 'deploy',
+      uid: 3001,
+      shell: '/bin/bash',
+      groups: [65534],
+      appendGroups: true,
+      removeHome: true,
+      createHome: true,
+      password: '$6$capstan1$qX/0le/cOU3Wl4sI8MYdFYtLmLyYubj8GTJXCqXggv/dFHoVCbFbWWpW08k9K2GGSgqs5gE4Fu3KOrX6Vr4FL.',
+      expires: '2031-01-01',
+      locked: true,
+      authorizedKeys: ['ssh-ed25519 AAAAC3Nzb deploy@ci'],
+    },
     invalidSpecs: [{ spec: { name: 'Deploy' }, message: /lowercase/ }],
     makeDrift: (handle) => fs.chmod(`${handle.realRoot}/home/deploy/.ssh/authorized_keys`, 0o644),
     driftedField: 'authorizedKeys.mode',
@@ -219,12 +232,13 @@ export function runSystemConformanceOverSsh(): void {
     name: 'Group provider conformance over ssh',
     provider: groupProvider,
     connect: () => connect(populateAccounts),
-    create: { name: 'deployers' },
-    update: { name: 'deployers', gid: 3500 },
+    create: { name: 'deployers', nonUnique: false, force: false },
+    // A gid nogroup already has: the group is then the primary group of nobody, and deleting it needs force.
+    update: { name: 'deployers', gid: 65534, nonUnique: true, force: true },
     invalidSpecs: [{ spec: { name: 'Deployers' }, message: /lowercase/ }],
     makeDrift: async (handle) => {
       const file = `${handle.realRoot}/etc/group`;
-      await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace(/^deployers:x:3500:/m, 'deployers:x:3600:'));
+      await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace(/^deployers:x:65534:/m, 'deployers:x:3600:'));
     },
     driftedField: 'gid',
   });
