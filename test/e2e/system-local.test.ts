@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -104,6 +104,79 @@ describe('User on the local machine', () => {
     expect((await readdir(home)).filter((f) => f !== '.ssh').sort()).toEqual(skel.sort());
     for (const f of skel) expect((await stat(path.join(home, f))).uid).toBe(ids);
     expect((await plan()).stdout).toContain('No changes');
+  });
+});
+
+describe('User and Group options on the local machine', () => {
+  const HASH_1 = '$6$capstan1$qX/0le/cOU3Wl4sI8MYdFYtLmLyYubj8GTJXCqXggv/dFHoVCbFbWWpW08k9K2GGSgqs5gE4Fu3KOrX6Vr4FL.';
+  const HASH_2 = '$6$capstan2$rv4awsTI.vbC2gDM1n1zZbD06kPktU3GBqmPfsXqyqdcyZtDpUjf2Sxpd.Vjpi.OoDP4P9HRDpNo5xBcLJSjL1';
+  const shadowOf = async (name: string) => (await readFile('/etc/shadow', 'utf8')).split('\n').find((l) => l.startsWith(`${name}:`)) ?? '';
+
+  it('sets a password from an age secret without showing it anywhere, expiry, lock, groups by gid; refuses to delete a primary group in use', async () => {
+    ws = await workspace();
+    const base = path.dirname(ws.repo);
+    const identity = path.join(base, 'identity.txt');
+    await run('age-keygen', ['-o', identity]);
+    const recipient = (await run('age-keygen', ['-y', identity])).stdout.trim();
+    const seal = async (hash: string) => {
+      await mkdir(path.join(ws.repo, 'secrets'), { recursive: true });
+      const child = execFile('age', ['-r', recipient, '-o', path.join(ws.repo, 'secrets/pw.age')]);
+      child.stdin!.end(hash);
+      await new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`age exited ${code}`)))));
+    };
+    const env = { CAPSTAN_AGE_IDENTITY_FILE: identity };
+    const cli = (...args: string[]) => capstan([...args, ws.repo, '--state', ws.state], { env });
+    const name = `${ACCT}p`;
+    const group = `${ACCT}g`;
+    const users = Number((await run('getent', ['group', 'users'])).stdout.split(':')[2]);
+    const docs = (user: string, withGroup = true) =>
+      [
+        ...(withGroup ? [`kind: Group\nname: g\ntarget: local\nspec: { name: ${group} }\n`] : []),
+        `kind: User\nname: u\ntarget: local\nspec:\n  name: ${name}\n  group: ${group}\n  groups: [${users}]\n  appendGroups: true\n  removeHome: true\n  password: { secret: secrets/pw.age }\n${user}`,
+      ].join('---\n');
+
+    await seal(HASH_1);
+    await stack(docs(`  expires: "2031-01-01"\n`));
+    const first = await cli('plan');
+    expect(first.stdout).toMatch(/\+ password: \(sensitive\)/);
+    const applied = await cli('apply', '--yes');
+    expect(applied.stderr).toBe('');
+    expect(applied.exitCode).toBe(0);
+    expect(await shadowOf(name)).toMatch(new RegExp(`^${name}:\\$6\\$capstan1\\$[^:]+:\\d+:\\d*:\\d*:\\d*:\\d*:${Date.UTC(2031, 0, 1) / 86_400_000}:`));
+    expect((await run('id', ['-Gn', name])).stdout.split(/\s+/)).toEqual(expect.arrayContaining([group, 'users']));
+    expect((await cli('plan')).stdout).toContain('No changes');
+
+    await seal(HASH_2);
+    const changed = await cli('plan', '--json');
+    expect(changed.stdout).toContain('(sensitive value changed)');
+    expect((await cli('plan')).stdout).toMatch(/~ password: \(sensitive value changed\)/);
+    await stack(docs(`  expires: "2031-01-01"\n  locked: true\n`));
+    expect((await cli('plan')).stdout).toMatch(/~ locked: false -> true/);
+    expect((await cli('apply', '--yes')).exitCode).toBe(0);
+    expect(await shadowOf(name)).toMatch(new RegExp(`^${name}:!\\$6\\$capstan2\\$`));
+
+    // No output and no byte of the store holds either hash.
+    const store = ws.state.slice('sqlite:'.length);
+    const stored = Buffer.concat(await Promise.all([store, `${store}-wal`].map((f) => readFile(f).catch(() => Buffer.alloc(0)))));
+    for (const hash of [HASH_1, HASH_2]) {
+      const salt = hash.split('$')[3]!.slice(0, 20);
+      for (const text of [first.stdout, first.stderr, applied.stdout, applied.stderr, changed.stdout, stored.toString('latin1')]) expect(text).not.toContain(salt);
+    }
+
+    // The Group goes while the User stays: the plan refuses.
+    await stack(docs(`  expires: "2031-01-01"\n  locked: true\n`, false));
+    const refused = await cli('plan');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout + refused.stderr).toMatch(new RegExp(`group ${group} is the primary group of user ${name}: .*force: true`));
+
+    // Both go: the user (and its home, removeHome) first, then the group.
+    await ws.write('stack.yaml', HOST);
+    const deleted = await cli('apply', '--yes', '--allow-mass-delete');
+    expect(deleted.stdout + deleted.stderr).toMatch(/Plan: 0 to create, 0 to update, 0 to replace, 2 to delete/);
+    expect(deleted.exitCode).toBe(0);
+    await expect(run('getent', ['passwd', name])).rejects.toThrow();
+    await expect(run('getent', ['group', group])).rejects.toThrow();
+    await expect(stat(`/home/${name}`)).rejects.toThrow();
   });
 });
 
