@@ -163,15 +163,40 @@ export function runSystemConformanceOverSsh(): void {
   runProviderConformance({
     name: 'Sysctl provider conformance over ssh',
     provider: sysctlProvider,
-    connect: () => connect(undefined, [['sysctl', '-w', 'net.ipv4.ip_forward=0']]),
-    create: { key: 'net.ipv4.ip_forward', value: '1', persist: true },
-    update: { key: 'net.ipv4.ip_forward', value: '0', persist: true },
+    // A file of the user's choice, which holds another key too.
+    connect: () =>
+      connect(
+        async (root) => {
+          await fs.mkdir(path.join(root, 'etc/sysctl.d'), { recursive: true });
+          await fs.writeFile(path.join(root, 'etc/sysctl.d/60-net.conf'), '# hand-written\nnet.ipv4.conf.all.rp_filter = 1\n');
+        },
+        [['sysctl', '-w', 'net.ipv4.ip_forward=0']],
+      ),
+    create: { key: 'net.ipv4.ip_forward', value: '1', persist: true, persistOnly: false, file: '/etc/sysctl.d/60-net.conf' },
+    update: { key: 'net.ipv4.ip_forward', value: '0', persist: true, persistOnly: false, file: '/etc/sysctl.d/60-net.conf' },
     invalidSpecs: [{ spec: { key: 'net/ipv4', value: 1 }, message: /dotted/ }],
     makeDrift: async () => {
       await inHost(['sysctl', '-w', 'net.ipv4.ip_forward=1']);
     },
     driftedField: 'value',
     isAbsent: (live: SysctlLive | null) => live === null || live.persisted === null,
+  });
+
+  describe('Sysctl over ssh', () => {
+    it('writes only the file with persistOnly, leaving the running value', async () => {
+      const { handle, cleanup } = await connect(undefined, [['sysctl', '-w', 'net.ipv4.ip_forward=0']]);
+      try {
+        await inHost(['sysctl', '-w', 'net.ipv4.ip_forward=0']);
+        const spec = { key: 'net.ipv4.ip_forward', value: '1', persist: true, persistOnly: true };
+        const { diff } = await converge(sysctlProvider, handle, spec);
+        expect(diff).toEqual({ action: 'create', fields: [{ path: 'persisted', before: null, after: '1' }] });
+        expect(await fs.readFile(`${handle.realRoot}/etc/sysctl.d/99-capstan-net.ipv4.ip_forward.conf`, 'utf8')).toMatch(/^net\.ipv4\.ip_forward = 1$/m);
+        expect((await inHost(['sysctl', '-n', 'net.ipv4.ip_forward'])).trim()).toBe('0');
+        expect((await converge(sysctlProvider, handle, spec)).diff.action).toBe('noop');
+      } finally {
+        await cleanup();
+      }
+    });
   });
 
   runProviderConformance({
