@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -78,6 +78,84 @@ describe('Package on the local machine', () => {
     await apply();
     expect(await dpkgVersion(name)).toBe('2.0-1');
     expect((await plan()).stdout).toContain('No changes');
+  });
+});
+
+describe('Package through apt on the local machine, from a file: repository built here', () => {
+  /** A private apt configuration (sources, lists, cache) so the machine's own stays untouched; the CLI gets it through APT_CONFIG. */
+  async function aptRepository(dir: string) {
+    const repo = path.join(dir, 'repo');
+    for (const d of [repo, 'lists/partial', 'cache/archives/partial', 'sources.list.d']) await mkdir(path.resolve(dir, d), { recursive: true });
+    await writeFile(path.join(dir, 'sources.list'), `deb [trusted=yes] file:${repo} ./\n`);
+    // Lists as old as on a machine nobody updated for two days.
+    const old = new Date(Date.now() - 2 * 86_400_000);
+    await utimes(path.join(dir, 'lists'), old, old);
+    const conf = path.join(dir, 'apt.conf');
+    await writeFile(
+      conf,
+      [
+        `Dir::Etc::SourceList "${dir}/sources.list";`,
+        `Dir::Etc::SourceParts "${dir}/sources.list.d";`,
+        `Dir::State::Lists "${dir}/lists";`,
+        `Dir::State::extended_states "${dir}/extended_states";`,
+        `Dir::Cache "${dir}/cache";`,
+        // Counts the apt-get update runs.
+        `APT::Update::Pre-Invoke { "echo update >> ${dir}/updates"; };`,
+        '',
+      ].join('\n'),
+    );
+    return {
+      env: { APT_CONFIG: conf },
+      async publish(deb: { name: string; version: string }) {
+        await buildDeb(repo, deb);
+        const scan = await run('dpkg-scanpackages', ['--multiversion', '.', '/dev/null'], { cwd: repo });
+        await writeFile(path.join(repo, 'Packages'), scan.stdout);
+      },
+      updates: () => readFile(path.join(dir, 'updates'), 'utf8').then((t) => t.split('\n').filter(Boolean).length, () => 0),
+    };
+  }
+
+  it('installs the latest and a version pattern (resolved in the plan), refreshing the lists at most once a run and only when stale; purges', async () => {
+    ws = await workspace();
+    const apt = await aptRepository(path.join(path.dirname(ws.repo), 'apt'));
+    const cli = (...args: string[]) => capstan([...args, ws.repo, '--state', ws.state], { env: apt.env });
+    const a = `${PKG}-latest`;
+    const b = `${PKG}-pattern`;
+    for (const deb of [{ name: a, version: '1.0-1' }, { name: a, version: '2.0-1' }, { name: b, version: '2.1-1' }, { name: b, version: '3.0-1' }]) await apt.publish(deb);
+    const docs = (valid: string, pattern: string) =>
+      [
+        `kind: Package\nname: a\ntarget: local\nspec: { name: ${a}, state: latest, updateCache: true, cacheValidTime: ${valid} }\n`,
+        `kind: Package\nname: b\ntarget: local\nspec: { name: ${b}, version: "${pattern}", updateCache: true, cacheValidTime: ${valid} }\n`,
+      ].join('---\n');
+
+    await stack(docs('1h', '2.*'));
+    const applied = await cli('apply', '--yes');
+    expect(applied.stderr).toBe('');
+    expect(applied.exitCode).toBe(0);
+    expect([await dpkgVersion(a), await dpkgVersion(b)]).toEqual(['2.0-1', '2.1-1']);
+    expect(await apt.updates()).toBe(1);
+
+    // A newer version appears. Lists younger than cacheValidTime are not refreshed: apt does not know it yet.
+    await apt.publish({ name: a, version: '3.0-1' });
+    expect((await cli('plan')).stdout).toContain('No changes');
+    expect(await apt.updates()).toBe(1);
+    // cacheValidTime 0: one refresh for both packages, and the candidate moved; 2.1-1 still matches 2.*.
+    await stack(docs('0', '2.*'));
+    const moved = await cli('plan');
+    expect(moved.stdout).toMatch(/~ version: "2\.0-1" -> "3\.0-1"/);
+    expect(moved.stdout).not.toContain(`Package/b`);
+    expect(await apt.updates()).toBe(2);
+    // The pattern is shown resolved.
+    await stack(docs('1h', '3.*'));
+    expect((await cli('plan')).stdout).toMatch(/~ version: "2\.1-1" -> "3\.0-1"/);
+    expect((await cli('apply', '--yes')).exitCode).toBe(0);
+    expect([await dpkgVersion(a), await dpkgVersion(b)]).toEqual(['3.0-1', '3.0-1']);
+
+    await stack(`kind: Package\nname: b\ntarget: local\nspec: { name: ${b}, state: absent, purge: true }\n`);
+    const purge = await cli('plan');
+    expect(purge.stdout).toMatch(/~ state: "present" -> "purged"/);
+    expect((await cli('apply', '--yes')).exitCode).toBe(0);
+    expect(await dpkgVersion(b)).toBeNull();
   });
 });
 

@@ -221,12 +221,32 @@ export function runSystemConformanceOverSsh(): void {
         await buildDeb(path.join(root, 'debs'), { name: 'capstan-ssh', version: '1.0-1' });
         await buildDeb(path.join(root, 'debs'), { name: 'capstan-ssh', version: '2.0-1' });
       }),
-    create: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_1.0-1.deb', version: '1.0-1' },
-    update: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_2.0-1.deb', version: '2.0-1' },
+    create: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_1.0-1.deb', version: '1.0-1', purge: false, updateCache: false, cacheValidTime: 0 },
+    update: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_2.0-1.deb', version: '2.0-1', purge: false, updateCache: false, cacheValidTime: 0 },
     invalidSpecs: [{ spec: { name: 'Bad' }, message: /Debian package name/ }],
     // Someone downgrades the package by hand.
     makeDrift: (handle) => dpkgInRoot(handle.realRoot, ['-i', `${handle.realRoot}/debs/capstan-ssh_1.0-1.deb`]),
     driftedField: 'version',
+  });
+
+  describe('Package over ssh', () => {
+    it('purges the config files a removal left behind, with dpkg --purge', async () => {
+      const { handle, cleanup } = await connect(async (root) => {
+        await fs.mkdir(path.join(root, 'debs'));
+        await buildDeb(path.join(root, 'debs'), { name: 'capstan-conf', version: '1.0-1', files: { '/etc/capstan-conf.conf': 'x=1\n' }, conffiles: ['/etc/capstan-conf.conf'] });
+      });
+      try {
+        const base = { name: 'capstan-conf', updateCache: false, cacheValidTime: 0 };
+        await converge(packageProvider, handle, { ...base, state: 'present', purge: false, deb: '/debs/capstan-conf_1.0-1.deb' });
+        await converge(packageProvider, handle, { ...base, state: 'absent', purge: false });
+        await fs.access(`${handle.realRoot}/etc/capstan-conf.conf`);
+        const { diff } = await converge(packageProvider, handle, { ...base, state: 'absent', purge: true });
+        expect(diff.fields).toEqual([{ path: 'state', before: 'config-files', after: 'purged' }]);
+        await expect(fs.access(`${handle.realRoot}/etc/capstan-conf.conf`)).rejects.toThrow();
+      } finally {
+        await cleanup();
+      }
+    });
   });
 
   runProviderConformance({
