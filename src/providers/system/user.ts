@@ -1,16 +1,22 @@
 /**
  * User: an account in the Host's `/etc/passwd` — uid, primary and supplementary
- * groups, shell, home, comment — and its SSH `authorized_keys`, written as
+ * groups, shell, home, comment — its `/etc/shadow` password (a crypt hash),
+ * expiry and lock, and its SSH `authorized_keys`, written as
  * `<home>/.ssh/authorized_keys` with mode 0600, owned by the user.
  *
- * read   passwd, group and every user's authorized_keys in one `inspect` (a
- *        second one only for users whose home is not where the spec said).
+ * read   passwd, group (shadow when a spec manages what it holds) and every
+ *        user's authorized_keys and home in one `inspect` (a second one only
+ *        for users whose home is not where the spec said).
  * apply  `useradd` / `usermod` / `userdel` with `--prefix <root>` on a Host
- *        with a root; the keys file through the transport, atomically.
+ *        with a root; the password through `chpasswd -e` on stdin (never in an
+ *        argv); a missing home made like `useradd -m`; the keys file through
+ *        the transport, atomically.
  *
  * Every field but `name` is managed only when the spec sets it. `groups` is the
- * exact list of supplementary groups. Deleting a User keeps its home directory
- * but removes the authorized_keys file Capstan wrote.
+ * exact list of supplementary groups (with `appendGroups`, groups to add).
+ * The live state holds a keyed digest of the password hash, never the hash.
+ * Deleting a User keeps its home directory (unless `removeHome`) but removes
+ * the authorized_keys file Capstan wrote.
  */
 import { posix } from 'node:path';
 import { z } from 'zod';
