@@ -76,6 +76,8 @@ export const packageSchema = z
         ],
         { error: CACHE_VALID_MESSAGE },
       )
+      // Examples on the input side too: JSON Schema describes what users write, before the transform.
+      .meta({ examples: ['6h', 3600] })
       .transform((v) => {
         if (typeof v === 'number') return v;
         const [, count, unit] = CACHE_VALID.exec(v)!;

@@ -39,6 +39,8 @@ export const sysctlSchema = z
       .meta({ description: 'The kernel parameter, dotted as `sysctl` prints it.', examples: ['net.ipv4.ip_forward', 'vm.swappiness'] }),
     value: z
       .union([z.string(), z.number()], { error: 'value must be a string or a number' })
+      // Examples on the input side too: JSON Schema describes what users write, before the transform.
+      .meta({ examples: [1, '32768 60999'] })
       .transform((v) => normaliseValue(String(v)))
       .refine((v) => v !== '', { error: 'value must not be empty' })
       .refine((v) => !/[\n\r\0=]/.test(v), { error: 'value must not contain a line break or "="' })

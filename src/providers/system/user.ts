@@ -64,6 +64,8 @@ export const userSchema = z.strictObject({
     .meta({ description: 'Primary group, by name or gid. Absent: useradd\'s default (a group named after the user).', examples: ['ops', 2000] }),
   groups: z
     .array(groupRef('each of groups'), { error: 'groups must be a list of group names or gids' })
+    // Examples on the input side too: JSON Schema describes what users write, before the transform.
+    .meta({ examples: [['staff', 'adm'], ['docker', 27]] })
     .transform((groups) => [...new Set(groups)].sort((a, b) => String(a).localeCompare(String(b))))
     .optional()
     .meta({
