@@ -115,6 +115,18 @@ describe('planChanges and applyPlan', () => {
     expect(live()).toEqual({ a: 'frozen' });
   });
 
+  it("makes a provider's refusal of a delete a plan error, unless what it names goes in the same plan", async () => {
+    await apply(await plan([item('a', '1'), item('b', '1', { needs: 'a' }), item('c', 'k'), item('d', 'k'), item('e', 'k')]));
+    world.data.get('Bucket/b')!.set('a', 'frozen');
+    const refused = await plan([item('b', '1', { needs: 'a' }), item('c', 'k'), item('d', 'k'), item('e', 'k')]);
+    expect(refused.diagnostics).toEqual([expect.objectContaining({ severity: 'error', summary: 'a is frozen', address: 'Item/a' })]);
+    await expect(apply(refused)).rejects.toThrow('the plan has errors');
+    const both = await plan([item('c', 'k'), item('d', 'k'), item('e', 'k')]);
+    expect(both.diagnostics).toEqual([]);
+    expect((await apply(both)).status).toBe('succeeded');
+    expect(live()).toEqual({ c: 'k', d: 'k', e: 'k' });
+  });
+
   it('adopts an object that already matches, without touching it', async () => {
     world.data.set('Bucket/b', new Map([['a', '1']]));
     const p = await plan([item('a', '1')]);

@@ -126,6 +126,10 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
     recordOnly: true,
     forget: true,
   }));
+  const deletedAlongside = (of: Subject) =>
+    subjects
+      .filter((o) => !o.desired && o !== of && o.target.address === of.target.address && o.managed !== undefined)
+      .map((o) => ({ kind: o.kind, spec: o.managed!.spec }));
   for (const s of subjects) {
     const read = live.get(s.address);
     if (!read || 'error' in read) {
@@ -182,6 +186,8 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
         forget: true,
       });
     } else {
+      const refusal = prior !== null && s.provider.refuseDelete ? s.provider.refuseDelete(prior, read.live, deletedAlongside(s)) : undefined;
+      if (refusal !== undefined) diagnostics.push(error(refusal, { address: s.address }));
       changes.push({
         address: s.address,
         kind: s.kind,

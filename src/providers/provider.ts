@@ -330,6 +330,15 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
   references?(spec: Spec): readonly Reference[];
   read(target: Handle, specs: readonly Spec[], ctx: ReadContext): Promise<(Live | null)[]>;
   diff(desired: Spec, live: Live | null, prior: Spec | null): ResourceDiff;
+  /**
+   * (optional) Why a planned delete must not happen, or undefined. The plan gets
+   * an error at the resource's address and cannot be applied. Pure. `prior` is
+   * its last applied spec, `live` what `read` found for it, and
+   * `deletedAlongside` the last applied specs of the other resources the same
+   * plan deletes on the same target (a refusal their deletion lifts, e.g. a
+   * group whose only users go too).
+   */
+  refuseDelete?(prior: Spec, live: Live | null, deletedAlongside: readonly { readonly kind: string; readonly spec: unknown }[]): string | undefined;
   apply(target: Handle, request: ApplyRequest<Spec, Live>, ctx: ProviderContext): Promise<Live | null>;
   /**
    * Runs once per apply after one or more resources that `notify:` this one

@@ -70,6 +70,12 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
       if (live.value !== desired.value) return { action: 'update', fields: [{ path: 'value', before: live.value, after: desired.value }] };
       return { action: 'noop', fields: [] };
     },
+    // A frozen item may go only with the items it names in `needs` that go too (a group with its last users).
+    refuseDelete(prior, live, deletedAlongside) {
+      if (live?.value !== 'frozen') return undefined;
+      const holders = deletedAlongside.filter((r) => (r.spec as { needs?: string }).needs === prior.key);
+      return holders.length > 0 ? undefined : `${prior.key} is frozen`;
+    },
     async apply(handle, request) {
       const key = (request.desired ?? request.prior)!.key;
       world.applied.push(`${request.action} ${request.address}`);

@@ -5,7 +5,7 @@
  * `--prefix`, which edits `<root>/etc/*` without a chroot.
  */
 import { z } from 'zod';
-import { describePathType } from '../../transport/transport.js';
+import { describePathType, type PathInfo } from '../../transport/transport.js';
 import type { HostHandle } from '../host/host.js';
 import { inspectConfined } from '../host/paths.js';
 import { ProviderError } from '../provider.js';
@@ -45,6 +45,15 @@ export interface GroupEntry {
   readonly members: readonly string[];
 }
 
+/** The fields of one /etc/shadow line that Capstan manages. */
+export interface ShadowEntry {
+  readonly name: string;
+  /** The crypt hash, with a lock's leading "!" (empty, "*" or "!" for no password). */
+  readonly hash: string;
+  /** Field 8: the day the account expires, in days since 1970-01-01; null for never. */
+  readonly expireDays: number | null;
+}
+
 export interface AccountDatabase {
   readonly users: ReadonlyMap<string, PasswdEntry>;
   readonly groups: ReadonlyMap<string, GroupEntry>;
@@ -77,8 +86,31 @@ export function parseGroup(text: string): Map<string, GroupEntry> {
   return groups;
 }
 
+export function parseShadow(text: string): Map<string, ShadowEntry> {
+  const entries = new Map<string, ShadowEntry>();
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 8 || f[0] === '' || entries.has(f[0]!)) continue;
+    const expire = f[7] === '' ? null : Number(f[7]);
+    entries.set(f[0]!, { name: f[0]!, hash: f[1]!, expireDays: expire !== null && Number.isInteger(expire) ? expire : null });
+  }
+  return entries;
+}
+
 export const PASSWD = '/etc/passwd';
 export const GROUP = '/etc/group';
+export const SHADOW = '/etc/shadow';
+/** What useradd -m copies into a new home. */
+export const SKEL = '/etc/skel';
+
+/** The text of an account database read by inspect; a missing one reads as empty. */
+export function databaseText(handle: HostHandle, info: PathInfo): string {
+  if (info.type === 'absent') return '';
+  if (info.type !== 'file' || info.content === null) {
+    throw new ProviderError(`cannot read ${info.path} on ${hostLabel(handle)}: it is ${info.type === 'file' ? 'a file too large to read' : describePathType(info.type)}`);
+  }
+  return info.content.toString('utf8');
+}
 
 /**
  * Reads passwd and group, plus `extraPaths` (with content), in ONE inspect
@@ -90,16 +122,8 @@ export async function readAccounts(
   signal: AbortSignal,
 ): Promise<{ db: AccountDatabase; extra: Awaited<ReturnType<typeof inspectConfined>> }> {
   const infos = await inspectConfined(handle, [PASSWD, GROUP, ...extraPaths], { content: true, signal });
-  const text = (i: number): string => {
-    const info = infos[i]!;
-    if (info.type === 'absent') return '';
-    if (info.type !== 'file' || info.content === null) {
-      throw new ProviderError(`cannot read ${info.path} on ${hostLabel(handle)}: it is ${info.type === 'file' ? 'a file too large to read' : describePathType(info.type)}`);
-    }
-    return info.content.toString('utf8');
-  };
-  const users = parsePasswd(text(0));
-  const groups = parseGroup(text(1));
+  const users = parsePasswd(databaseText(handle, infos[0]!));
+  const groups = parseGroup(databaseText(handle, infos[1]!));
   const groupsById = new Map<number, GroupEntry>();
   for (const g of groups.values()) if (!groupsById.has(g.gid)) groupsById.set(g.gid, g);
   return { db: { users, groups, groupsById }, extra: infos.slice(2) };

@@ -25,4 +25,14 @@ describe('systemProviders', () => {
     const exec = JSON.stringify(kindSpecJsonSchema(systemProviders.find((p) => p.kind === 'Exec')!.schema));
     expect(exec).toContain('"required":["secret"]');
   });
+
+  it('describe every field of User, Group, Package and Sysctl, with examples, for the reference docs', () => {
+    for (const kind of ['User', 'Group', 'Package', 'Sysctl']) {
+      const schema = kindSpecJsonSchema(systemProviders.find((p) => p.kind === kind)!.schema) as { properties: Record<string, { description?: string; examples?: unknown[] }> };
+      for (const [field, property] of Object.entries(schema.properties)) {
+        expect(property.description, `${kind}.${field}`).toMatch(/\w/);
+        expect(property.examples ?? [], `${kind}.${field}`).not.toEqual([]);
+      }
+    }
+  });
 });

@@ -13,12 +13,16 @@ runProviderConformance({
     await buildDeb(host.real('/debs'), { name: 'capstan-hello', version: '2.0-1' });
     return { handle: host.handle, cleanup: host.cleanup };
   },
-  create: { name: 'capstan-hello', state: 'present', deb: '/debs/capstan-hello_1.0-1.deb', version: '1.0-1' },
-  update: { name: 'capstan-hello', state: 'present', deb: '/debs/capstan-hello_2.0-1.deb', version: '2.0-1' },
+  create: { name: 'capstan-hello', state: 'present', deb: '/debs/capstan-hello_1.0-1.deb', version: '1.0-1', purge: false, updateCache: false, cacheValidTime: 0 },
+  update: { name: 'capstan-hello', state: 'present', deb: '/debs/capstan-hello_2.0-1.deb', version: '2.0-1', purge: false, updateCache: false, cacheValidTime: 0 },
   invalidSpecs: [
     { spec: { name: 'Nginx' }, message: /Debian package name/ },
     { spec: { name: '-oDebug=1' }, message: /Debian package name/ },
-    { spec: { name: 'nginx', state: 'installed' }, message: /state must be "present" or "absent"/ },
+    { spec: { name: 'nginx', state: 'installed' }, message: /state must be "present", "absent" or "latest"/ },
+    { spec: { name: 'nginx', state: 'latest', version: '1.0' }, message: /version makes no sense with state: latest/ },
+    { spec: { name: 'nginx', purge: true }, message: /purge needs state: absent/ },
+    { spec: { name: 'nginx', updateCache: true, cacheValidTime: '6 hours' }, message: /cacheValidTime must be/ },
+    { spec: { name: 'nginx', version: '2.*', deb: '/x.deb' }, message: /version pattern makes no sense with deb/ },
     { spec: { name: 'nginx', version: 'latest' }, message: /Debian version/ },
     { spec: { name: 'nginx', state: 'absent', version: '1.0' }, message: /version makes no sense/ },
     { spec: { name: 'nginx', deb: 'x.deb' }, message: /path must be absolute/ },

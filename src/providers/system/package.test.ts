@@ -1,6 +1,6 @@
 import * as fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { diffPackage, packageProvider, packageSchema, type PackageLive, type PackageSpec } from './package.js';
+import { diffPackage, packageProvider, packageSchema, parsePolicy, versionMatches, type PackageLive, type PackageSpec } from './package.js';
 import { buildDeb, dpkgInRoot } from './testing/debs.js';
 import { converge, ctx, openTestHost, remove, schemaErrors, scriptedHost, type TestHost } from './testing/hosts.js';
 
@@ -15,7 +15,8 @@ const installed = (overrides: Partial<PackageLive> = {}): PackageLive => ({
 
 describe('Package schema', () => {
   it('defaults to present and accepts arch-qualified names and epochs', () => {
-    expect(spec({ name: 'libc6:amd64', version: '1:2.36-9' })).toEqual({ name: 'libc6:amd64', state: 'present', version: '1:2.36-9' });
+    expect(spec({ name: 'libc6:amd64', version: '1:2.36-9' })).toEqual({ name: 'libc6:amd64', state: 'present', version: '1:2.36-9', purge: false, updateCache: false, cacheValidTime: 0 });
+    expect(spec({ name: 'nginx', updateCache: true, cacheValidTime: '6h' }).cacheValidTime).toBe(21_600);
   });
 
   it.each([
@@ -28,7 +29,49 @@ describe('Package schema', () => {
   });
 });
 
+describe('apt-cache policy and version patterns', () => {
+  it('reads the candidate and the version table of each package', () => {
+    const out = [
+      'nginx:',
+      '  Installed: 1.22.1-9',
+      '  Candidate: 1.24.0-1',
+      '  Version table:',
+      '     1.24.0-1 500',
+      '        500 file:/srv/repo ./ Packages',
+      ' *** 1.22.1-9 100',
+      '        100 /var/lib/dpkg/status',
+      'ghost:',
+      '  Installed: (none)',
+      '  Candidate: (none)',
+      '  Version table:',
+      '',
+    ].join('\n');
+    expect([...parsePolicy(out)]).toEqual([
+      ['nginx', { candidate: '1.24.0-1', versions: ['1.24.0-1', '1.22.1-9'] }],
+      ['ghost', { candidate: null, versions: [] }],
+    ]);
+  });
+
+  it('matches "*" as any run of characters, and nothing else as special', () => {
+    expect(versionMatches('2.*', '2.4.1-1')).toBe(true);
+    expect(versionMatches('2.*', '12.0-1')).toBe(false);
+    expect(versionMatches('1:2.*', '1:2.0')).toBe(true);
+    expect(versionMatches('2.1+*', '2.10')).toBe(false);
+  });
+});
+
 describe('Package diff', () => {
+  it('updates to the version apt resolved for latest or a pattern, and purges what only left config files', () => {
+    expect(diffPackage(spec({ name: 'nginx', state: 'latest' }), installed({ resolvedVersion: '1.24.0-1' }), null)).toEqual({
+      action: 'update',
+      fields: [{ path: 'version', before: '1.22.1-9', after: '1.24.0-1' }],
+    });
+    expect(diffPackage(spec({ name: 'nginx', version: '1.*' }), installed({ resolvedVersion: '1.22.1-9' }), null).action).toBe('noop');
+    expect(diffPackage(spec({ name: 'nginx', state: 'absent', purge: true }), installed({ status: 'config-files' }), null).fields).toEqual([
+      { path: 'state', before: 'config-files', after: 'purged' },
+    ]);
+  });
+
   it('creates a missing package, naming the version it will get', () => {
     expect(diffPackage(spec({ name: 'nginx', version: '1.22.1-9' }), null, null)).toEqual({
       action: 'create',
@@ -75,6 +118,8 @@ describe('Package on a Host with a root (dpkg --root)', () => {
     await buildDeb(host.real('/debs'), { name: 'capstan-lib', version: '1.0-1' });
     await buildDeb(host.real('/debs'), { name: 'capstan-app', version: '1.0-1', depends: 'capstan-lib' });
     await buildDeb(host.real('/debs'), { name: 'capstan-other', version: '3.0-1' });
+    await buildDeb(host.real('/debs'), { name: 'capstan-up', version: '1.0-1' });
+    await buildDeb(host.real('/debs'), { name: 'capstan-up', version: '2.0-1' });
   });
   afterAll(() => host?.cleanup());
 
@@ -88,6 +133,14 @@ describe('Package on a Host with a root (dpkg --root)', () => {
     expect(lives).toEqual([{ name: 'capstan-lib', version: '1.0-1', architecture: 'all', status: 'installed' }, null, null]);
     expect(host.recorder.execs).toHaveLength(1);
     expect(host.recorder.execs[0]).toEqual(expect.arrayContaining(['dpkg-query', `--admindir=${host.root}/var/lib/dpkg`, 'capstan-lib', 'capstan-app', 'capstan-nope']));
+  });
+
+  it('takes the version of a deb: file as the desired one: a newer .deb is an upgrade', async () => {
+    await converge(packageProvider, host.handle, spec({ name: 'capstan-up', deb: '/debs/capstan-up_1.0-1.deb' }));
+    const { diff, live } = await converge(packageProvider, host.handle, spec({ name: 'capstan-up', deb: '/debs/capstan-up_2.0-1.deb' }));
+    expect(diff).toEqual({ action: 'update', fields: [{ path: 'version', before: '1.0-1', after: '2.0-1' }] });
+    expect(live).toMatchObject({ version: '2.0-1', resolvedVersion: '2.0-1' });
+    expect((await converge(packageProvider, host.handle, spec({ name: 'capstan-up', deb: '/debs/capstan-up_2.0-1.deb' }))).diff.action).toBe('noop');
   });
 
   it('refuses apt-get on a Host with a root, naming the host and the package', async () => {
@@ -120,6 +173,23 @@ describe('Package on a Host with a root (dpkg --root)', () => {
     expect(await remove(packageProvider, host.handle, spec({ name: 'capstan-lib' }))).toBeNull();
     const lives = await packageProvider.read(host.handle, [spec({ name: 'capstan-lib' }), spec({ name: 'capstan-app' })], ctx);
     expect(lives).toEqual([null, null]);
+  });
+
+  it('refuses latest and patterns on a Host with a root, which never uses apt', async () => {
+    await expect(packageProvider.read(host.handle, [spec({ name: 'capstan-lib', state: 'latest' })], ctx)).rejects.toThrow(
+      /cannot resolve package capstan-lib on Host\/test .*need apt, which a Host with a root does not use/,
+    );
+  });
+
+  it('purges a package whose config files were left behind by a removal', async () => {
+    await buildDeb(host.real('/debs'), { name: 'capstan-conf', version: '1.0-1', files: { '/etc/capstan-conf.conf': 'x=1\n' }, conffiles: ['/etc/capstan-conf.conf'] });
+    await dpkgInRoot(host.root, ['-i', host.real('/debs/capstan-conf_1.0-1.deb')]);
+    await dpkgInRoot(host.root, ['--remove', 'capstan-conf']);
+    expect((await converge(packageProvider, host.handle, spec({ name: 'capstan-conf', state: 'absent' }))).diff.action).toBe('noop');
+    const { diff, live } = await converge(packageProvider, host.handle, spec({ name: 'capstan-conf', state: 'absent', purge: true }));
+    expect(diff.fields).toEqual([{ path: 'state', before: 'config-files', after: 'purged' }]);
+    expect(live).toBeNull();
+    await expect(fs.access(host.real('/etc/capstan-conf.conf'))).rejects.toThrow();
   });
 
   it('makes a present package absent with state: absent, and then plans no-op', async () => {

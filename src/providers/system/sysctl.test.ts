@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { diffSysctl, parseSysctlOutput, persistPath, sysctlProvider, sysctlSchema, type SysctlLive, type SysctlSpec } from './sysctl.js';
+import { diffSysctl, editSharedFile, parseSysctlOutput, persistPath, sysctlProvider, sysctlSchema, type SysctlLive, type SysctlSpec } from './sysctl.js';
+import { testResource } from '../host/testing/sandbox.js';
 import { namespaceExists } from './testing/netns.js';
 import { converge, ctx, openTestHost, remove, schemaErrors, type TestHost } from './testing/hosts.js';
 
@@ -15,7 +16,7 @@ const live = (overrides: Partial<SysctlLive> = {}): SysctlLive => ({
 
 describe('Sysctl schema and parsing', () => {
   it('takes numbers and strings, and collapses whitespace the way the kernel prints it', () => {
-    expect(spec({ value: 1 })).toEqual({ key: 'net.ipv4.ip_forward', value: '1', persist: true });
+    expect(spec({ value: 1 })).toEqual({ key: 'net.ipv4.ip_forward', value: '1', persist: true, persistOnly: false });
     expect(spec({ key: 'net.ipv4.ip_local_port_range', value: ' 32768\t 60999 ' }).value).toBe('32768 60999');
   });
 
@@ -32,7 +33,30 @@ describe('Sysctl schema and parsing', () => {
   });
 });
 
+describe('Sysctl shared file', () => {
+  it('replaces the first line that sets the key, drops later ones, appends when none, and keeps the rest', () => {
+    const text = '# net\nnet.ipv4.ip_forward=0\nvm.swappiness = 10\n-net/ipv4/ip_forward = 0\n';
+    expect(editSharedFile(text, 'net.ipv4.ip_forward', '1')).toBe('# net\nnet.ipv4.ip_forward = 1\nvm.swappiness = 10\n');
+    expect(editSharedFile('vm.swappiness = 10\n', 'net.ipv4.ip_forward', '1')).toBe('vm.swappiness = 10\nnet.ipv4.ip_forward = 1\n');
+    expect(editSharedFile(text, 'net.ipv4.ip_forward', null)).toBe('# net\nvm.swappiness = 10\n');
+    expect(editSharedFile('', 'net.ipv4.ip_forward', '1')).toBe('net.ipv4.ip_forward = 1\n');
+  });
+
+  it('orders Sysctls that share a file by key, so one rewrites it at a time', () => {
+    const mk = (name: string, input: Record<string, unknown>) => testResource('Sysctl', name, spec({ value: 1, ...input }));
+    const a = mk('a', { key: 'net.ipv4.ip_forward', file: '/etc/sysctl.d/60-net.conf' });
+    const b = mk('b', { key: 'net.ipv4.conf.all.rp_filter', file: '/etc/sysctl.d/60-net.conf' });
+    const c = mk('c', { key: 'net.core.somaxconn' });
+    expect(sysctlProvider.implicitDependencies!(a, [a, b, c])).toEqual(['Sysctl/b']);
+    expect(sysctlProvider.implicitDependencies!(b, [a, b, c])).toEqual([]);
+  });
+});
+
 describe('Sysctl diff', () => {
+  it('leaves the running value alone with persistOnly', () => {
+    expect(diffSysctl(spec({ value: 1, persistOnly: true }), live({ value: '0' }), null).action).toBe('noop');
+  });
+
   it('creates the file when nothing of Capstan exists yet, even if the value is already right', () => {
     expect(diffSysctl(spec({ value: 1 }), live({ persisted: null, persistedExact: false }), null)).toEqual({
       action: 'create',
@@ -108,5 +132,40 @@ describe('Sysctl in a network namespace', () => {
     expect(await remove(sysctlProvider, host.handle, desired)).toBeNull();
     const [after] = await sysctlProvider.read(host.handle, [desired], ctx);
     expect(after).toMatchObject({ value: '1', persisted: null });
+  });
+
+  it('keeps the value in a file of the user\'s choice, managing only its line, and takes only that line away on delete', async () => {
+    const file = '/etc/sysctl.d/60-net.conf';
+    await fs.mkdir(host.real('/etc/sysctl.d'), { recursive: true });
+    await fs.writeFile(host.real(file), '# hand-written\nnet.core.somaxconn = 1024\nnet.ipv4.ip_forward=0\n', { mode: 0o640 });
+    const desired = spec({ value: 1, file });
+    const { diff, live: after } = await converge(sysctlProvider, host.handle, desired);
+    expect(diff.fields).toContainEqual({ path: 'persisted', before: '0', after: '1' });
+    expect(after).toMatchObject({ value: '1', persisted: '1', persistedExact: true });
+    expect(await fs.readFile(host.real(file), 'utf8')).toBe('# hand-written\nnet.core.somaxconn = 1024\nnet.ipv4.ip_forward = 1\n');
+    expect((await fs.stat(host.real(file))).mode & 0o777).toBe(0o640);
+    await expect(fs.access(host.real(persistPath(desired.key)))).rejects.toThrow();
+    expect((await converge(sysctlProvider, host.handle, desired, desired)).diff.action).toBe('noop');
+    await remove(sysctlProvider, host.handle, desired);
+    expect(await fs.readFile(host.real(file), 'utf8')).toBe('# hand-written\nnet.core.somaxconn = 1024\n');
+  });
+
+  it('moves the setting when the file changes', async () => {
+    const desired = spec({ value: 1, file: '/etc/sysctl.d/61-net.conf' });
+    const { diff } = await converge(sysctlProvider, host.handle, desired, spec({ value: 1 }));
+    expect(diff.action).toBe('replace');
+    expect(diff.fields).toContainEqual({ path: 'file', before: persistPath(desired.key), after: '/etc/sysctl.d/61-net.conf' });
+    await expect(fs.access(host.real(persistPath(desired.key)))).rejects.toThrow();
+    await remove(sysctlProvider, host.handle, desired);
+    await expect(fs.access(host.real('/etc/sysctl.d/61-net.conf'))).rejects.toThrow();
+  });
+
+  it('writes only the file with persistOnly: the running value stays', async () => {
+    host.namespace!.run(['sysctl', '-w', 'net.ipv4.ip_forward=0']);
+    const desired = spec({ value: 1, persistOnly: true });
+    const { live: after } = await converge(sysctlProvider, host.handle, desired);
+    expect(after).toMatchObject({ value: '0', persisted: '1' });
+    expect(host.namespace!.run(['sysctl', '-n', 'net.ipv4.ip_forward']).trim()).toBe('0');
+    expect((await converge(sysctlProvider, host.handle, desired, desired)).diff.action).toBe('noop');
   });
 });

@@ -17,10 +17,12 @@ const connect = async () => {
 runProviderConformance({
   provider: userProvider,
   connect,
-  create: { name: 'alice', uid: 2001, group: 'ops', shell: '/bin/sh', comment: 'Alice', authorizedKeys: ['ssh-ed25519 AAAAC3Nza alice@laptop'] },
+  create: { name: 'alice', uid: 2001, group: 'ops', appendGroups: false, removeHome: false, shell: '/bin/sh', comment: 'Alice', authorizedKeys: ['ssh-ed25519 AAAAC3Nza alice@laptop'] },
   update: {
     name: 'alice',
     uid: 2001,
+    appendGroups: false,
+    removeHome: false,
     group: 'ops',
     groups: ['staff', 'adm'],
     shell: '/bin/bash',
@@ -46,8 +48,8 @@ runProviderConformance({
 runProviderConformance({
   provider: groupProvider,
   connect,
-  create: { name: 'deploy' },
-  update: { name: 'deploy', gid: 2500 },
+  create: { name: 'deploy', nonUnique: false, force: false },
+  update: { name: 'deploy', gid: 2500, nonUnique: false, force: false },
   invalidSpecs: [
     { spec: { name: 'Deploy' }, message: /lowercase letter/ },
     { spec: { name: 'deploy', gid: 'x' }, message: /gid must be a number/ },

@@ -12,6 +12,8 @@ export interface DebDefinition {
   /** Files the package installs: absolute path → content. */
   readonly files?: Readonly<Record<string, string>>;
   readonly depends?: string;
+  /** Files of `files` that are configuration files (left behind by a removal until purged). */
+  readonly conffiles?: readonly string[];
 }
 
 /** Builds `<outDir>/<name>_<version>.deb` and returns its path. */
@@ -29,6 +31,7 @@ export async function buildDeb(outDir: string, deb: DebDefinition): Promise<stri
       '',
     ].join('\n');
     await fs.writeFile(join(tree, 'DEBIAN', 'control'), control);
+    if (deb.conffiles?.length) await fs.writeFile(join(tree, 'DEBIAN', 'conffiles'), `${deb.conffiles.join('\n')}\n`);
     for (const [path, content] of Object.entries(deb.files ?? { [`/usr/share/${deb.name}/version`]: `${deb.version}\n` })) {
       await fs.mkdir(join(tree, dirname(path)), { recursive: true });
       await fs.writeFile(join(tree, path), content);

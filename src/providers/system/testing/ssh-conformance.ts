@@ -163,15 +163,40 @@ export function runSystemConformanceOverSsh(): void {
   runProviderConformance({
     name: 'Sysctl provider conformance over ssh',
     provider: sysctlProvider,
-    connect: () => connect(undefined, [['sysctl', '-w', 'net.ipv4.ip_forward=0']]),
-    create: { key: 'net.ipv4.ip_forward', value: '1', persist: true },
-    update: { key: 'net.ipv4.ip_forward', value: '0', persist: true },
+    // A file of the user's choice, which holds another key too.
+    connect: () =>
+      connect(
+        async (root) => {
+          await fs.mkdir(path.join(root, 'etc/sysctl.d'), { recursive: true });
+          await fs.writeFile(path.join(root, 'etc/sysctl.d/60-net.conf'), '# hand-written\nnet.ipv4.conf.all.rp_filter = 1\n');
+        },
+        [['sysctl', '-w', 'net.ipv4.ip_forward=0']],
+      ),
+    create: { key: 'net.ipv4.ip_forward', value: '1', persist: true, persistOnly: false, file: '/etc/sysctl.d/60-net.conf' },
+    update: { key: 'net.ipv4.ip_forward', value: '0', persist: true, persistOnly: false, file: '/etc/sysctl.d/60-net.conf' },
     invalidSpecs: [{ spec: { key: 'net/ipv4', value: 1 }, message: /dotted/ }],
     makeDrift: async () => {
       await inHost(['sysctl', '-w', 'net.ipv4.ip_forward=1']);
     },
     driftedField: 'value',
     isAbsent: (live: SysctlLive | null) => live === null || live.persisted === null,
+  });
+
+  describe('Sysctl over ssh', () => {
+    it('writes only the file with persistOnly, leaving the running value', async () => {
+      const { handle, cleanup } = await connect(undefined, [['sysctl', '-w', 'net.ipv4.ip_forward=0']]);
+      try {
+        await inHost(['sysctl', '-w', 'net.ipv4.ip_forward=0']);
+        const spec = { key: 'net.ipv4.ip_forward', value: '1', persist: true, persistOnly: true };
+        const { diff } = await converge(sysctlProvider, handle, spec);
+        expect(diff).toEqual({ action: 'create', fields: [{ path: 'persisted', before: null, after: '1' }] });
+        expect(await fs.readFile(`${handle.realRoot}/etc/sysctl.d/99-capstan-net.ipv4.ip_forward.conf`, 'utf8')).toMatch(/^net\.ipv4\.ip_forward = 1$/m);
+        expect((await inHost(['sysctl', '-n', 'net.ipv4.ip_forward'])).trim()).toBe('0');
+        expect((await converge(sysctlProvider, handle, spec)).diff.action).toBe('noop');
+      } finally {
+        await cleanup();
+      }
+    });
   });
 
   runProviderConformance({
@@ -196,20 +221,53 @@ export function runSystemConformanceOverSsh(): void {
         await buildDeb(path.join(root, 'debs'), { name: 'capstan-ssh', version: '1.0-1' });
         await buildDeb(path.join(root, 'debs'), { name: 'capstan-ssh', version: '2.0-1' });
       }),
-    create: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_1.0-1.deb', version: '1.0-1' },
-    update: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_2.0-1.deb', version: '2.0-1' },
+    create: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_1.0-1.deb', version: '1.0-1', purge: false, updateCache: false, cacheValidTime: 0 },
+    update: { name: 'capstan-ssh', state: 'present', deb: '/debs/capstan-ssh_2.0-1.deb', version: '2.0-1', purge: false, updateCache: false, cacheValidTime: 0 },
     invalidSpecs: [{ spec: { name: 'Bad' }, message: /Debian package name/ }],
     // Someone downgrades the package by hand.
     makeDrift: (handle) => dpkgInRoot(handle.realRoot, ['-i', `${handle.realRoot}/debs/capstan-ssh_1.0-1.deb`]),
     driftedField: 'version',
   });
 
+  describe('Package over ssh', () => {
+    it('purges the config files a removal left behind, with dpkg --purge', async () => {
+      const { handle, cleanup } = await connect(async (root) => {
+        await fs.mkdir(path.join(root, 'debs'));
+        await buildDeb(path.join(root, 'debs'), { name: 'capstan-conf', version: '1.0-1', files: { '/etc/capstan-conf.conf': 'x=1\n' }, conffiles: ['/etc/capstan-conf.conf'] });
+      });
+      try {
+        const base = { name: 'capstan-conf', updateCache: false, cacheValidTime: 0 };
+        await converge(packageProvider, handle, { ...base, state: 'present', purge: false, deb: '/debs/capstan-conf_1.0-1.deb' });
+        await converge(packageProvider, handle, { ...base, state: 'absent', purge: false });
+        await fs.access(`${handle.realRoot}/etc/capstan-conf.conf`);
+        const { diff } = await converge(packageProvider, handle, { ...base, state: 'absent', purge: true });
+        expect(diff.fields).toEqual([{ path: 'state', before: 'config-files', after: 'purged' }]);
+        await expect(fs.access(`${handle.realRoot}/etc/capstan-conf.conf`)).rejects.toThrow();
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+
   runProviderConformance({
     name: 'User provider conformance over ssh',
     provider: userProvider,
     connect: () => connect(populateAccounts),
-    create: { name: 'deploy', uid: 3001, shell: '/bin/sh', authorizedKeys: ['ssh-ed25519 AAAAC3Nza deploy@ci'] },
-    update: { name: 'deploy', uid: 3001, shell: '/bin/bash', groups: ['nogroup'], authorizedKeys: ['ssh-ed25519 AAAAC3Nzb deploy@ci'] },
+    create: { name: 'deploy', uid: 3001, shell: '/bin/sh', appendGroups: false, removeHome: false, createHome: false },
+    // The options of issue 19 too: a gid in groups (added, others kept), a crypt hash through chpasswd, expiry, lock, a home created for the existing user.
+    update: {
+      name: 'deploy',
+      uid: 3001,
+      shell: '/bin/bash',
+      groups: [65534],
+      appendGroups: true,
+      removeHome: true,
+      createHome: true,
+      password: '$6$capstan1$qX/0le/cOU3Wl4sI8MYdFYtLmLyYubj8GTJXCqXggv/dFHoVCbFbWWpW08k9K2GGSgqs5gE4Fu3KOrX6Vr4FL.',
+      expires: '2031-01-01',
+      locked: true,
+      authorizedKeys: ['ssh-ed25519 AAAAC3Nzb deploy@ci'],
+    },
     invalidSpecs: [{ spec: { name: 'Deploy' }, message: /lowercase/ }],
     makeDrift: (handle) => fs.chmod(`${handle.realRoot}/home/deploy/.ssh/authorized_keys`, 0o644),
     driftedField: 'authorizedKeys.mode',
@@ -219,12 +277,13 @@ export function runSystemConformanceOverSsh(): void {
     name: 'Group provider conformance over ssh',
     provider: groupProvider,
     connect: () => connect(populateAccounts),
-    create: { name: 'deployers' },
-    update: { name: 'deployers', gid: 3500 },
+    create: { name: 'deployers', nonUnique: false, force: false },
+    // A gid nogroup already has: the group is then the primary group of nobody, and deleting it needs force.
+    update: { name: 'deployers', gid: 65534, nonUnique: true, force: true },
     invalidSpecs: [{ spec: { name: 'Deployers' }, message: /lowercase/ }],
     makeDrift: async (handle) => {
       const file = `${handle.realRoot}/etc/group`;
-      await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace(/^deployers:x:3500:/m, 'deployers:x:3600:'));
+      await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace(/^deployers:x:65534:/m, 'deployers:x:3600:'));
     },
     driftedField: 'gid',
   });
