@@ -68,6 +68,7 @@ class Walker {
   /** The fields of an object-like node (properties, the variants of a union, the values of a map, list items). */
   fieldsOf(raw: JsonObject, prefix: string, when: string | undefined, out: FieldDoc[], seen: ReadonlySet<string>): void {
     const { node, seen: inner } = this.resolve(raw, seen);
+    if (isSecretReference(node)) return;
     const variants = unionOf(node);
     if (variants && !isSecretUnion(variants)) {
       this.variantFields(variants, prefix, when, out, inner);
@@ -113,7 +114,7 @@ class Walker {
     const merged = new Map<string, { field: FieldDoc; whens: string[]; types: string[]; required: boolean }>();
     const objects = variants.map((v) => this.resolve(v, seen).node).filter(isObjectLike);
     objects.forEach((variant, i) => {
-      const label = discriminatorOf(variant, objects) ?? `variant ${i + 1}`;
+      const label = discriminatorOf(variant, objects) ?? requiredLabel(variant) ?? `variant ${i + 1}`;
       const fields: FieldDoc[] = [];
       this.fieldsOf(variant, prefix, undefined, fields, seen);
       for (const f of fields) {
@@ -138,12 +139,14 @@ class Walker {
       const own = everywhere ? field.when : [field.when, whens.join(' or ')].filter(Boolean).join('; ');
       const combined = [when, own].filter(Boolean).join('; ');
       const { when: _when, ...rest } = field;
-      out.push({ ...rest, type: types.join(' | '), required: required && everywhere, ...(combined ? { when: combined } : {}) });
+      // Required means required in every variant that has the field; `when` says which those are.
+      out.push({ ...rest, type: types.join(' | '), required, ...(combined ? { when: combined } : {}) });
     }
   }
 
   typeOf(raw: JsonObject, seen: ReadonlySet<string>): string {
     const { node, seen: inner } = this.resolve(raw, seen);
+    if (isSecretReference(node)) return '{ secret: PATH }';
     if ('const' in node) return JSON.stringify(node['const']);
     if (Array.isArray(node['enum'])) return (node['enum'] as unknown[]).map((v) => JSON.stringify(v)).join(' | ');
     const variants = unionOf(node);
@@ -205,13 +208,31 @@ function mapValues(node: JsonObject): JsonObject | undefined {
 }
 
 function isObjectLike(node: JsonObject): boolean {
+  if (isSecretReference(node)) return false;
   if (node['properties'] && typeof node['properties'] === 'object') return true;
   const variants = unionOf(node);
   return variants !== undefined && !isSecretUnion(variants) && variants.some((v) => v['properties'] !== undefined || v['$ref'] !== undefined);
 }
 
 function isSecretUnion(variants: JsonObject[]): boolean {
-  return variants.some((v) => JSON.stringify(v) === JSON.stringify(SECRET_REFERENCE_JSON_SCHEMA));
+  return variants.some(isSecretReference);
+}
+
+/** `{ secret: PATH }` (SECRET_REFERENCE_JSON_SCHEMA, perhaps with the field's own description): one value, not fields. */
+function isSecretReference(node: JsonObject): boolean {
+  const properties = node['properties'];
+  return (
+    properties !== null &&
+    typeof properties === 'object' &&
+    JSON.stringify(Object.keys(properties)) === JSON.stringify(Object.keys(SECRET_REFERENCE_JSON_SCHEMA.properties)) &&
+    JSON.stringify(node['required']) === JSON.stringify(SECRET_REFERENCE_JSON_SCHEMA.required)
+  );
+}
+
+/** `with KEY` for a variant of a plain union, after its first required field. */
+function requiredLabel(variant: JsonObject): string | undefined {
+  const required = variant['required'];
+  return Array.isArray(required) && typeof required[0] === 'string' ? `with ${required[0]}` : undefined;
 }
 
 /** `key: value` of a property that has a different constant in each variant (a discriminated union). */

@@ -92,9 +92,25 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
   };
 }
 
-/** The JSON Schema of what users write for one kind's spec (secret fields accept `{ secret: PATH }`). */
+/**
+ * The JSON Schema of what users write for one kind's spec (secret fields accept
+ * `{ secret: PATH }`), with each field's `.meta({ description, examples })`.
+ */
 export function kindSpecJsonSchema(schema: z.ZodType): JsonObject {
-  return z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any', override: describeSecretBranch }) as JsonObject;
+  return z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any', override: describeInput }) as JsonObject;
+}
+
+function describeInput(ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }): void {
+  describeSecretBranch(ctx);
+  // zod leaves out the examples of a field with a transform on the input side; ours are what users write.
+  const examples = z.globalRegistry.get(ctx.zodSchema as z.ZodType)?.examples;
+  if (Array.isArray(examples) && ctx.jsonSchema['examples'] === undefined) ctx.jsonSchema['examples'] = examples;
+  // ...and the default of one whose value goes through a transform.
+  const def = (ctx.zodSchema as { _zod?: { def?: { type?: string; defaultValue?: unknown } } })._zod?.def;
+  if (def?.type === 'default' && ctx.jsonSchema['default'] === undefined) {
+    const value = def.defaultValue;
+    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) ctx.jsonSchema['default'] = value;
+  }
 }
 
 function specSchemaOf(schema: z.ZodType, defName: string, defs: JsonObject): JsonObject {
