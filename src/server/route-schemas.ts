@@ -112,6 +112,15 @@ const accepted = (description: string, shape: z.ZodRawShape) => ({ description, 
 const e = (description: string) => ({ description, schema: error });
 const NOT_FOUND = e('No such stack (or run, or token).');
 
+/** A list of a stack's records, at most `?limit=` of them. */
+const stackList = (summary: string, fallback: number, description: string, item: z.ZodType): RouteDoc => ({
+  summary,
+  tags: ['stacks'],
+  params: stackName,
+  querystring: z.looseObject({ limit: limit(500, fallback) }),
+  responses: { 200: { description, schema: z.array(item) }, 404: NOT_FOUND },
+});
+
 export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'GET /': { summary: 'The web UI', tags: ['process'], responses: { 200: { description: 'The UI page.', schema: null, contentType: 'text/html' } } },
   'GET /healthz': { summary: 'Liveness: the process answers', tags: ['process'], responses: { 200: { description: 'Alive.', schema: z.looseObject({ status: z.literal('ok') }) } } },
@@ -133,13 +142,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     params: stackName,
     responses: { 200: { description: 'The stack.', schema: stack.extend({ plan: planSummary.nullable() }) }, 404: NOT_FOUND },
   },
-  'GET /api/stacks/:name/runs': {
-    summary: "The stack's runs, newest first",
-    tags: ['stacks'],
-    params: stackName,
-    querystring: z.looseObject({ limit: limit(500, 50) }),
-    responses: { 200: { description: 'The runs.', schema: z.array(run) }, 404: NOT_FOUND },
-  },
+  'GET /api/stacks/:name/runs': stackList("The stack's runs, newest first", 50, 'The runs.', run),
   'GET /api/runs/:id': {
     summary: 'One run with its results and events',
     tags: ['stacks'],
@@ -194,13 +197,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       404: NOT_FOUND,
     },
   },
-  'GET /api/stacks/:name/events': {
-    summary: "The stack's recent controller events",
-    tags: ['stacks'],
-    params: stackName,
-    querystring: z.looseObject({ limit: limit(500, 100) }),
-    responses: { 200: { description: 'The events, oldest first.', schema: z.array(controllerEvent) }, 404: NOT_FOUND },
-  },
+  'GET /api/stacks/:name/events': stackList("The stack's recent controller events", 100, 'The events, oldest first.', controllerEvent),
   'POST /api/stacks/:name/approve': {
     summary: 'Approve the pending plan',
     description: 'Under the approve policy, or under auto for a plan held back because the branch moved backwards.',
