@@ -17,7 +17,7 @@
 import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import { z } from 'zod';
-import { ROUTE_DOCS, type RouteDoc } from './route-schemas.js';
+import { ERROR_SCHEMA, ROUTE_DOCS, type RouteDoc } from './route-schemas.js';
 
 export const OPENAPI_PATH = '/api/openapi.json';
 /** The version of the API (not of Capstan): it changes when a route or shape changes incompatibly. */
@@ -73,8 +73,6 @@ export async function registerOpenApi(app: FastifyInstance, options: { readonly 
   });
   app.get(OPENAPI_PATH, { config: { role: 'viewer' } }, async () => app.swagger());
 }
-
-const ERROR_SCHEMA = z.looseObject({ error: z.string() });
 
 /** The documented answers, with 401 and 403 for a route that needs a token (the auth hook sends them). */
 function responsesOf(doc: RouteDoc, role: string | undefined): RouteDoc['responses'] {

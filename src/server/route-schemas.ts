@@ -20,7 +20,7 @@ export interface RouteDoc {
   readonly responses: Readonly<Record<number, { readonly description: string; readonly schema: z.ZodType | null; readonly contentType?: string }>>;
 }
 
-const error = z.looseObject({ error: z.string().meta({ description: 'What went wrong, for a person.' }) });
+export const ERROR_SCHEMA = z.looseObject({ error: z.string().meta({ description: 'What went wrong, for a person.' }) });
 const nullable = <T extends z.ZodType>(t: T) => t.nullable();
 const commit = z.string().meta({ description: 'A git commit SHA.', examples: ['3f2c9a1b7d0e4f5a6b7c8d9e0f1a2b3c4d5e6f70'] });
 const timestamp = z.string().meta({ description: 'ISO 8601 time, UTC.', examples: ['2026-12-03T18:00:00.000Z'] });
@@ -109,7 +109,7 @@ const token = z
   ;
 
 const accepted = (description: string, shape: z.ZodRawShape) => ({ description, schema: z.looseObject({ status: z.string(), ...shape }) });
-const e = (description: string) => ({ description, schema: error });
+const e = (description: string) => ({ description, schema: ERROR_SCHEMA });
 const NOT_FOUND = e('No such stack (or run, or token).');
 
 /** A list of a stack's records, at most `?limit=` of them. */
@@ -264,7 +264,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
         description: 'Reloaded.',
         schema: z.looseObject({ status: z.literal('reloaded'), file: z.string(), added: z.array(z.string()), updated: z.array(z.string()), removed: z.array(z.string()), unchanged: z.array(z.string()), note: z.string() }),
       },
-      400: { description: 'The file is invalid.', schema: error.extend({ errors: z.array(z.string()) }) },
+      400: { description: 'The file is invalid.', schema: ERROR_SCHEMA.extend({ errors: z.array(z.string()) }) },
       503: e('The controller is stopping.'),
     },
   },
@@ -273,8 +273,8 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: 'Create an API token',
     tags: ['admin'],
     body: z.looseObject({
-      role: z.enum(['viewer', 'operator', 'admin']),
-      name: z.string().min(1).max(100).optional(),
+      role: z.enum(['viewer', 'operator', 'admin']).meta({ description: 'What the token may do: viewer reads, operator also syncs, approves and rolls back, admin also manages tokens, reloads and reads the audit log.' }),
+      name: z.string().min(1).max(100).optional().meta({ description: 'A label for people, 1 to 100 characters (default: "<role> token").', examples: ['ci-deploy'] }),
       expires: z.union([z.string(), z.number()]).optional().meta({ description: 'A duration such as 30d or 12h.' }),
     }),
     responses: { 201: { description: 'The token; `token` is shown only this once.', schema: token.extend({ token: z.string() }) }, 400: e('A bad role, name or expiry.') },
@@ -292,11 +292,16 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tags: ['webhooks'],
     params: z.looseObject({ provider: z.string().meta({ description: 'github, gitlab or gitea.', examples: ['github'] }) }),
     responses: {
-      200: accepted('A ping, or a delivery seen before.', {}),
-      202: accepted('Accepted, or ignored (not a push, or no stack follows the ref).', {}),
+      200: accepted('A ping (`pong`), or a delivery seen before (`duplicate`).', { delivery: z.string().optional() }),
+      202: accepted('`accepted` (the stacks that follow the pushed ref are refreshed), or `ignored` (not a push, or no stack follows the ref; `reason` says which).', {
+        delivery: z.string().optional(),
+        stacks: z.array(z.string()).optional().meta({ description: 'The stacks refreshed.' }),
+        reason: z.string().optional(),
+      }),
       400: e('The delivery cannot be read.'),
       401: e('Missing or wrong signature.'),
       404: e('No such provider.'),
+      413: e('The body is larger than webhookMaxBytes.'),
       429: e('Too many bad signatures from this address.'),
     },
   },
