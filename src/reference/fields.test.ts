@@ -42,7 +42,7 @@ describe('flattenFields', () => {
     const byPath = new Map(fields(schema).map((f) => [f.path, f]));
     expect(byPath.get('transport')).toMatchObject({ type: '"local" | "ssh"', required: true });
     expect(byPath.get('root')!.when).toBeUndefined();
-    expect(byPath.get('address')).toMatchObject({ when: 'transport: ssh', required: true });
+    expect(byPath.get('address')).toMatchObject({ when: 'when transport: ssh', required: true });
   });
 
   it('shows a secret field as a string or a secret reference, and a nullable field with its description', () => {

@@ -23,7 +23,7 @@ export interface FieldDoc {
   readonly default?: unknown;
   readonly description?: string;
   readonly examples: readonly unknown[];
-  /** For a field of only some variants of a union: which, e.g. `transport: ssh`. */
+  /** For a field of only some variants of a union: which, e.g. `when transport: ssh`, `in the form with latency`. */
   readonly when?: string;
   /** True when the field has fields of its own (listed after it, at `path.` or `path[].`). */
   readonly hasFields: boolean;
@@ -114,7 +114,7 @@ class Walker {
     const merged = new Map<string, { field: FieldDoc; whens: string[]; types: string[]; required: boolean }>();
     const objects = variants.map((v) => this.resolve(v, seen).node).filter(isObjectLike);
     objects.forEach((variant, i) => {
-      const label = discriminatorOf(variant, objects) ?? requiredLabel(variant) ?? `variant ${i + 1}`;
+      const label = discriminatorOf(variant, objects) ?? requiredLabel(variant) ?? `in variant ${i + 1}`;
       const fields: FieldDoc[] = [];
       this.fieldsOf(variant, prefix, undefined, fields, seen);
       for (const f of fields) {
@@ -229,19 +229,19 @@ function isSecretReference(node: JsonObject): boolean {
   );
 }
 
-/** `with KEY` for a variant of a plain union, after its first required field. */
+/** `in the form with KEY` for a variant of a plain union, after its first required field. */
 function requiredLabel(variant: JsonObject): string | undefined {
   const required = variant['required'];
-  return Array.isArray(required) && typeof required[0] === 'string' ? `with ${required[0]}` : undefined;
+  return Array.isArray(required) && typeof required[0] === 'string' ? `in the form with ${required[0]}` : undefined;
 }
 
-/** `key: value` of a property that has a different constant in each variant (a discriminated union). */
+/** `when key: value` of a property that has a different constant in each variant (a discriminated union). */
 function discriminatorOf(variant: JsonObject, all: JsonObject[]): string | undefined {
   const properties = (variant['properties'] ?? {}) as Record<string, JsonObject>;
   for (const [key, prop] of Object.entries(properties)) {
     if (!('const' in prop)) continue;
     const others = all.filter((v) => v !== variant).map((v) => ((v['properties'] ?? {}) as Record<string, JsonObject>)[key]);
-    if (others.every((o) => o !== undefined && 'const' in o && o['const'] !== prop['const'])) return `${key}: ${String(prop['const'])}`;
+    if (others.every((o) => o !== undefined && 'const' in o && o['const'] !== prop['const'])) return `when ${key}: ${String(prop['const'])}`;
   }
   return undefined;
 }

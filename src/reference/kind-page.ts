@@ -94,7 +94,7 @@ export function requiredText(f: FieldDoc): string {
 
 export function describeField(f: FieldDoc): string {
   const text = f.description ?? '';
-  return f.when ? `${text}${text ? ' ' : ''}(when ${f.when})` : text;
+  return f.when ? `${text}${text ? ' ' : ''}(${f.when})` : text;
 }
 
 /** A value on one line, YAML-like: strings bare unless they need quotes. */
