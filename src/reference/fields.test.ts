@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { secretString } from '../secrets/sensitive.js';
+import { secretOnly, secretString } from '../secrets/sensitive.js';
 import { kindSpecJsonSchema } from '../spec/json-schema.js';
 import { flattenFields } from './fields.js';
 
@@ -48,10 +48,14 @@ describe('flattenFields', () => {
   it('shows a secret field as a string or a secret reference, and a nullable field with its description', () => {
     const schema = z.strictObject({
       password: secretString().optional(),
+      // .meta clones the schema: the clone still takes only { secret: PATH }.
+      token: secretOnly().meta({ description: 'A token.', examples: [{ secret: 'secrets/token.age' }] }),
       expires: z.string().meta({ description: 'When.', examples: ['2030-01-01'] }).nullable(),
     });
-    const [password, expires] = fields(schema);
+    const [password, token, expires, ...rest] = fields(schema);
+    expect(rest).toEqual([]);
     expect(password).toMatchObject({ path: 'password', type: 'string | { secret: PATH }', hasFields: false });
+    expect(token).toMatchObject({ path: 'token', type: '{ secret: PATH }', required: true, description: 'A token.', hasFields: false });
     expect(expires).toMatchObject({ path: 'expires', type: 'string | null', description: 'When.', examples: ['2030-01-01'] });
   });
 });
