@@ -21,6 +21,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   render: async () => (await import('./commands/render.js')).registerRenderCommand,
   test: async () => (await import('./commands/test.js')).registerTestCommand,
   schema: async () => (await import('./commands/schema.js')).registerSchemaCommand,
+  docs: async () => (await import('./commands/docs.js')).registerDocsCommand,
+  explain: async () => (await import('./commands/explain.js')).registerExplainCommand,
   serve: async () => (await import('./commands/serve.js')).registerServeCommand,
   token: async () => (await import('./commands/token.js')).registerTokenCommand,
   secret: async () => (await import('./commands/secret.js')).registerSecretCommand,

@@ -94,7 +94,7 @@ export function revealString(value: string | Sensitive<string>): string {
  */
 export function secretString(message = 'expected a string or { secret: PATH }') {
   const resolved = z.instanceof(Sensitive<string>, { error: message });
-  secretBranches.add(resolved);
+  secretBranches.add(resolved._zod.def);
   return z.union([z.string({ error: message }), resolved], { error: message });
 }
 
@@ -105,12 +105,15 @@ export function secretString(message = 'expected a string or { secret: PATH }') 
 export function secretOnly(message = 'takes only { secret: PATH }: a credential is never written in the repository in clear') {
   // A custom check, not `instanceof`: its issue keeps `message` whatever the value (a plain string, nothing).
   const resolved = z.custom<Sensitive<string>>((v) => v instanceof Sensitive, { error: message });
-  secretBranches.add(resolved);
+  secretBranches.add(resolved._zod.def);
   return resolved;
 }
 
-/** The branches of `secretString` schemas that hold a resolved secret (a class JSON Schema cannot describe). */
-const secretBranches = new WeakSet<z.ZodType>();
+/**
+ * The branches of `secretString` and `secretOnly` schemas that hold a resolved secret (a class JSON Schema
+ * cannot describe), by definition: `.meta()` clones a schema with the same definition, and the clone is one too.
+ */
+const secretBranches = new WeakSet<object>();
 
 /** What a user writes where a resolved secret goes, as JSON Schema. */
 export const SECRET_REFERENCE_JSON_SCHEMA = {
@@ -125,5 +128,5 @@ export const SECRET_REFERENCE_JSON_SCHEMA = {
  * `{ secret: PATH }` reference users write, so editors offer it.
  */
 export function describeSecretBranch(ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }): void {
-  if (secretBranches.has(ctx.zodSchema as z.ZodType)) Object.assign(ctx.jsonSchema, structuredClone(SECRET_REFERENCE_JSON_SCHEMA));
+  if (secretBranches.has((ctx.zodSchema as z.ZodType)._zod.def)) Object.assign(ctx.jsonSchema, structuredClone(SECRET_REFERENCE_JSON_SCHEMA));
 }

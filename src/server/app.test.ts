@@ -85,7 +85,7 @@ beforeEach(async () => {
     passTimeoutMs: 60_000,
     observer: metrics,
   });
-  app = await buildServer({ config, controller, store, controllerStore: cs, engine, events, metrics, logger });
+  app = await buildServer({ config, controller, store, controllerStore: cs, engine, events, metrics, logger, checkResponses: true });
   tokens = {
     viewer: (await createApiToken(cs, { role: 'viewer', name: 'vera' })).token,
     operator: (await createApiToken(cs, { role: 'operator', name: 'otto' })).token,
@@ -523,3 +523,32 @@ async function controllerPoll(): Promise<void> {
   await controller.requestSync('prod');
   await settle();
 }
+
+describe('the OpenAPI document', () => {
+  it('is served to any token holder, not without a token, and holds no token or webhook secret', async () => {
+    expect((await app.inject({ url: '/api/openapi.json' })).statusCode).toBe(401);
+    const r = await app.inject({ url: '/api/openapi.json', headers: auth('viewer') });
+    expect(r.statusCode).toBe(200);
+    const doc = r.json<{ openapi: string; paths: Record<string, Record<string, { 'x-capstan-role'?: string }>> }>();
+    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.paths['/api/stacks/{name}/approve']?.['post']?.['x-capstan-role']).toBe('operator');
+    for (const secret of [SECRET, ...Object.values(tokens)]) expect(r.body).not.toContain(secret);
+  });
+
+  it('every answer these tests get matches its documented schema (a mismatch fails the request)', async () => {
+    // checkResponses is on for the whole file; this pins that it checks: a body against its schema.
+    const stacks = await app.inject({ url: '/api/stacks', headers: auth('viewer') });
+    expect(stacks.statusCode).toBe(200);
+    const view = stacks.json<Record<string, unknown>[]>()[0]!;
+    // Nothing the handler returns is dropped by a response schema: the fields the UI reads are all there.
+    expect(Object.keys(view)).toEqual(expect.arrayContaining(['name', 'status', 'lastAppliedCommit', 'headCommit', 'policy', 'lastRun', 'rollback', 'ownedHere', 'nextPassInMs']));
+    const listStackStatus = cs.listStackStatus.bind(cs);
+    cs.listStackStatus = async () => [{ ...(await listStackStatus())[0]!, stack: 'prod', drifted: 'many' as unknown as number }];
+    try {
+      const broken = await app.inject({ url: '/api/stacks', headers: auth('viewer') });
+      expect(broken.statusCode).toBe(500);
+    } finally {
+      cs.listStackStatus = listStackStatus;
+    }
+  });
+});

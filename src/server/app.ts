@@ -23,6 +23,7 @@ import { ROLES, type ControllerStore, type Role, type RunRecord, type StackStatu
 import { boundedAuditEntry, truncateUtf8 } from './audit.js';
 import { authenticate, createApiToken, MAKE_A_TOKEN, roleAllows, type Principal } from './auth.js';
 import { LogThrottle } from './log-throttle.js';
+import { registerOpenApi } from './openapi.js';
 import type { ControllerMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { RELOAD_NOTE, reloadStacks } from './reload.js';
@@ -52,6 +53,8 @@ export interface ServerDeps {
   readonly logger: Logger;
   /** How long webhook delivery ids are remembered against replays (default 7 days). */
   readonly webhookKeepMs?: number;
+  /** Tests: check every JSON answer against its documented schema (openapi.ts). */
+  readonly checkResponses?: boolean;
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -67,6 +70,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
   app.decorateRequest('principal', null);
+  // First: route schemas (and the OpenAPI document) are attached as routes register.
+  await registerOpenApi(app, { checkResponses: deps.checkResponses });
   const streams = new Set<() => void>();
   /** Audit details a route sets itself (instead of its request body). */
   const auditDetails = new WeakMap<FastifyRequest, unknown>();

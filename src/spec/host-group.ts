@@ -159,20 +159,21 @@ const port = z
 
 const httpProbeSchema = z.strictObject({
   /** An http:// or https:// URL once rendered for the host. */
-  url: templated('url'),
+  url: templated('url').meta({ description: 'The URL to GET, a Liquid template rendered per host (http:// or https:// once rendered).', examples: ['http://{{ host.address }}:{{ listen_port }}/healthz'] }),
   expectStatus: z
     .number({ error: 'expectStatus must be an HTTP status code' })
     .int({ error: 'expectStatus must be a whole number' })
     .min(100, { error: 'expectStatus must be from 100 to 599' })
     .max(599, { error: 'expectStatus must be from 100 to 599' })
-    .default(200),
-});
+    .default(200)
+    .meta({ description: 'The HTTP status a healthy host answers.', examples: [204] }),
+}).meta({ description: 'Check by HTTP: healthy when the URL answers expectStatus.' });
 
 const tcpProbeSchema = z.strictObject({
-  port,
+  port: port.meta({ description: 'The TCP port that must accept a connection.', examples: [5432] }),
   /** Default: the host's address. */
-  address: templated('address').optional(),
-});
+  address: templated('address').optional().meta({ description: "The address to connect to, a template rendered per host; default: the host's address.", examples: ['{{ host.address }}'] }),
+}).meta({ description: 'Check by TCP: healthy when the port accepts a connection.' });
 
 const commandSchema = z.union([templated('command'), z.array(templated('each argument of command'), { error: 'command must be a string or a list of arguments' }).min(1, { error: 'command must not be empty' })], {
   error: 'command must be a string such as "systemctl is-active nginx" or a list of arguments',
@@ -182,16 +183,20 @@ const healthCheckSchema = z
   .strictObject({
     http: httpProbeSchema.optional(),
     tcp: tcpProbeSchema.optional(),
-    command: commandSchema.optional(),
-    timeout: duration('timeout').prefault('5s'),
+    command: commandSchema
+      .optional()
+      .meta({ description: 'Check by command, run on the host: healthy when it exits 0. A string or a list of arguments; templates rendered per host.', examples: [['systemctl', 'is-active', 'nginx']] }),
+    timeout: duration('timeout').prefault('5s').meta({ description: 'Per attempt: 500ms, 5s, 2m, 1h, 1m30s (at most 1h).', examples: ['10s'] }),
     retries: z
       .number({ error: 'retries must be a number' })
       .int({ error: 'retries must be a whole number' })
       .min(1, { error: 'retries must be from 1 to 100 (attempts before the host counts as unhealthy)' })
       .max(100, { error: 'retries must be from 1 to 100 (attempts before the host counts as unhealthy)' })
-      .default(3),
-    interval: duration('interval').prefault('2s'),
+      .default(3)
+      .meta({ description: 'Attempts before the host counts as unhealthy (1 to 100).', examples: [5] }),
+    interval: duration('interval').prefault('2s').meta({ description: 'Time between attempts.', examples: ['1s'] }),
   })
+  .meta({ description: 'Checked on every host of a batch before the next batch starts: exactly one of http, tcp or command.' })
   .superRefine((check, ctx) => {
     const given = (['http', 'tcp', 'command'] as const).filter((k) => check[k] !== undefined);
     if (given.length !== 1) {
@@ -213,19 +218,25 @@ const healthCheckSchema = z
 
 const rolloutSchema = z
   .strictObject({
-    batch: quantity('batch', 1).prefault('100%'),
-    maxFailures: quantity('maxFailures', 0).prefault(0),
+    batch: quantity('batch', 1)
+      .prefault('100%')
+      .meta({ description: 'Hosts changed at a time: a positive count, or a percentage of the members ("1%" to "100%", rounded down, at least 1).', examples: [2, '25%'] }),
+    maxFailures: quantity('maxFailures', 0)
+      .prefault(0)
+      .meta({ description: 'Hosts allowed to fail over the whole rollout (a count, or "N%"); one more stops it.', examples: [1, '10%'] }),
     healthCheck: healthCheckSchema.optional(),
   })
+  .meta({ description: 'How a change reaches the members: batch by batch, with a health check between batches (docs/fleet.md).' })
   .transform((r): RolloutSpec => ({ batch: r.batch, maxFailures: r.maxFailures, healthCheck: r.healthCheck }));
 
 export const hostGroupSchema = z
   .strictObject({
     /** Template variables of every member; a member's own vars win. */
-    vars: variablesSchema.default({}),
+    vars: variablesSchema.default({}).meta({ description: "Template variables of every member; a member's own vars win.", examples: [{ listen_port: 8080, environment: 'production' }] }),
     rollout: rolloutSchema.optional(),
   })
-  .transform((g): HostGroupSpec => ({ vars: g.vars, rollout: g.rollout }));
+  .transform((g): HostGroupSpec => ({ vars: g.vars, rollout: g.rollout }))
+  .meta({ examples: [{ vars: { listen_port: 8080 }, rollout: { batch: 2, maxFailures: 0, healthCheck: { http: { url: 'http://{{ host.address }}:{{ listen_port }}/healthz' }, timeout: '5s', retries: 3 } } }] });
 
 export const hostGroupDescription =
   'Variables and rollout settings (batch size, failure budget, health check) shared by the hosts of a group; inventory, never applied.';

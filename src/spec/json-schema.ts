@@ -18,6 +18,16 @@ type JsonObject = Record<string, unknown>;
 
 const NAME = NAME_PATTERN.source.slice(1, -1); // without ^ and $
 
+/** What each top-level key of a document means (the JSON Schema and the reference say the same). */
+export const ENVELOPE_DESCRIPTIONS = {
+  kind: 'The resource kind.',
+  name: 'Unique per kind in the stack.',
+  target: `The target this resource lives on, by name; ${GROUP_PREFIX}NAME for every member of a group.`,
+  dependsOn: 'Resources that must be applied first, as Kind/name.',
+  notify: 'Resources to refresh (restart, re-run) after this one changes, as Kind/name; they run once, after it.',
+  spec: "The kind's own fields.",
+} as const satisfies Record<(typeof ENVELOPE_KEYS)[number], string>;
+
 export function specJsonSchema(registry: ProviderRegistry): JsonObject {
   const defs: JsonObject = {};
   const kinds = registry.kinds();
@@ -53,38 +63,54 @@ export function specJsonSchema(registry: ProviderRegistry): JsonObject {
     additionalProperties: false,
     properties: {
       kind: {
-        description: 'The resource kind.',
+        description: ENVELOPE_DESCRIPTIONS.kind,
         anyOf: [
           ...kinds.map((kind) => ({ const: kind, description: registry.get(kind)!.description })),
           { const: HOST_GROUP_KIND, description: hostGroupDescription },
         ],
       },
-      name: { description: 'Unique per kind in the stack.', type: 'string', pattern: NAME_PATTERN.source },
+      name: { description: ENVELOPE_DESCRIPTIONS.name, type: 'string', pattern: NAME_PATTERN.source },
       target: {
-        description: `The target this resource lives on, by name; ${GROUP_PREFIX}NAME for every member of a group.`,
+        description: ENVELOPE_DESCRIPTIONS.target,
         type: 'string',
         pattern: `^(${GROUP_PREFIX})?${NAME}$`,
       },
       dependsOn: {
-        description: 'Resources that must be applied first, as Kind/name.',
+        description: ENVELOPE_DESCRIPTIONS.dependsOn,
         type: 'array',
         items: { type: 'string', pattern: `^[A-Z][A-Za-z0-9]*/${NAME}$` },
       },
       notify: {
-        description: 'Resources to refresh (restart, re-run) after this one changes, as Kind/name; they run once, after it.',
+        description: ENVELOPE_DESCRIPTIONS.notify,
         type: 'array',
         items: { type: 'string', pattern: `^[A-Z][A-Za-z0-9]*/${NAME}$` },
       },
-      spec: { description: "The kind's own fields.", type: 'object' },
+      spec: { description: ENVELOPE_DESCRIPTIONS.spec, type: 'object' },
     } satisfies Record<(typeof ENVELOPE_KEYS)[number], unknown>,
     allOf: perKind,
     $defs: defs,
   };
 }
 
-/** The JSON Schema of what users write for one kind's spec (secret fields accept `{ secret: PATH }`). */
+/**
+ * The JSON Schema of what users write for one kind's spec (secret fields accept
+ * `{ secret: PATH }`), with each field's `.meta({ description, examples })`.
+ */
 export function kindSpecJsonSchema(schema: z.ZodType): JsonObject {
-  return z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any', override: describeSecretBranch }) as JsonObject;
+  return z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any', override: describeInput }) as JsonObject;
+}
+
+function describeInput(ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }): void {
+  describeSecretBranch(ctx);
+  // zod leaves out the examples of a field with a transform on the input side; ours are what users write.
+  const examples = z.globalRegistry.get(ctx.zodSchema as z.ZodType)?.examples;
+  if (Array.isArray(examples) && ctx.jsonSchema['examples'] === undefined) ctx.jsonSchema['examples'] = examples;
+  // ...and the default of one whose value goes through a transform.
+  const def = (ctx.zodSchema as { _zod?: { def?: { type?: string; defaultValue?: unknown } } })._zod?.def;
+  if (def?.type === 'default' && ctx.jsonSchema['default'] === undefined) {
+    const value = def.defaultValue;
+    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) ctx.jsonSchema['default'] = value;
+  }
 }
 
 function specSchemaOf(schema: z.ZodType, defName: string, defs: JsonObject): JsonObject {

@@ -100,6 +100,12 @@ describe('lazy loading (built CLI)', () => {
     }
   });
 
+  it('capstan explain File.spec.mode loads neither the other kinds\' clients nor the HTTP server', async () => {
+    const loaded = await packagesLoaded(['explain', 'File.spec.mode']);
+    expect(loaded).toContain('zod');
+    expect(['pg', 'kysely', 'fastify', '@fastify/swagger', 'ssh2', 'better-sqlite3', 'prom-client', 'pino'].filter((p) => loaded.has(p))).toEqual([]);
+  });
+
   it('capstan --version loads only the command-line parser', async () => {
     const loaded = await packagesLoaded(['--version']);
     expect([...loaded].sort()).toEqual(['commander']);

@@ -42,32 +42,49 @@ const repoFile = (what: string) =>
     .refine((p) => !p.includes('\0'), { error: `${what} must not contain a NUL character` });
 
 const common = {
-  root: rootPathSchema.default('/'),
+  root: rootPathSchema.default('/').meta({
+    description: 'Every managed path of this host lives under this directory (no `..`, no escape through a symlink): a sandbox, or / for the whole machine.',
+    examples: ['/srv/sandbox/web-1'],
+  }),
   groups: z
     .array(z.string().regex(NAME_PATTERN, { error: 'group names are lowercase: [a-z0-9]([a-z0-9._-]*[a-z0-9])?' }))
-    .default([]),
+    .default([])
+    .meta({ description: 'The HostGroups this host belongs to: `target: group:NAME` reaches it, and the groups\' vars apply (later groups win).', examples: [['web', 'eu-west']] }),
   /** Template variables; they win over the vars of the host's groups (see docs/fleet.md). */
-  vars: variablesSchema.default({}),
+  vars: variablesSchema.default({}).meta({ description: "Template variables of this host; they win over its groups' vars (docs/fleet.md).", examples: [{ listen_port: 8080 }] }),
 };
 
-const localHost = z.strictObject({ transport: z.literal('local'), ...common });
+const localHost = z.strictObject({ transport: z.literal('local').meta({ description: 'How Capstan reaches the host: `local` (this machine) or `ssh`.', examples: ['local'] }), ...common });
 
 const sshHost = z.strictObject({
-  transport: z.literal('ssh'),
-  address,
-  port: port.default(22),
-  user: user.default('root'),
+  transport: z.literal('ssh').meta({ description: 'How Capstan reaches the host: `local` (this machine) or `ssh`.', examples: ['ssh'] }),
+  address: address.meta({ description: 'Host name or IP address of the SSH server.', examples: ['10.20.0.2'] }),
+  port: port.default(22).meta({ description: 'SSH port.', examples: [2222] }),
+  user: user.default('root').meta({ description: 'Login user; commands run as this user.', examples: ['deploy'] }),
   /** A private key in the repository (relative to it) or on the controller; the SSH agent when absent. */
-  identityFile: repoFile('identityFile').optional(),
+  identityFile: repoFile('identityFile')
+    .optional()
+    .meta({ description: 'A private key file, relative to the repository (or absolute on the controller); the SSH agent when neither this nor privateKey is given.', examples: ['keys/deploy'] }),
   /** The private key itself, usually `{ secret: keys/deploy.age }`; instead of identityFile. */
-  privateKey: secretString('privateKey must be a string or { secret: PATH }').optional(),
+  privateKey: secretString('privateKey must be a string or { secret: PATH }')
+    .optional()
+    .meta({ description: 'The private key itself, usually `{ secret: keys/deploy.age }`; instead of identityFile.', examples: [{ secret: 'keys/deploy.age' }] }),
   /** The passphrase of an encrypted private key (identityFile or privateKey), usually `{ secret: PATH }`. */
-  passphrase: secretString('passphrase must be a string or { secret: PATH }').optional(),
+  passphrase: secretString('passphrase must be a string or { secret: PATH }')
+    .optional()
+    .meta({ description: 'The passphrase of an encrypted private key (identityFile or privateKey).', examples: [{ secret: 'keys/deploy-passphrase.age' }] }),
   /** Strict: an unknown or changed host key refuses the host. */
-  knownHostsFile: repoFile('knownHostsFile').optional(),
+  knownHostsFile: repoFile('knownHostsFile')
+    .optional()
+    .meta({ description: 'known_hosts file, relative to the repository; strict: an unknown or changed host key refuses the host.', examples: ['known_hosts'] }),
   jump: z
-    .strictObject({ address, port: port.default(22), user: user.default('root') })
-    .optional(),
+    .strictObject({
+      address: address.meta({ description: 'Host name or IP address of the jump host.', examples: ['bastion.example.com'] }),
+      port: port.default(22).meta({ description: 'SSH port of the jump host.', examples: [22] }),
+      user: user.default('root').meta({ description: 'Login user on the jump host.', examples: ['jump'] }),
+    })
+    .optional()
+    .meta({ description: 'A bastion to reach the host through (like ssh -J), with the same key and known_hosts.' }),
   ...common,
 });
 
@@ -78,10 +95,11 @@ const sshHostChecked = sshHost.superRefine((spec, ctx) => {
   }
 });
 
-export const hostSchema = z.discriminatedUnion('transport', [localHost, sshHostChecked], {
-  error: (issue) =>
-    issue.code === 'invalid_union' ? 'transport must be "local" or "ssh"' : undefined,
-});
+export const hostSchema = z
+  .discriminatedUnion('transport', [localHost, sshHostChecked], {
+    error: (issue) => (issue.code === 'invalid_union' ? 'transport must be "local" or "ssh"' : undefined),
+  })
+  .meta({ examples: [{ transport: 'ssh', address: '10.20.0.2', user: 'deploy', identityFile: 'keys/deploy', knownHostsFile: 'known_hosts', groups: ['web'], vars: { listen_port: 8080 } }] });
 
 export type HostSpec = z.infer<typeof hostSchema>;
 export type LocalHostSpec = z.infer<typeof localHost>;

@@ -40,17 +40,31 @@ export interface RuleFile {
 }
 
 const labelsSchema = z.record(z.string().regex(LABEL_NAME, 'label names match [a-zA-Z_][a-zA-Z0-9_]*'), z.string());
+const labelsField = (description: string, example: Record<string, string>) => labelsSchema.optional().meta({ description, examples: [example] });
 
 export const ruleSchema = z
   .object({
-    alert: z.string().regex(LABEL_NAME, 'alert names match [a-zA-Z_][a-zA-Z0-9_]*').optional(),
-    record: z.string().regex(METRIC_NAME, 'recorded metric names match [a-zA-Z_:][a-zA-Z0-9_:]*').optional(),
-    expr: z.string().trim().min(1, 'expr is empty'),
-    for: durationSchema.optional(),
-    keep_firing_for: durationSchema.optional(),
-    labels: labelsSchema.optional(),
-    annotations: labelsSchema.optional(),
-    runbookWaiver: z.string().trim().min(1, 'a runbookWaiver must give its reason').optional(),
+    alert: z
+      .string()
+      .regex(LABEL_NAME, 'alert names match [a-zA-Z_][a-zA-Z0-9_]*')
+      .optional()
+      .meta({ description: 'The name of an alerting rule (exactly one of alert or record).', examples: ['DiskAlmostFull'] }),
+    record: z
+      .string()
+      .regex(METRIC_NAME, 'recorded metric names match [a-zA-Z_:][a-zA-Z0-9_:]*')
+      .optional()
+      .meta({ description: 'The metric a recording rule writes (exactly one of alert or record).', examples: ['job:http_requests:rate5m'] }),
+    expr: z.string().trim().min(1, 'expr is empty').meta({ description: 'The PromQL expression.', examples: ['node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.1'] }),
+    for: durationSchema.optional().meta({ description: 'Alerts only: how long the expression must hold before the alert fires.', examples: ['10m'] }),
+    keep_firing_for: durationSchema.optional().meta({ description: 'Alerts only: how long the alert keeps firing after the expression stops holding.', examples: ['5m'] }),
+    labels: labelsField('Labels added to the alert or the recorded series.', { severity: 'ticket' }),
+    annotations: labelsField('Alerts only: annotations; every alert needs runbook_url (or a runbookWaiver).', { summary: 'Less than 10% disk left on {{ $labels.instance }}', runbook_url: 'https://runbooks.example.com/disk-full' }),
+    runbookWaiver: z
+      .string()
+      .trim()
+      .min(1, 'a runbookWaiver must give its reason')
+      .optional()
+      .meta({ description: "Why this alert has no runbook_url yet; Capstan's own field, not rendered.", examples: ['new alert, runbook in review'] }),
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -66,10 +80,10 @@ export const ruleSchema = z
 
 export const ruleGroupSchema = z
   .object({
-    name: z.string().trim().min(1),
-    interval: durationSchema.optional(),
-    limit: z.number().int().nonnegative().optional(),
-    rules: z.array(ruleSchema).min(1, 'a group needs at least one rule'),
+    name: z.string().trim().min(1).meta({ description: 'The rule group name, unique in the file.', examples: ['node'] }),
+    interval: durationSchema.optional().meta({ description: "How often the group is evaluated; default: Prometheus's evaluation_interval.", examples: ['1m'] }),
+    limit: z.number().int().nonnegative().optional().meta({ description: 'At most this many alerts or series per rule; 0: no limit.', examples: [100] }),
+    rules: z.array(ruleSchema).min(1, 'a group needs at least one rule').meta({ description: 'The rules, alerting and recording, in evaluation order.' }),
   })
   .strict();
 
@@ -78,13 +92,33 @@ export const alertRulesSpecSchema = z
     /** The resource name, filled in at load time. */
     name: specNameSchema,
     /** Rule groups inline... */
-    groups: z.array(ruleGroupSchema).optional(),
+    groups: z.array(ruleGroupSchema).optional().meta({ description: 'Prometheus rule groups, written as in a rule file; instead of source.' }),
     /** ...or a Prometheus rule file in the repository (read at load time into `groups`). */
-    source: z.string().min(1).optional(),
+    source: z.string().min(1).optional().meta({ description: 'A Prometheus rule file in the repository, relative to this document (read at load time); instead of groups.', examples: ['rules/node.yml'] }),
     prometheus: prometheusDeliverySchema.default(() => ({ ...PROMETHEUS_DEFAULTS })),
   })
   .strict()
-  .refine((s) => (s.groups === undefined) !== (s.source === undefined), { message: 'give exactly one of groups or source' });
+  .refine((s) => (s.groups === undefined) !== (s.source === undefined), { message: 'give exactly one of groups or source' })
+  .meta({
+    examples: [
+      {
+        groups: [
+          {
+            name: 'node',
+            rules: [
+              {
+                alert: 'DiskAlmostFull',
+                expr: 'node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.1',
+                for: '10m',
+                labels: { severity: 'ticket' },
+                annotations: { summary: 'Less than 10% disk left on {{ $labels.instance }}', runbook_url: 'https://runbooks.example.com/disk-full' },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  });
 
 export type AlertRulesSpec = z.infer<typeof alertRulesSpecSchema>;
 export type RuleSpec = z.infer<typeof ruleSchema>;

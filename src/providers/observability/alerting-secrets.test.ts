@@ -101,8 +101,9 @@ describe('Alertmanager receiver secrets', () => {
   it('offers { secret: PATH } for the credential fields in the JSON Schema editors use', () => {
     const schema = kindSpecJsonSchema(alertingSpecSchema) as { properties: { teams: { items: { properties: Record<string, { items: { properties: Record<string, unknown> } }> } } } };
     const team = schema.properties.teams.items.properties;
-    expect(team['pagerduty']!.items.properties['routingKey']).toEqual(SECRET_REFERENCE_JSON_SCHEMA);
-    expect(team['opsgenie']!.items.properties['apiKey']).toEqual(SECRET_REFERENCE_JSON_SCHEMA);
+    // The reference, with the field's own description and example (its .meta).
+    expect(team['pagerduty']!.items.properties['routingKey']).toMatchObject({ ...SECRET_REFERENCE_JSON_SCHEMA, description: expect.stringContaining('routing key') });
+    expect(team['opsgenie']!.items.properties['apiKey']).toMatchObject(SECRET_REFERENCE_JSON_SCHEMA);
     expect(JSON.stringify(team['webhook']!.items.properties['url'])).toContain('"secret"');
   });
 });

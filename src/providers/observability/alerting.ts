@@ -44,107 +44,202 @@ const slackKeys = ['apiUrlFile', 'apiUrl'] as const;
 const opsgenieKeys = ['apiKeyFile', 'apiKey'] as const;
 const webhookAuthKeys = ['basicAuth', 'bearerToken'] as const;
 
+const sendResolved = z.boolean().optional().meta({ description: 'Also notify when the alert resolves; default true.', examples: [false] });
+const onHost = (what: string, example: string) => absolutePath.optional().meta({ description: `File on the Alertmanager host holding ${what}; Alertmanager reads it itself.`, examples: [example] });
+const secret = (what: string, example: string) =>
+  secretOnly()
+    .optional()
+    .meta({ description: `${what} as { secret: PATH }, written into the configuration file (which is then sensitive).`, examples: [{ secret: example }] });
+const one = 'one, or a list of them';
+
 const teamSchema = z
   .object({
-    name: z.string().regex(NAME_PATTERN, 'team names are lowercase names such as api-oncall'),
+    name: z
+      .string()
+      .regex(NAME_PATTERN, 'team names are lowercase names such as api-oncall')
+      .meta({ description: 'The team (an Alertmanager receiver), named by routes and defaultTeam.', examples: ['api-oncall'] }),
     pagerduty: oneOrMany(
       z
-        .object({ routingKeyFile: absolutePath.optional(), routingKey: secretOnly().optional(), serviceKey: secretOnly().optional(), sendResolved: z.boolean().optional() })
+        .object({
+          routingKeyFile: onHost('the PagerDuty Events v2 routing key', '/etc/alertmanager/secrets/pagerduty-api'),
+          routingKey: secret('The Events v2 routing key', 'secrets/pagerduty-api.age'),
+          serviceKey: secret('The (older) Events v1 service key', 'secrets/pagerduty-v1.age'),
+          sendResolved,
+        })
         .strict()
         .refine(oneOf(pagerdutyKeys), oneOfMessage(pagerdutyKeys)),
-    ).optional(),
+    )
+      .optional()
+      .meta({ description: `PagerDuty services to page (${one}); each with exactly one of ${pagerdutyKeys.join(', ')}.` }),
     slack: oneOrMany(
       z
-        .object({ apiUrlFile: absolutePath.optional(), apiUrl: secretOnly().optional(), channel: z.string().min(1), sendResolved: z.boolean().optional() })
+        .object({
+          apiUrlFile: onHost('the Slack webhook URL', '/etc/alertmanager/secrets/slack-webhook'),
+          apiUrl: secret('The Slack webhook URL', 'secrets/slack-webhook.age'),
+          channel: z.string().min(1).meta({ description: 'The channel to post in.', examples: ['#api-alerts'] }),
+          sendResolved,
+        })
         .strict()
         .refine(oneOf(slackKeys), oneOfMessage(slackKeys)),
-    ).optional(),
+    )
+      .optional()
+      .meta({ description: `Slack channels (${one}); each with exactly one of ${slackKeys.join(', ')}.` }),
     opsgenie: oneOrMany(
       z
-        .object({ apiKeyFile: absolutePath.optional(), apiKey: secretOnly().optional(), sendResolved: z.boolean().optional() })
+        .object({
+          apiKeyFile: onHost('the Opsgenie API key', '/etc/alertmanager/secrets/opsgenie'),
+          apiKey: secret('The Opsgenie API key', 'secrets/opsgenie.age'),
+          sendResolved,
+        })
         .strict()
         .refine(oneOf(opsgenieKeys), oneOfMessage(opsgenieKeys)),
-    ).optional(),
-    email: oneOrMany(z.object({ to: z.string().min(3), sendResolved: z.boolean().optional() }).strict()).optional(),
+    )
+      .optional()
+      .meta({ description: `Opsgenie integrations (${one}); each with exactly one of ${opsgenieKeys.join(', ')}.` }),
+    email: oneOrMany(z.object({ to: z.string().min(3).meta({ description: 'The address to mail (needs smtp).', examples: ['api-team@example.com'] }), sendResolved }).strict())
+      .optional()
+      .meta({ description: `Mail recipients: ${one}.` }),
     webhook: oneOrMany(
       z
         .object({
           /** A URL, or `{ secret: PATH }` when it carries a token. */
-          url: z.union([z.string().url(), secretOnly()], { error: 'a URL, or { secret: PATH } when the URL carries a token' }),
-          basicAuth: z.object({ username: z.string().min(1), password: secretOnly() }).strict().optional(),
-          bearerToken: secretOnly().optional(),
-          sendResolved: z.boolean().optional(),
+          url: z
+            .union([z.string().url(), secretOnly()], { error: 'a URL, or { secret: PATH } when the URL carries a token' })
+            .meta({ description: 'The URL Alertmanager POSTs its webhook payload to, or { secret: PATH } when the URL carries a token.', examples: ['https://hooks.example.com/alerts'] }),
+          basicAuth: z
+            .object({
+              username: z.string().min(1).meta({ description: 'Basic auth user.', examples: ['alertmanager'] }),
+              password: secretOnly().meta({ description: 'Basic auth password, as { secret: PATH }.', examples: [{ secret: 'secrets/hook-password.age' }] }),
+            })
+            .strict()
+            .optional()
+            .meta({ description: 'HTTP basic auth for the webhook; instead of bearerToken.' }),
+          bearerToken: secret('A bearer token for the webhook (instead of basicAuth)', 'secrets/hook-token.age'),
+          sendResolved,
         })
         .strict()
         .refine(oneOf(webhookAuthKeys, true), oneOfMessage(webhookAuthKeys, true)),
-    ).optional(),
+    )
+      .optional()
+      .meta({ description: `Generic webhooks: ${one}.` }),
   })
   .strict();
 
 const timingSchema = {
-  groupBy: z.array(z.string().regex(LABEL_NAME)).optional(),
-  groupWait: durationSchema.optional(),
-  groupInterval: durationSchema.optional(),
-  repeatInterval: durationSchema.optional(),
+  groupBy: z
+    .array(z.string().regex(LABEL_NAME))
+    .optional()
+    .meta({ description: 'Labels that group alerts into one notification; default: the top-level groupBy.', examples: [['alertname', 'instance']] }),
+  groupWait: durationSchema.optional().meta({ description: "How long to wait to batch a new group's first notification.", examples: ['10s'] }),
+  groupInterval: durationSchema.optional().meta({ description: 'How long to wait before notifying of new alerts in a group already notified.', examples: ['5m'] }),
+  repeatInterval: durationSchema.optional().meta({ description: 'How long before a still-firing alert is sent again.', examples: ['1h'] }),
 };
 
 const routeSchema = z
   .object({
-    services: oneOrMany(z.string().regex(SERVICE)).optional(),
-    severities: oneOrMany(z.enum(['page', 'ticket'])).optional(),
-    matchers: z.array(matcherSchema).optional(),
-    team: z.string().min(1),
+    services: oneOrMany(z.string().regex(SERVICE))
+      .optional()
+      .meta({ description: 'Match alerts whose service label is one of these (one, or a list).', examples: [['api', 'web']] }),
+    severities: oneOrMany(z.enum(['page', 'ticket']))
+      .optional()
+      .meta({ description: 'Match alerts of these severities (one, or a list).', examples: [['page']] }),
+    matchers: z
+      .array(matcherSchema)
+      .optional()
+      .meta({ description: 'More Alertmanager matchers, all of which must match.', examples: [['env="production"', 'team=~"api|web"']] }),
+    team: z.string().min(1).meta({ description: 'The team notified.', examples: ['api-oncall'] }),
     ...timingSchema,
     /** Who else is notified when the alert is still firing after `after`. */
-    escalation: z.array(z.object({ after: durationSchema, team: z.string().min(1) }).strict()).optional(),
+    escalation: z
+      .array(
+        z
+          .object({
+            after: durationSchema.meta({ description: 'How long the alert must still be firing.', examples: ['30m'] }),
+            team: z.string().min(1).meta({ description: "The team notified then, besides the route's.", examples: ['sre-leads'] }),
+          })
+          .strict(),
+      )
+      .optional()
+      .meta({ description: 'Who else is notified when the alert is still firing after a while.' }),
   })
   .strict();
 
 const inhibitSchema = z
   .object({
-    sourceMatchers: z.array(matcherSchema).min(1),
-    targetMatchers: z.array(matcherSchema).min(1),
-    equal: z.array(z.string().regex(LABEL_NAME)).optional(),
+    sourceMatchers: z.array(matcherSchema).min(1).meta({ description: 'Matchers of the alerts that inhibit.', examples: [['severity="page"']] }),
+    targetMatchers: z.array(matcherSchema).min(1).meta({ description: 'Matchers of the alerts inhibited while a source fires.', examples: [['severity="ticket"']] }),
+    equal: z.array(z.string().regex(LABEL_NAME)).optional().meta({ description: 'Labels source and target must have equal values in.', examples: [['service']] }),
   })
   .strict();
 
 export const alertmanagerDeliverySchema = z
   .object({
-    url: z.string().url().default('http://127.0.0.1:9093'),
-    configFile: z.string().startsWith('/').default('/etc/prometheus/alertmanager.yml'),
+    url: z.string().url().default('http://127.0.0.1:9093').meta({ description: 'Base URL of the Alertmanager API, as reached from where Capstan runs (to reload it).', examples: ['http://127.0.0.1:9093'] }),
+    configFile: z
+      .string()
+      .startsWith('/')
+      .default('/etc/prometheus/alertmanager.yml')
+      .meta({ description: 'The configuration file on the Alertmanager host.', examples: ['/etc/alertmanager/alertmanager.yml'] }),
     /** amtool on the Alertmanager host, used to check the file before it is installed. */
-    amtool: z.string().min(1).default('amtool'),
+    amtool: z.string().min(1).default('amtool').meta({ description: 'amtool on the Alertmanager host, used to check the file before it is installed.', examples: ['/usr/bin/amtool'] }),
   })
-  .strict();
+  .strict()
+  .meta({ description: 'Where the configuration is delivered when the resource has a target Host: the Alertmanager on that host.' });
 
 export const alertingSpecSchema = z
   .object({
-    resolveTimeout: durationSchema.optional(),
+    resolveTimeout: durationSchema.optional().meta({ description: "Alertmanager's resolve_timeout: an alert without end time counts as resolved after it.", examples: ['5m'] }),
     smtp: z
       .object({
-        from: z.string().min(3),
-        smarthost: z.string().regex(/^[^:\s]+:\d+$/, 'host:port'),
-        authUsername: z.string().optional(),
-        authPasswordFile: absolutePath.optional(),
-        authPassword: secretOnly().optional(),
-        requireTls: z.boolean().optional(),
+        from: z.string().min(3).meta({ description: 'The sender address.', examples: ['alertmanager@example.com'] }),
+        smarthost: z.string().regex(/^[^:\s]+:\d+$/, 'host:port').meta({ description: 'The SMTP server, host:port.', examples: ['smtp.example.com:587'] }),
+        authUsername: z.string().optional().meta({ description: 'SMTP login user.', examples: ['alertmanager'] }),
+        authPasswordFile: onHost('the SMTP password', '/etc/alertmanager/secrets/smtp'),
+        authPassword: secret('The SMTP password (instead of authPasswordFile)', 'secrets/smtp.age'),
+        requireTls: z.boolean().optional().meta({ description: "Require STARTTLS; default: Alertmanager's (true).", examples: [true] }),
       })
       .strict()
       .refine(oneOf(['authPasswordFile', 'authPassword'], true), oneOfMessage(['authPasswordFile', 'authPassword'], true))
-      .optional(),
+      .optional()
+      .meta({ description: 'The mail server, for email receivers.' }),
     /** The team that receives whatever no route matches. */
-    defaultTeam: z.string().min(1),
-    groupBy: z.array(z.string().regex(LABEL_NAME)).default(() => ['alertname', 'slo', 'service']),
-    groupWait: durationSchema.default('30s'),
-    groupInterval: durationSchema.default('5m'),
-    repeatInterval: durationSchema.default('4h'),
-    teams: z.array(teamSchema).min(1),
-    routes: z.array(routeSchema).default(() => []),
-    inhibitTicketsByPages: z.boolean().default(true),
-    inhibitRules: z.array(inhibitSchema).default(() => []),
+    defaultTeam: z.string().min(1).meta({ description: 'The team that receives whatever no route matches.', examples: ['sre'] }),
+    groupBy: z
+      .array(z.string().regex(LABEL_NAME))
+      .default(() => ['alertname', 'slo', 'service'])
+      .meta({ description: 'Labels that group alerts into one notification.', examples: [['alertname', 'service']] }),
+    groupWait: durationSchema.default('30s').meta({ description: "How long to wait to batch a new group's first notification.", examples: ['10s'] }),
+    groupInterval: durationSchema.default('5m').meta({ description: 'How long to wait before notifying of new alerts in a group already notified.', examples: ['10m'] }),
+    repeatInterval: durationSchema.default('4h').meta({ description: 'How long before a still-firing alert is sent again.', examples: ['12h'] }),
+    teams: z
+      .array(teamSchema)
+      .min(1)
+      .meta({ description: 'The on-call teams and how each is reached; credentials are files on the Alertmanager host or { secret: PATH }, never in clear.' }),
+    routes: z
+      .array(routeSchema)
+      .default(() => [])
+      .meta({ description: 'Which team gets which alerts, first match wins; unmatched alerts go to defaultTeam.' }),
+    inhibitTicketsByPages: z
+      .boolean()
+      .default(true)
+      .meta({ description: 'A firing page inhibits the tickets of the same slo and service (alerts with an slo label only).', examples: [false] }),
+    inhibitRules: z.array(inhibitSchema).default(() => []).meta({ description: 'More inhibit rules, as Alertmanager takes them.' }),
     alertmanager: alertmanagerDeliverySchema.default(() => ({ url: 'http://127.0.0.1:9093', configFile: '/etc/prometheus/alertmanager.yml', amtool: 'amtool' })),
   })
-  .strict();
+  .strict()
+  .meta({
+    examples: [
+      {
+        defaultTeam: 'sre',
+        teams: [
+          { name: 'sre', email: { to: 'sre@example.com' } },
+          { name: 'api-oncall', pagerduty: { routingKey: { secret: 'secrets/pagerduty-api.age' } }, slack: { apiUrlFile: '/etc/alertmanager/secrets/slack-webhook', channel: '#api-alerts' } },
+        ],
+        routes: [{ services: ['api'], severities: ['page'], team: 'api-oncall', escalation: [{ after: '30m', team: 'sre' }] }],
+        smtp: { from: 'alertmanager@example.com', smarthost: 'smtp.example.com:587' },
+      },
+    ],
+  });
 
 export type AlertingSpec = z.infer<typeof alertingSpecSchema>;
 type RouteSpec = AlertingSpec['routes'][number];

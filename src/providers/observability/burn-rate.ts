@@ -52,12 +52,12 @@ const percentSchema = z.union([z.number(), z.string()]).refine(
 /** One tier override in `spec.burnRateAlerts`: a default tier may be partly overridden or disabled; a new tier must say everything. */
 export const tierOverrideSchema = z
   .object({
-    enabled: z.boolean().optional(),
-    severity: z.enum(['page', 'ticket']).optional(),
-    longWindow: durationSchema.optional(),
-    shortWindow: durationSchema.optional(),
-    budgetConsumed: percentSchema.optional(),
-    for: durationSchema.optional(),
+    enabled: z.boolean().optional().meta({ description: 'false turns the tier off.', examples: [false] }),
+    severity: z.enum(['page', 'ticket']).optional().meta({ description: 'The severity label of the alert: page wakes someone, ticket waits for working hours.', examples: ['ticket'] }),
+    longWindow: durationSchema.optional().meta({ description: 'The long window the burn rate is measured over.', examples: ['6h'] }),
+    shortWindow: durationSchema.optional().meta({ description: 'The short window that must burn too, so the alert resets quickly once the burn stops.', examples: ['30m'] }),
+    budgetConsumed: percentSchema.optional().meta({ description: 'Percent of the error budget of the whole SLO window consumed over longWindow that fires the alert (sets the burn-rate threshold).', examples: [5] }),
+    for: durationSchema.optional().meta({ description: 'How long the condition must hold before the alert fires.', examples: ['2m'] }),
   })
   .strict();
 
@@ -65,7 +65,8 @@ export type TierOverride = z.infer<typeof tierOverrideSchema>;
 
 export const tierOverridesSchema = z
   .record(z.string().regex(NAME_PATTERN, 'tier names are lowercase names such as page-fast'), tierOverrideSchema)
-  .optional();
+  .optional()
+  .meta({ description: 'Multi-window burn-rate tiers by name: override or disable the defaults (page-fast, page-slow, ticket-fast, ticket-slow) or add new ones (a new tier says everything).' });
 
 export interface BurnRateAlert {
   readonly tier: string;

@@ -17,49 +17,67 @@ export const SCHEMA_VERSION = 39;
 
 const gridPosSchema = z
   .object({
-    x: z.number().int().min(0).max(GRID_WIDTH - 1),
-    y: z.number().int().min(0),
-    w: z.number().int().min(1).max(GRID_WIDTH),
-    h: z.number().int().min(1),
+    x: z.number().int().min(0).max(GRID_WIDTH - 1).meta({ description: `Column of the left edge, 0 to ${GRID_WIDTH - 1}.`, examples: [12] }),
+    y: z.number().int().min(0).meta({ description: 'Row of the top edge.', examples: [0] }),
+    w: z.number().int().min(1).max(GRID_WIDTH).meta({ description: `Width in columns, 1 to ${GRID_WIDTH}.`, examples: [12] }),
+    h: z.number().int().min(1).meta({ description: 'Height in rows.', examples: [8] }),
   })
-  .strict();
+  .strict()
+  .meta({ description: `Where the panel sits on Grafana's ${GRID_WIDTH}-column grid; default: ${DEFAULT_PANEL.w}x${DEFAULT_PANEL.h} panels laid out in order.` });
 
 const datasourceSchema = z.union([
   z.string().min(1).transform((uid) => ({ type: 'prometheus', uid })),
-  z.object({ type: z.string().min(1).default('prometheus'), uid: z.string().min(1) }).strict(),
+  z
+    .object({
+      type: z.string().min(1).default('prometheus').meta({ description: 'The data source type.', examples: ['prometheus'] }),
+      uid: z.string().min(1).meta({ description: 'The data source UID in Grafana.', examples: ['prom-main'] }),
+    })
+    .strict(),
 ]);
+const datasourceField = (description: string) => datasourceSchema.optional().meta({ description: `${description}: a Prometheus data source UID, or { type, uid }.`, examples: ['prom-main'] });
 
 const targetSchema = z
   .object({
-    expr: z.string().trim().min(1),
-    legend: z.string().optional(),
-    refId: z.string().regex(/^[A-Za-z0-9_]+$/).optional(),
-    instant: z.boolean().optional(),
-    datasource: datasourceSchema.optional(),
+    expr: z.string().trim().min(1).meta({ description: 'The PromQL query.', examples: ['sum by (code) (rate(http_requests_total{job="api"}[5m]))'] }),
+    legend: z.string().optional().meta({ description: 'Legend format, with {{label}} placeholders.', examples: ['{{code}}'] }),
+    refId: z.string().regex(/^[A-Za-z0-9_]+$/).optional().meta({ description: 'The query id within the panel; default A, B, C... in order.', examples: ['A'] }),
+    instant: z.boolean().optional().meta({ description: 'An instant query (the latest value) instead of a range.', examples: [true] }),
+    datasource: datasourceField("This query's data source; default: the panel's"),
   })
   .strict();
 
-const thresholdSchema = z.object({ value: z.number().nullable(), color: z.string().min(1) }).strict();
+const thresholdSchema = z
+  .object({
+    value: z.number().nullable().meta({ description: 'Where the step starts; null for the first (base) step.', examples: [null, 80] }),
+    color: z.string().min(1).meta({ description: 'A Grafana colour name or #rrggbb.', examples: ['red'] }),
+  })
+  .strict();
 
 export const panelSchema = z
   .object({
-    id: z.number().int().positive().optional(),
-    title: z.string(),
-    type: z.enum(['timeseries', 'stat', 'gauge', 'bargauge', 'table', 'text']).default('timeseries'),
-    description: z.string().optional(),
+    id: z.number().int().positive().optional().meta({ description: 'Panel id, unique in the dashboard; default: the next free id, from 1.', examples: [3] }),
+    title: z.string().meta({ description: 'The panel title.', examples: ['Requests by status'] }),
+    type: z
+      .enum(['timeseries', 'stat', 'gauge', 'bargauge', 'table', 'text'])
+      .default('timeseries')
+      .meta({ description: 'The Grafana panel type.', examples: ['stat'] }),
+    description: z.string().optional().meta({ description: 'Shown in the panel info tooltip.', examples: ['5xx answers per second'] }),
     gridPos: gridPosSchema.optional(),
-    datasource: datasourceSchema.optional(),
-    unit: z.string().optional(),
-    min: z.number().optional(),
-    max: z.number().optional(),
-    decimals: z.number().int().min(0).optional(),
+    datasource: datasourceField("The panel's data source; default: the dashboard's"),
+    unit: z.string().optional().meta({ description: 'Grafana unit id of the values.', examples: ['reqps', 'percentunit', 's'] }),
+    min: z.number().optional().meta({ description: 'Lowest value of the axis or gauge.', examples: [0] }),
+    max: z.number().optional().meta({ description: 'Highest value of the axis or gauge.', examples: [1] }),
+    decimals: z.number().int().min(0).optional().meta({ description: 'Decimals shown.', examples: [2] }),
     /** Steps in ascending order of value, the first one `value: null` (the base colour). */
-    thresholds: z.array(thresholdSchema).optional(),
+    thresholds: z.array(thresholdSchema).optional().meta({ description: 'Colour steps in ascending order of value, the first one value: null (the base colour).' }),
     /** How a time series panel draws its thresholds (Grafana's `custom.thresholdsStyle.mode`); default: not drawn. */
-    thresholdsStyle: z.enum(['off', 'line', 'dashed', 'area', 'line+area', 'dashed+area']).optional(),
-    targets: z.array(targetSchema).optional(),
+    thresholdsStyle: z
+      .enum(['off', 'line', 'dashed', 'area', 'line+area', 'dashed+area'])
+      .optional()
+      .meta({ description: "How a time series panel draws its thresholds (Grafana's custom.thresholdsStyle.mode); default: not drawn.", examples: ['dashed'] }),
+    targets: z.array(targetSchema).optional().meta({ description: 'The queries of the panel.' }),
     /** Markdown of a text panel. */
-    content: z.string().optional(),
+    content: z.string().optional().meta({ description: 'Markdown of a text panel.', examples: ['See the [runbook](https://runbooks.example.com/api).'] }),
   })
   .strict();
 
@@ -68,30 +86,46 @@ export const GRAFANA_DEFAULTS = { provisioningDir: '/etc/grafana/provisioning', 
 export const grafanaDeliverySchema = z
   .object({
     /** Grafana's provisioning directory; the provisioning file goes to `<provisioningDir>/dashboards/`. */
-    provisioningDir: z.string().startsWith('/').default(GRAFANA_DEFAULTS.provisioningDir),
+    provisioningDir: z
+      .string()
+      .startsWith('/')
+      .default(GRAFANA_DEFAULTS.provisioningDir)
+      .meta({ description: "Grafana's provisioning directory on the host; the provisioning file goes to <provisioningDir>/dashboards/.", examples: ['/etc/grafana/provisioning'] }),
     /** Where dashboard JSON files are written, one folder per dashboard. */
-    dashboardsDir: z.string().startsWith('/').default(GRAFANA_DEFAULTS.dashboardsDir),
+    dashboardsDir: z
+      .string()
+      .startsWith('/')
+      .default(GRAFANA_DEFAULTS.dashboardsDir)
+      .meta({ description: 'Where dashboard JSON files are written on the host, one folder per dashboard.', examples: ['/var/lib/grafana/dashboards/capstan'] }),
   })
-  .strict();
+  .strict()
+  .meta({ description: 'Where the dashboard is delivered when the resource has a target Host: the Grafana on that host (file provisioning).' });
 
 export const dashboardSpecSchema = z
   .object({
     /** The resource name, filled in at load time. */
     name: specNameSchema,
-    title: z.string().min(1).optional(),
+    title: z.string().min(1).optional().meta({ description: 'The dashboard title; needed with panels.', examples: ['API overview'] }),
     /** Grafana UID (at most 40 characters); default: the resource name. */
-    uid: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).optional(),
-    folder: z.string().optional(),
-    tags: z.array(z.string()).optional(),
-    refresh: z.string().optional(),
-    time: z.object({ from: z.string(), to: z.string() }).strict().optional(),
+    uid: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/).optional().meta({ description: 'Grafana UID (letters, digits, _ and -, at most 40); default: the resource name.', examples: ['api-overview'] }),
+    folder: z.string().optional().meta({ description: 'The Grafana folder it is provisioned in.', examples: ['Services'] }),
+    tags: z.array(z.string()).optional().meta({ description: 'Grafana dashboard tags.', examples: [['api', 'slo']] }),
+    refresh: z.string().optional().meta({ description: 'Auto-refresh interval.', examples: ['1m'] }),
+    time: z
+      .object({
+        from: z.string().meta({ description: 'Start of the default time range.', examples: ['now-6h'] }),
+        to: z.string().meta({ description: 'End of the default time range.', examples: ['now'] }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: 'The default time range.' }),
     /** Default data source of every panel and target. */
-    datasource: datasourceSchema.optional(),
-    panels: z.array(panelSchema).optional(),
+    datasource: datasourceField('Default data source of every panel and target'),
+    panels: z.array(panelSchema).optional().meta({ description: 'The panels, in order (a small typed model of Grafana panels); instead of json or source.' }),
     /** A whole Grafana dashboard model... */
-    json: z.record(z.string(), z.unknown()).optional(),
+    json: z.record(z.string(), z.unknown()).optional().meta({ description: 'A whole Grafana dashboard model, as Grafana exports it; instead of panels or source.', examples: [{ title: 'Imported', panels: [], schemaVersion: SCHEMA_VERSION }] }),
     /** ...or a file of the repository holding one (read at load time into `json`). */
-    source: z.string().min(1).optional(),
+    source: z.string().min(1).optional().meta({ description: 'A dashboard JSON file in the repository, relative to this document (read at load time); instead of panels or json.', examples: ['dashboards/api.json'] }),
     grafana: grafanaDeliverySchema.default(() => ({ ...GRAFANA_DEFAULTS })),
   })
   .strict()
@@ -99,6 +133,19 @@ export const dashboardSpecSchema = z
     const given = [s.panels, s.json, s.source].filter((v) => v !== undefined).length;
     if (given !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of panels, json or source' });
     if (s.panels !== undefined && s.title === undefined) ctx.addIssue({ code: 'custom', path: ['title'], message: 'a dashboard built from panels needs a title' });
+  })
+  .meta({
+    examples: [
+      {
+        title: 'API overview',
+        folder: 'Services',
+        datasource: 'prom-main',
+        panels: [
+          { title: 'Requests by status', targets: [{ expr: 'sum by (code) (rate(http_requests_total{job="api"}[5m]))', legend: '{{code}}' }], unit: 'reqps' },
+          { title: 'Error ratio', type: 'stat', unit: 'percentunit', targets: [{ expr: 'sum(rate(http_requests_total{job="api",code=~"5.."}[5m])) / sum(rate(http_requests_total{job="api"}[5m]))' }] },
+        ],
+      },
+    ],
   });
 
 export type DashboardSpec = z.infer<typeof dashboardSpecSchema>;

@@ -38,9 +38,17 @@ const decimalSchema = z.union([z.number(), z.string()]).refine(
 export const ratioSliSchema = z
   .object({
     /** PromQL for the rate of bad events; `{{window}}` is replaced by each window. */
-    errorQuery: z.string().trim().min(1),
+    errorQuery: z
+      .string()
+      .trim()
+      .min(1)
+      .meta({ description: 'PromQL for the rate of bad events; {{window}} is replaced by each window.', examples: ['sum(rate(http_requests_total{job="api",code=~"5.."}[{{window}}]))'] }),
     /** PromQL for the rate of all events, with the same `{{window}}` placeholder. */
-    totalQuery: z.string().trim().min(1),
+    totalQuery: z
+      .string()
+      .trim()
+      .min(1)
+      .meta({ description: 'PromQL for the rate of all events, with the same {{window}} placeholder.', examples: ['sum(rate(http_requests_total{job="api"}[{{window}}]))'] }),
   })
   .strict();
 
@@ -49,13 +57,17 @@ export const latencySliSchema = z
     latency: z
       .object({
         /** Histogram base name: `<metric>_bucket` and `<metric>_count` are read. */
-        metric: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/),
+        metric: z
+          .string()
+          .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
+          .meta({ description: 'Histogram base name: <metric>_bucket and <metric>_count are read.', examples: ['http_request_duration_seconds'] }),
         /** Requests slower than this many seconds are errors; must be one of the histogram's bucket bounds. */
-        threshold: decimalSchema,
+        threshold: decimalSchema.meta({ description: "Requests slower than this many seconds are errors; must be one of the histogram's bucket bounds.", examples: [0.3] }),
         /** Label matchers without braces, e.g. `job="api", route!="/healthz"`. */
-        matchers: z.string().trim().optional(),
+        matchers: z.string().trim().optional().meta({ description: 'Label matchers without braces.', examples: ['job="api", route!="/healthz"'] }),
       })
-      .strict(),
+      .strict()
+      .meta({ description: 'A latency SLI from a Prometheus histogram: the share of requests slower than threshold.' }),
   })
   .strict();
 
@@ -63,8 +75,11 @@ export const sloSpecSchema = z
   .object({
     /** The resource name, filled in at load time. */
     name: specNameSchema,
-    service: z.string().regex(SERVICE, 'service names are letters, digits, ".", "_" and "-"'),
-    description: z.string().optional(),
+    service: z
+      .string()
+      .regex(SERVICE, 'service names are letters, digits, ".", "_" and "-"')
+      .meta({ description: 'The service the SLO is about: the service label of the generated rules and the key of Alerting routes.', examples: ['api'] }),
+    description: z.string().optional().meta({ description: 'What the objective promises, for people; shown on the dashboard.', examples: ['99.9% of API requests succeed'] }),
     /** Percent of good events, above 0 and below 100, e.g. 99.9. */
     objective: decimalSchema.refine(
       (v) => {
@@ -72,31 +87,53 @@ export const sloSpecSchema = z
         return compare(r, ratio(0n)) > 0 && compare(r, ratio(100n)) < 0;
       },
       { message: 'objective is a percentage above 0 and below 100, e.g. 99.9' },
-    ),
-    window: durationSchema.default('30d'),
-    sli: z.union([ratioSliSchema, latencySliSchema]),
-    runbook: z.string().url().optional(),
-    runbookWaiver: z.string().trim().min(1).optional(),
+    ).meta({ description: 'Percent of good events, above 0 and below 100 (a number or a decimal string, kept exact).', examples: [99.9, '99.95'] }),
+    window: durationSchema.default('30d').meta({ description: 'The SLO window the error budget is counted over (a Prometheus duration).', examples: ['28d'] }),
+    sli: z
+      .union([ratioSliSchema, latencySliSchema])
+      .meta({ description: 'The service level indicator: errorQuery and totalQuery (a ratio of rates), or latency (from a histogram).' }),
+    runbook: z.string().url().optional().meta({ description: 'URL of the runbook: the runbook_url annotation of every generated alert (required unless runbookWaiver says why not).', examples: ['https://runbooks.example.com/api-availability'] }),
+    runbookWaiver: z.string().trim().min(1).optional().meta({ description: 'Why the alerts have no runbook yet: recorded instead of runbook.', examples: ['runbook being written, see TICKET-123'] }),
     /** Name of the generated alert; default: the SLO name in PascalCase + `ErrorBudgetBurn`. */
-    alertName: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/).optional(),
+    alertName: z
+      .string()
+      .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/)
+      .optional()
+      .meta({ description: 'Name of the generated alert; default: the SLO name in PascalCase + ErrorBudgetBurn.', examples: ['ApiAvailabilityErrorBudgetBurn'] }),
     /** Extra labels on the generated alerts (e.g. `team`). */
-    labels: z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/), z.string()).optional(),
+    labels: z
+      .record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/), z.string())
+      .optional()
+      .meta({ description: 'Extra labels on the generated alerts (not slo, service, severity or the other labels Capstan sets).', examples: [{ team: 'payments' }] }),
     /** Burn-rate tiers: override or disable the defaults (page-fast, page-slow, ticket-fast, ticket-slow) or add new ones. */
     burnRateAlerts: tierOverridesSchema,
     dashboard: z
       .object({
         /** UID of the Prometheus data source in Grafana. */
-        datasource: z.string().min(1).default('prometheus'),
-        folder: z.string().optional(),
+        datasource: z.string().min(1).default('prometheus').meta({ description: 'UID of the Prometheus data source in Grafana.', examples: ['prom-main'] }),
+        folder: z.string().optional().meta({ description: 'The Grafana folder of the dashboard.', examples: ['SLOs'] }),
       })
       .strict()
-      .optional(),
+      .optional()
+      .meta({ description: 'Settings of the generated Grafana dashboard.' }),
     /** Where the rule file is delivered when the SLO has a target Host. */
     prometheus: prometheusDeliverySchema.default(() => ({ ...PROMETHEUS_DEFAULTS })),
     /** When set, the SLO's dashboard is delivered to this Grafana on the same host too. */
     grafana: grafanaDeliverySchema.optional(),
   })
-  .strict();
+  .strict()
+  .meta({
+    examples: [
+      {
+        service: 'api',
+        objective: 99.9,
+        window: '30d',
+        sli: { errorQuery: 'sum(rate(http_requests_total{job="api",code=~"5.."}[{{window}}]))', totalQuery: 'sum(rate(http_requests_total{job="api"}[{{window}}]))' },
+        runbook: 'https://runbooks.example.com/api-availability',
+        labels: { team: 'payments' },
+      },
+    ],
+  });
 
 export type SloSpec = z.infer<typeof sloSpecSchema>;
 

@@ -37,19 +37,20 @@ const encodingSchema = z
 const LOCALE = /^[A-Za-z0-9_.@-]+$/;
 
 export const postgresDatabaseSchema = z.strictObject({
-  name: identifierSchema('name'),
+  name: identifierSchema('name').meta({ description: 'The database name, kept exactly (sent quoted).', examples: ['app'] }),
   /** Absent: the role Capstan connects as owns it, and a later owner change is not managed. */
-  owner: roleNameSchema('owner').optional(),
+  owner: roleNameSchema('owner').optional().meta({ description: 'The owning role. Absent: the role Capstan connects as owns it, and a later owner change is not managed.', examples: ['app'] }),
   /** Absent: the template's encoding. */
-  encoding: encodingSchema.optional(),
+  encoding: encodingSchema.optional().meta({ description: "Server encoding; absent: the template's. A change recreates the database (deletionProtection applies).", examples: ['UTF8'] }),
   /** LC_COLLATE and LC_CTYPE, e.g. C.UTF-8 or en_US.UTF-8; absent: the template's. */
   locale: z
     .string({ error: 'locale must be a string such as C.UTF-8' })
     .regex(LOCALE, { error: 'locale must be a locale name such as C, C.UTF-8 or en_US.UTF-8' })
-    .optional(),
-  template: identifierSchema('template').default('template1'),
+    .optional()
+    .meta({ description: "LC_COLLATE and LC_CTYPE; absent: the template's. A change recreates the database.", examples: ['C.UTF-8'] }),
+  template: identifierSchema('template').default('template1').meta({ description: 'The database it is created from; a change recreates it.', examples: ['template0'] }),
   deletionProtection: deletionProtectionSchema,
-});
+}).meta({ examples: [{ name: 'app', owner: 'app', encoding: 'UTF8', locale: 'C.UTF-8', template: 'template0' }] });
 
 export type PostgresDatabaseSpec = z.infer<typeof postgresDatabaseSchema>;
 

@@ -19,14 +19,15 @@ import { databaseAddresses, duplicates, schemaAddresses } from './references.js'
 import { ident, literal, PostgresError, type PostgresHandle } from './server.js';
 
 export const postgresExtensionSchema = z.strictObject({
-  name: identifierSchema('name'),
-  database: identifierSchema('database'),
+  name: identifierSchema('name').meta({ description: 'The extension, as CREATE EXTENSION names it.', examples: ['pg_trgm'] }),
+  database: identifierSchema('database').meta({ description: 'The database it is installed in.', examples: ['app'] }),
   version: z
     .string({ error: 'version must be a string such as "1.6"' })
     .regex(/^[A-Za-z0-9_.-]+$/, { error: 'version must be a version such as "1.6" (letters, digits, ".", "_", "-")' })
-    .optional(),
-  schema: identifierSchema('schema').optional(),
-});
+    .optional()
+    .meta({ description: "The version to install or update to (ALTER EXTENSION ... UPDATE); absent: the server's default version, and later versions are not managed.", examples: ['1.6'] }),
+  schema: identifierSchema('schema').optional().meta({ description: "The schema its objects go in; absent: the extension's default.", examples: ['public'] }),
+}).meta({ examples: [{ name: 'pg_trgm', database: 'app', version: '1.6', schema: 'public' }] });
 
 export type PostgresExtensionSpec = z.infer<typeof postgresExtensionSchema>;
 

@@ -45,15 +45,21 @@ const normalise = (p: string): string => {
 export const postgresGrantSchema = z
   .strictObject({
     /** The grantee. */
-    role: roleNameSchema('role'),
-    database: identifierSchema('database'),
-    on: z.enum(GRANT_OBJECTS, { error: `on must be one of ${GRANT_OBJECTS.join(', ')}` }),
+    role: roleNameSchema('role').meta({ description: 'The grantee.', examples: ['app'] }),
+    database: identifierSchema('database').meta({ description: 'The database granted on, or holding the schema.', examples: ['app'] }),
+    on: z
+      .enum(GRANT_OBJECTS, { error: `on must be one of ${GRANT_OBJECTS.join(', ')}` })
+      .meta({ description: 'What the privileges are on: the database, a schema, or all tables, sequences or functions in a schema.', examples: ['tables'] }),
     /** The schema (for on: schema, tables, sequences, functions). */
-    schema: identifierSchema('schema').optional(),
+    schema: identifierSchema('schema').optional().meta({ description: 'The schema, for on: schema, tables, sequences or functions.', examples: ['public'] }),
     /** Privileges, or ALL; upper or lower case. */
-    privileges: z.array(z.string({ error: 'each privilege must be a string' }), { error: 'privileges must be a list such as [SELECT, INSERT]' }),
+    privileges: z
+      .array(z.string({ error: 'each privilege must be a string' }), { error: 'privileges must be a list such as [SELECT, INSERT]' })
+      .meta({ description: 'The exact privileges (or ALL), upper or lower case: others the role holds there are revoked.', examples: [['SELECT', 'INSERT', 'UPDATE']] }),
     /** Default privileges for the objects this role creates in `schema` from now on, instead of the existing ones. */
-    defaultsFor: roleNameSchema('defaultsFor').optional(),
+    defaultsFor: roleNameSchema('defaultsFor')
+      .optional()
+      .meta({ description: 'Instead of the existing objects: default privileges for the objects this role creates in schema from now on (tables, sequences, functions).', examples: ['migrator'] }),
   })
   .superRefine((spec, ctx) => {
     const objectKind = spec.on;
@@ -79,7 +85,8 @@ export const postgresGrantSchema = z
     const allowed = PRIVILEGES[spec.on];
     const wanted = new Set(spec.privileges.map(normalise).flatMap((p) => (p === 'ALL' || p === 'ALL PRIVILEGES' ? allowed : [p])));
     return { ...spec, privileges: allowed.filter((p) => wanted.has(p)) };
-  });
+  })
+  .meta({ examples: [{ role: 'app', database: 'app', on: 'tables', schema: 'public', privileges: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] }] });
 
 export type PostgresGrantSpec = z.infer<typeof postgresGrantSchema>;
 

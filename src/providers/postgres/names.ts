@@ -32,4 +32,7 @@ export function roleNameSchema(what: string) {
 }
 
 /** `deletionProtection`: dropping the object (or replacing it) is refused unless it is false. */
-export const deletionProtectionSchema = z.boolean({ error: 'deletionProtection must be true or false' }).default(true);
+export const deletionProtectionSchema = z
+  .boolean({ error: 'deletionProtection must be true or false' })
+  .default(true)
+  .meta({ description: 'While true, a plan that drops (or replaces) this object is refused: set it to false first, in its own change.', examples: [false] });

@@ -25,7 +25,11 @@ import { duplicates, roleAddresses } from './references.js';
 import { passwordMethod, scramMatches, scramVerifier } from './scram.js';
 import { ident, literal, PostgresError, type PostgresHandle, type Query } from './server.js';
 
-const flag = (name: string) => z.boolean({ error: `${name} must be true or false` }).default(false);
+const flag = (name: string, description: string) =>
+  z
+    .boolean({ error: `${name} must be true or false` })
+    .default(false)
+    .meta({ description, examples: [true] });
 
 /** An ISO 8601 time, kept as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds) so a read compares equal. */
 const validUntilSchema = z
@@ -40,30 +44,34 @@ export function canonicalTime(s: string): string {
 }
 
 export const postgresRoleSchema = z.strictObject({
-  name: roleNameSchema('name'),
-  login: flag('login'),
+  name: roleNameSchema('name').meta({ description: 'The role name, kept exactly (sent quoted); not reserved, not starting with pg_.', examples: ['app'] }),
+  login: flag('login', 'The role may log in (a user rather than a group).'),
   /** A literal or `{ secret: PATH }`. Absent: the password is not managed. */
-  password: secretString('password must be a string or { secret: PATH }').optional(),
-  superuser: flag('superuser'),
-  createdb: flag('createdb'),
-  createrole: flag('createrole'),
-  replication: flag('replication'),
-  bypassrls: flag('bypassrls'),
+  password: secretString('password must be a string or { secret: PATH }')
+    .optional()
+    .meta({ description: 'Stored as a SCRAM-SHA-256 verifier; usually `{ secret: PATH }` (an inline one is sealed like a secret). Absent: the password is not managed.', examples: [{ secret: 'secrets/app-db.age' }] }),
+  superuser: flag('superuser', 'SUPERUSER: bypasses every permission check.'),
+  createdb: flag('createdb', 'CREATEDB: may create databases.'),
+  createrole: flag('createrole', 'CREATEROLE: may create and change roles.'),
+  replication: flag('replication', 'REPLICATION: may connect for streaming replication.'),
+  bypassrls: flag('bypassrls', 'BYPASSRLS: ignores row-level security policies.'),
   /** The exact roles this role is a member of. */
   inRoles: z
     .array(roleNameSchema('each of inRoles'), { error: 'inRoles must be a list of role names' })
     .transform((roles) => [...new Set(roles)].sort())
-    .default([]),
+    .default([])
+    .meta({ description: 'The exact roles this role is a member of: memberships not listed are revoked.', examples: [['readers', 'writers']] }),
   /** -1: no limit. */
   connectionLimit: z
     .number({ error: 'connectionLimit must be a number' })
     .int({ error: 'connectionLimit must be a whole number' })
     .min(-1, { error: 'connectionLimit must be -1 (no limit) or more' })
-    .default(-1),
+    .default(-1)
+    .meta({ description: 'Concurrent connections the role may open; -1: no limit.', examples: [20] }),
   /** When the password stops working; absent: never. */
-  validUntil: validUntilSchema.optional(),
+  validUntil: validUntilSchema.optional().meta({ description: 'When the password stops working (ISO 8601); absent: never.', examples: ['2027-01-31T00:00:00Z'] }),
   deletionProtection: deletionProtectionSchema,
-});
+}).meta({ examples: [{ name: 'app', login: true, password: { secret: 'secrets/app-db.age' }, inRoles: ['readers'], connectionLimit: 20 }] });
 
 export type PostgresRoleSpec = z.infer<typeof postgresRoleSchema>;
 

@@ -15,11 +15,13 @@ import { databaseAddresses, duplicates, roleAddresses } from './references.js';
 import { ident, PostgresError, type PostgresHandle } from './server.js';
 
 export const postgresSchemaSchema = z.strictObject({
-  name: identifierSchema('name').refine((s) => !s.toLowerCase().startsWith('pg_'), { error: 'name must not start with "pg_" (reserved for system schemas)' }),
-  database: identifierSchema('database'),
+  name: identifierSchema('name')
+    .refine((s) => !s.toLowerCase().startsWith('pg_'), { error: 'name must not start with "pg_" (reserved for system schemas)' })
+    .meta({ description: 'The schema name, kept exactly; not starting with pg_.', examples: ['billing'] }),
+  database: identifierSchema('database').meta({ description: 'The database the schema is in.', examples: ['app'] }),
   /** Absent: the role Capstan connects as owns it, and a later owner change is not managed. */
-  owner: roleNameSchema('owner').optional(),
-});
+  owner: roleNameSchema('owner').optional().meta({ description: 'The owning role. Absent: the role Capstan connects as owns it, and a later owner change is not managed.', examples: ['app'] }),
+}).meta({ examples: [{ name: 'billing', database: 'app', owner: 'app' }] });
 
 export type PostgresSchemaSpec = z.infer<typeof postgresSchemaSchema>;
 

@@ -31,27 +31,39 @@ export const postgresServerSchema = z
     host: z
       .string({ error: 'host must be a host name, an IP address or a socket directory' })
       .regex(HOST_PATTERN, { error: 'host must be a host name, an IP address or an absolute socket directory' })
-      .default('127.0.0.1'),
+      .default('127.0.0.1')
+      .meta({ description: "A host name, an IP address, or the directory of the server's Unix socket.", examples: ['db-1.internal', '/var/run/postgresql'] }),
     port: z
       .number({ error: 'port must be a number' })
       .int({ error: 'port must be a whole number' })
       .min(1, { error: 'port must be from 1 to 65535' })
       .max(65535, { error: 'port must be from 1 to 65535' })
-      .default(5432),
-    user: identifierSchema('user').default('postgres'),
+      .default(5432)
+      .meta({ description: 'TCP port (or the number in the socket file name).', examples: [5433] }),
+    user: identifierSchema('user').default('postgres').meta({ description: 'The role Capstan connects as; it must be allowed to manage what the stack declares (CREATEROLE, CREATEDB, or superuser).', examples: ['capstan'] }),
     /** A literal or `{ secret: PATH }`; absent for trust or peer authentication. */
-    password: secretString('password must be a string or { secret: PATH }').optional(),
+    password: secretString('password must be a string or { secret: PATH }')
+      .optional()
+      .meta({ description: 'Password of user, usually `{ secret: PATH }` (an inline one is sealed like a secret); absent for trust or peer authentication.', examples: [{ secret: 'secrets/pg-capstan.age' }] }),
     /** The database Capstan connects to for server-wide objects (roles, databases). */
-    database: identifierSchema('database').default('postgres'),
-    sslmode: z.enum(SSL_MODES, { error: `sslmode must be one of ${SSL_MODES.join(', ')}` }).default('prefer'),
+    database: identifierSchema('database').default('postgres').meta({ description: 'The database Capstan connects to for server-wide objects (roles, databases).', examples: ['postgres'] }),
+    sslmode: z
+      .enum(SSL_MODES, { error: `sslmode must be one of ${SSL_MODES.join(', ')}` })
+      .default('prefer')
+      .meta({ description: 'TLS, as libpq: disable, prefer, require, or verify-ca / verify-full (those need caFile).', examples: ['verify-full'] }),
     /** The CA certificate (PEM) that verify-ca and verify-full check the server against; relative to the repository. */
     caFile: z
       .string({ error: 'caFile must be a path' })
       .min(1, { error: 'caFile must not be empty' })
       .refine((p) => !p.includes('\0'), { error: 'caFile must not contain a NUL character' })
-      .optional(),
+      .optional()
+      .meta({ description: 'The CA certificate (PEM) that verify-ca and verify-full check the server against; relative to the repository.', examples: ['certs/db-ca.pem'] }),
     /** Seconds to wait for a connection. */
-    connectTimeout: z.number({ error: 'connectTimeout must be a number of seconds' }).positive({ error: 'connectTimeout must be positive' }).default(10),
+    connectTimeout: z
+      .number({ error: 'connectTimeout must be a number of seconds' })
+      .positive({ error: 'connectTimeout must be positive' })
+      .default(10)
+      .meta({ description: 'Seconds to wait for a connection.', examples: [5] }),
   })
   .refine((s) => s.caFile === undefined || s.sslmode !== 'disable', {
     error: 'caFile needs an sslmode that uses TLS (require, verify-ca or verify-full)',
@@ -60,7 +72,8 @@ export const postgresServerSchema = z
   .refine((s) => !(s.sslmode === 'verify-ca' || s.sslmode === 'verify-full') || s.caFile !== undefined, {
     error: 'sslmode verify-ca and verify-full need caFile: the CA certificate to check the server against',
     path: ['sslmode'],
-  });
+  })
+  .meta({ examples: [{ host: 'db-1.internal', port: 5432, user: 'capstan', password: { secret: 'secrets/pg-capstan.age' }, sslmode: 'verify-full', caFile: 'certs/db-ca.pem' }] });
 
 export type PostgresServerSpec = z.infer<typeof postgresServerSchema>;
 

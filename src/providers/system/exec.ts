@@ -72,19 +72,27 @@ export function timeoutMs(spec: { readonly timeout: string }): number {
 
 export const execSchema = z
   .strictObject({
-    command: commandSchema('command'),
+    command: commandSchema('command').meta({
+      description: 'The program and its arguments (run without a shell), or with `shell: true` one string for /bin/sh -c. A change of the command (or shell, cwd, environment) runs it again.',
+      examples: [['systemctl', 'reload', 'nginx']],
+    }),
     /** Run `command` (a string) with /bin/sh -c. Off unless asked: argument arrays need no quoting. */
-    shell: z.boolean({ error: 'shell must be true or false' }).default(false),
+    shell: z
+      .boolean({ error: 'shell must be true or false' })
+      .default(false)
+      .meta({ description: 'Run `command` (then one string) with /bin/sh -c. Off unless asked: argument arrays need no quoting.', examples: [true] }),
     /** Working directory, a path below the Host's root (default: the root). */
-    cwd: specPathSchema.optional(),
+    cwd: specPathSchema.optional().meta({ description: "Working directory, a path below the Host's root (default: the root).", examples: ['/srv/app'] }),
     /** Run only while this path (below the Host's root) does not exist. */
-    creates: specPathSchema.optional(),
+    creates: specPathSchema.optional().meta({ description: "Guard: run only while this path (below the Host's root) does not exist.", examples: ['/srv/app/.migrated'] }),
     /** Run only when this command exits 0. */
-    onlyIf: commandSchema('onlyIf').optional(),
+    onlyIf: commandSchema('onlyIf').optional().meta({ description: 'Guard: run only when this command exits 0 (a list of arguments, or a string with shell: true).', examples: [['test', '-f', '/srv/app/pending']] }),
     /** Run only when this command exits non-zero. */
-    unless: commandSchema('unless').optional(),
+    unless: commandSchema('unless').optional().meta({ description: 'Guard: run only when this command exits non-zero.', examples: [['systemctl', 'is-active', '--quiet', 'app']] }),
     /** Seconds, or a duration ("30s", "5m"); the command is killed after it. Default 5m. */
-    timeout: timeoutSchema.default(formatDuration(DEFAULT_TIMEOUT_MS)),
+    timeout: timeoutSchema
+      .default(formatDuration(DEFAULT_TIMEOUT_MS))
+      .meta({ description: 'Seconds, or a duration (500ms, 30s, 5m, 1h; at most 24h): the command is killed after it and the resource fails.', examples: ['30s'] }),
     environment: z
       .record(z.string(), secretString('environment values must be strings or { secret: PATH }'), {
         error: (issue) => (issue.code === 'invalid_type' ? 'environment must be a map of variable names to strings' : undefined),
@@ -100,11 +108,15 @@ export const execSchema = z
           }
         }
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'Environment variables of the command (and of its guards and undo); values may be secrets.', examples: [{ RAILS_ENV: 'production', DB_PASSWORD: { secret: 'secrets/db.age' } }] }),
     /** Run only when notified by a resource that changed (`notify: [Exec/<name>]`). */
-    refreshOnly: z.boolean({ error: 'refreshOnly must be true or false' }).default(false),
+    refreshOnly: z
+      .boolean({ error: 'refreshOnly must be true or false' })
+      .default(false)
+      .meta({ description: 'Run only when notified by a resource that changed (`notify: [Exec/<name>]` on it), never by itself.', examples: [true] }),
     /** A command run when the resource is deleted from the spec. */
-    undo: commandSchema('undo').optional(),
+    undo: commandSchema('undo').optional().meta({ description: 'A command run when the resource is deleted from the spec.', examples: [['rm', '-f', '/srv/app/.migrated']] }),
   })
   .superRefine((spec, ctx) => {
     for (const key of ['command', 'onlyIf', 'unless', 'undo'] as const) {
@@ -120,7 +132,8 @@ export const execSchema = z
         ctx.addIssue({ code: 'custom', path: [key], message: `with shell: true, ${key} must be one string for /bin/sh -c` });
       }
     }
-  });
+  })
+  .meta({ examples: [{ command: ['/srv/app/bin/migrate', '--apply'], cwd: '/srv/app', creates: '/srv/app/.migrated', timeout: '5m', environment: { APP_ENV: 'production' } }] });
 
 export type ExecSpec = z.infer<typeof execSchema>;
 

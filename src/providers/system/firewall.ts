@@ -94,8 +94,14 @@ const ruleSchema = z.string({ error: 'each rule must be a string of nft statemen
 const chainSchema = z
   .strictObject({
     /** Attach the chain to a hook: a base chain. Without it, a regular chain for jump/goto. */
-    hook: z.enum(HOOKS, { error: `hook must be one of ${HOOKS.join(', ')}` }).optional(),
-    type: z.enum(['filter', 'nat', 'route'], { error: 'type must be filter, nat or route' }).optional(),
+    hook: z
+      .enum(HOOKS, { error: `hook must be one of ${HOOKS.join(', ')}` })
+      .optional()
+      .meta({ description: 'Attach the chain to this netfilter hook (a base chain); without it, a regular chain for jump and goto.', examples: ['input'] }),
+    type: z
+      .enum(['filter', 'nat', 'route'], { error: 'type must be filter, nat or route' })
+      .optional()
+      .meta({ description: 'Base chain type (needs hook); nft uses filter when absent.', examples: ['filter'] }),
     /** A number, or a standard priority name with an optional offset: "filter", "dstnat - 10". */
     priority: z
       .union(
@@ -105,9 +111,16 @@ const chainSchema = z
         ],
         { error: 'priority must be a number or a name such as "filter"' },
       )
-      .optional(),
-    policy: z.enum(['accept', 'drop'], { error: 'policy must be accept or drop' }).optional(),
-    rules: z.array(ruleSchema, { error: 'rules must be a list of nft statements' }).default([]),
+      .optional()
+      .meta({ description: 'Base chain priority (needs hook): a number, or a standard name with an optional offset.', examples: ['filter', 'dstnat - 10', 0] }),
+    policy: z
+      .enum(['accept', 'drop'], { error: 'policy must be accept or drop' })
+      .optional()
+      .meta({ description: 'What happens to a packet no rule decided (needs hook); accept when absent.', examples: ['drop'] }),
+    rules: z
+      .array(ruleSchema, { error: 'rules must be a list of nft statements' })
+      .default([])
+      .meta({ description: 'The rules in order, one nft statement list each (no `;`, no `#` comments: use comment "...").', examples: [['ct state established,related accept', 'iifname "lo" accept', 'tcp dport { 22, 443 } accept']] }),
   })
   .superRefine((chain, ctx) => {
     if (chain.hook === undefined) {
@@ -125,20 +138,38 @@ const elementSchema = z
 
 const setSchema = z.strictObject({
   /** The element type: ipv4_addr, ipv6_addr, inet_service, ifname, "ipv4_addr . inet_service"... */
-  type: z.string({ error: 'set type must be a string such as "ipv4_addr"' }).regex(/^[a-z0-9_]+(?: \. [a-z0-9_]+)*$/, {
-    error: 'set type must be an nftables type such as "ipv4_addr" or "ipv4_addr . inet_service"',
-  }),
-  flags: z.array(z.enum(['constant', 'interval', 'timeout', 'dynamic'], { error: 'set flags are constant, interval, timeout and dynamic' })).optional(),
-  elements: z.array(elementSchema, { error: 'elements must be a list' }).optional(),
+  type: z
+    .string({ error: 'set type must be a string such as "ipv4_addr"' })
+    .regex(/^[a-z0-9_]+(?: \. [a-z0-9_]+)*$/, {
+      error: 'set type must be an nftables type such as "ipv4_addr" or "ipv4_addr . inet_service"',
+    })
+    .meta({ description: 'The element type: ipv4_addr, ipv6_addr, inet_service, ifname, or a concatenation such as "ipv4_addr . inet_service".', examples: ['ipv4_addr'] }),
+  flags: z
+    .array(z.enum(['constant', 'interval', 'timeout', 'dynamic'], { error: 'set flags are constant, interval, timeout and dynamic' }))
+    .optional()
+    .meta({ description: 'nft set flags; interval for prefixes and ranges such as 10.0.0.0/8.', examples: [['interval']] }),
+  elements: z
+    .array(elementSchema, { error: 'elements must be a list' })
+    .optional()
+    .meta({ description: 'The members of the set, exactly: elements added by hand are removed on the next apply.', examples: [['198.51.100.7', '203.0.113.0/24']] }),
 });
 
 export const firewallSchema = z
   .strictObject({
-    family: z.enum(FAMILIES, { error: `family must be one of ${FAMILIES.join(', ')}` }).default('inet'),
+    family: z
+      .enum(FAMILIES, { error: `family must be one of ${FAMILIES.join(', ')}` })
+      .default('inet')
+      .meta({ description: 'The nftables address family of the table; inet covers IPv4 and IPv6.', examples: ['inet'] }),
     /** The table Capstan owns whole; other tables on the host are left alone. */
-    table: identifier('table'),
-    sets: z.record(z.string(), setSchema, { error: 'sets must be a map of set names to definitions' }).optional(),
-    chains: z.record(z.string(), chainSchema, { error: 'chains must be a map of chain names to definitions' }).optional(),
+    table: identifier('table').meta({ description: 'The table Capstan owns whole (letters, digits, _ and -); other tables on the host are left alone.', examples: ['capstan'] }),
+    sets: z
+      .record(z.string(), setSchema, { error: 'sets must be a map of set names to definitions' })
+      .optional()
+      .meta({ description: 'Named sets of the table, by name (rules use them as @name).' }),
+    chains: z
+      .record(z.string(), chainSchema, { error: 'chains must be a map of chain names to definitions' })
+      .optional()
+      .meta({ description: 'The chains of the table, by name; instead of ruleset.' }),
     /** Instead of sets and chains: the body of the table in nft syntax, as `nft list table` prints it between the braces. */
     ruleset: z
       .string({ error: 'ruleset must be the text of the table body' })
@@ -146,9 +177,13 @@ export const firewallSchema = z
         const problem = structureProblem(text, false);
         if (problem) ctx.addIssue({ code: 'custom', message: `ruleset ${problem}` });
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'Instead of sets and chains: the body of the table in nft syntax, as `nft list table` prints it between the braces.', examples: ['chain input {\n  type filter hook input priority filter; policy drop;\n  tcp dport 22 accept\n}\n'] }),
     /** Apply even when the table would drop the SSH port Capstan reaches this host through. */
-    force: z.boolean({ error: 'force must be true or false' }).default(false),
+    force: z
+      .boolean({ error: 'force must be true or false' })
+      .default(false)
+      .meta({ description: 'Apply even when the table would drop the SSH port Capstan reaches this host through.', examples: [true] }),
   })
   .superRefine((spec, ctx) => {
     const data = spec.chains !== undefined || spec.sets !== undefined;
@@ -162,6 +197,17 @@ export const firewallSchema = z
         }
       }
     }
+  })
+  .meta({
+    examples: [
+      {
+        table: 'capstan',
+        sets: { admins: { type: 'ipv4_addr', flags: ['interval'], elements: ['203.0.113.0/24'] } },
+        chains: {
+          input: { hook: 'input', type: 'filter', priority: 'filter', policy: 'drop', rules: ['ct state established,related accept', 'iifname "lo" accept', 'ip saddr @admins tcp dport 22 accept', 'tcp dport { 80, 443 } accept'] },
+        },
+      },
+    ],
   });
 
 export type FirewallSpec = z.infer<typeof firewallSchema>;

@@ -50,23 +50,33 @@ const u32 = (what: string) =>
 export const routeSchema = z
   .strictObject({
     /** `default`, a network (`198.18.5.0/24`, `2001:db8::/64`) or a host (`198.18.6.7`). */
-    destination: z.string({ error: 'destination must be "default" or an IP prefix such as "198.18.5.0/24"' }),
+    destination: z
+      .string({ error: 'destination must be "default" or an IP prefix such as "198.18.5.0/24"' })
+      .meta({ description: '`default`, a network (198.18.5.0/24, 2001:db8::/64) or a host (198.18.6.7); the route is known by it and its table.', examples: ['198.18.5.0/24'] }),
     /** The gateway. */
-    via: z.string({ error: 'via must be an IP address' }).optional(),
+    via: z.string({ error: 'via must be an IP address' }).optional().meta({ description: 'The gateway, an IP address of the same family as the destination.', examples: ['10.0.0.1'] }),
     dev: z
       .string({ error: 'dev must be an interface name' })
       .regex(INTERFACE, { error: 'dev must be an interface name such as "eth0" (at most 15 characters, not starting with "-")' })
-      .optional(),
+      .optional()
+      .meta({ description: 'The interface to send through; a unicast route needs via, dev or both.', examples: ['eth0'] }),
     /** A table number, or main, local or default. Default main. */
     table: z
       .union([u32('table'), z.enum(['main', 'local', 'default'])], { error: 'table must be a number or one of main, local, default' })
       .transform((t) => (typeof t === 'number' ? t : NAMED_TABLES[t]!))
       .refine((t) => t !== 0, { error: 'table 0 is not a routing table' })
-      .default(254),
-    metric: u32('metric').optional(),
-    type: z.enum(ROUTE_TYPES, { error: `type must be one of ${ROUTE_TYPES.join(', ')}` }).default('unicast'),
+      .default(254)
+      .meta({ description: 'The routing table: a number, or main, local or default. Default main (254).', examples: [100, 'main'] }),
+    metric: u32('metric').optional().meta({ description: 'Route metric (preference; lower wins); the kernel default when absent.', examples: [100] }),
+    type: z
+      .enum(ROUTE_TYPES, { error: `type must be one of ${ROUTE_TYPES.join(', ')}` })
+      .default('unicast')
+      .meta({ description: 'unicast (through via/dev), or blackhole, unreachable, prohibit (drop, with no via or dev).', examples: ['blackhole'] }),
     /** Needed only for `destination: default` without `via`. */
-    family: z.enum(['ipv4', 'ipv6'], { error: 'family must be ipv4 or ipv6' }).optional(),
+    family: z
+      .enum(['ipv4', 'ipv6'], { error: 'family must be ipv4 or ipv6' })
+      .optional()
+      .meta({ description: 'IP family; read from destination or via, so needed only for `destination: default` without via.', examples: ['ipv6'] }),
   })
   .transform((spec, ctx) => {
     let family: IpFamily | undefined = spec.family;
@@ -111,7 +121,8 @@ export const routeSchema = z
       ...(spec.dev !== undefined ? { dev: spec.dev } : {}),
       ...(spec.metric !== undefined ? { metric: spec.metric } : {}),
     };
-  });
+  })
+  .meta({ examples: [{ destination: '198.18.5.0/24', via: '10.0.0.1', dev: 'eth0', metric: 100 }] });
 
 export type RouteSpec = z.infer<typeof routeSchema>;
 
