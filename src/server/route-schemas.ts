@@ -81,6 +81,7 @@ const stack = z
     lastPass: z.looseObject({}).nullable(),
     nextPassInMs: z.number().nullable(),
     updatedAt: timestamp.nullable(),
+    paused: z.looseObject({ by: z.string(), at: timestamp }).nullable().meta({ description: 'Set while the stack is paused: who paused it and when.' }),
   })
   ;
 
@@ -210,7 +211,27 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: 'Reconcile the stack now',
     tags: ['operations'],
     params: stackName,
-    responses: { 202: accepted('Queued.', {}), 404: NOT_FOUND, 503: e('The controller is stopping.') },
+    responses: { 202: accepted('Queued.', {}), 404: NOT_FOUND, 409: e('The stack is paused: resume it first.'), 503: e('The controller is stopping.') },
+  },
+  'POST /api/stacks/:name/pause': {
+    summary: 'Pause the stack',
+    description: 'No replica fetches, plans, applies or heals it until it is resumed (the flag is in the store, so it survives restarts); a pass in flight finishes. Pausing a paused stack changes nothing.',
+    tags: ['operations'],
+    params: stackName,
+    responses: {
+      200: {
+        description: 'Paused (now or already).',
+        schema: z.looseObject({ status: z.literal('paused'), by: z.string().meta({ description: 'Who paused it.' }), at: timestamp }),
+      },
+      404: NOT_FOUND,
+    },
+  },
+  'POST /api/stacks/:name/resume': {
+    summary: 'Resume a paused stack',
+    description: 'The next pass is a full one, whatever the commit. Resuming a running stack changes nothing.',
+    tags: ['operations'],
+    params: stackName,
+    responses: { 200: { description: 'Running.', schema: z.looseObject({ status: z.literal('running') }) }, 404: NOT_FOUND },
   },
   'POST /api/stacks/:name/rollback': {
     summary: 'Apply an earlier commit until the branch moves',

@@ -38,7 +38,8 @@ export const groupSchema = z
         examples: [true],
       }),
   })
-  .refine((s) => !s.nonUnique || s.gid !== undefined, { path: ['nonUnique'], error: 'nonUnique needs a gid: it allows that gid to be shared' });
+  .refine((s) => !s.nonUnique || s.gid !== undefined, { path: ['nonUnique'], error: 'nonUnique needs a gid: it allows that gid to be shared' })
+  .meta({ examples: [{ name: 'deploy', gid: 1500 }] });
 
 export type GroupSpec = z.infer<typeof groupSchema>;
 

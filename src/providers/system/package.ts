@@ -94,7 +94,8 @@ export const packageSchema = z
     if (spec.state === 'latest' && spec.deb !== undefined) issue('deb', 'deb makes no sense with state: latest: a .deb file has one version');
     if (spec.deb !== undefined && spec.version?.includes('*')) issue('version', 'a version pattern makes no sense with deb: a .deb file has one version');
     if (spec.purge && spec.state !== 'absent') issue('purge', 'purge needs state: absent');
-  });
+  })
+  .meta({ examples: [{ name: 'nginx', version: '1.22.*', updateCache: true, cacheValidTime: '6h' }] });
 
 export type PackageSpec = z.infer<typeof packageSchema>;
 

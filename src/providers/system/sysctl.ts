@@ -65,7 +65,8 @@ export const sysctlSchema = z
   .superRefine((spec, ctx) => {
     if (spec.persistOnly && !spec.persist) ctx.addIssue({ code: 'custom', path: ['persistOnly'], message: 'persistOnly needs persist: it writes only the file' });
     if (spec.file !== undefined && !spec.persist) ctx.addIssue({ code: 'custom', path: ['file'], message: 'file makes no sense with persist: false' });
-  });
+  })
+  .meta({ examples: [{ key: 'net.ipv4.ip_forward', value: '1', file: '/etc/sysctl.d/60-net.conf' }] });
 
 export type SysctlSpec = z.infer<typeof sysctlSchema>;
 

@@ -136,7 +136,7 @@ export const userSchema = z.strictObject({
       description: 'The exact public keys, one per entry, written to <home>/.ssh/authorized_keys (mode 0600, owned by the user).',
       examples: [['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... alice@laptop']],
     }),
-});
+}).meta({ examples: [{ name: 'deploy', uid: 1500, groups: ['www-data'], shell: '/bin/bash', comment: 'Deploys the web application', createHome: true, authorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... alice@laptop'] }] });
 
 export type UserSpec = z.infer<typeof userSchema>;
 
