@@ -102,11 +102,11 @@ describe('Directory apply on a local host', () => {
     expect(await fs.readFile(sandbox.real('/srv/app'), 'utf8')).toBe('someone else');
   });
 
-  it('replaces a file or a symlink at the path', async () => {
+  it('with force: true, replaces a file or a symlink at the path', async () => {
     await fs.mkdir(sandbox.real('/srv'), { recursive: true });
     await fs.writeFile(sandbox.real('/srv/target'), 'keep');
     await fs.symlink('target', sandbox.real('/srv/app'));
-    expect((await converge(directoryProvider, sandbox.handle, spec())).diff.action).toBe('replace');
+    expect((await converge(directoryProvider, sandbox.handle, spec({ force: true }))).diff.action).toBe('replace');
     expect((await fs.lstat(sandbox.real('/srv/app'))).isDirectory()).toBe(true);
     expect(await fs.readFile(sandbox.real('/srv/target'), 'utf8')).toBe('keep');
   });

@@ -34,6 +34,8 @@ describe('File schema', () => {
   it('normalises modes and owner ids', () => {
     expect(spec({ content: 'x', mode: '644', owner: '33', group: 'www-data' })).toEqual({
       path: '/etc/motd',
+      state: 'present',
+      backup: false,
       content: 'x',
       mode: '0644',
       owner: 33,
@@ -182,13 +184,13 @@ describe('File source resolution', () => {
 
   it('reads a text source into content and drops source', async () => {
     const resolved = await fileProvider.resolve!(fileSchema.parse({ path: '/etc/motd', source: 'files/motd.txt', mode: '0644' }), from(), context);
-    expect(resolved).toEqual({ path: '/etc/motd', content: 'from the repo\n', mode: '0644' });
+    expect(resolved).toEqual({ path: '/etc/motd', state: 'present', backup: false, content: 'from the repo\n', mode: '0644' });
     expect(fileSchema.parse(resolved)).toEqual(resolved);
   });
 
   it('keeps a binary source as base64 and writes its exact bytes', async () => {
     const resolved = await fileProvider.resolve!(fileSchema.parse({ path: '/logo.png', source: 'files/logo.bin' }), from(), context);
-    expect(resolved).toEqual({ path: '/logo.png', contentBase64: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0xff]).toString('base64') });
+    expect(resolved).toEqual({ path: '/logo.png', state: 'present', backup: false, contentBase64: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0xff]).toString('base64') });
     const { live: after } = await converge(fileProvider, sandbox.handle, resolved);
     expect(after).toMatchObject({ type: 'file', content: null, contentOmitted: 'binary', size: 6 });
     expect(await fs.readFile(sandbox.real('/logo.png'))).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0xff]));
@@ -314,8 +316,8 @@ describe('File apply on a local host', () => {
     expect(await fs.readdir(sandbox.real('/etc'))).toEqual(['new.conf']);
   });
 
-  it('replaces an empty directory or a symlink, but refuses a directory that is not empty', async () => {
-    const desired = spec({ content: 'x' });
+  it('with force: true, replaces an empty directory or a symlink, but refuses a directory that is not empty', async () => {
+    const desired = spec({ content: 'x', force: true });
     await fs.mkdir(sandbox.real('/etc/motd'), { recursive: true });
     expect((await converge(fileProvider, sandbox.handle, desired)).diff.action).toBe('replace');
     expect((await fs.lstat(sandbox.real('/etc/motd'))).isFile()).toBe(true);

@@ -49,6 +49,9 @@ export const specPathSchema = z.string({ error: 'path must be a string' }).super
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** The `path` field of a kind, documented. */
+export const specPathField = (description: string, example: string) => specPathSchema.meta({ description, examples: [example] });
+
 /** A Host's `root`: absolute, `/` allowed, a trailing slash dropped. */
 export const rootPathSchema = z
   .string({ error: 'root must be a string' })
@@ -302,4 +305,111 @@ export function enclosingDirectory(resource: Resource, sameTarget: readonly Reso
 /** The errno-style code of a transport error, if any. */
 export function errorCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/** `T` with the keys `K` optional. */
+export type WithOptional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+
+/** `state`: the path holds this kind's object (`present`), or nothing (`absent`, whoever made it). */
+export const stateField = (what: string) =>
+  z
+    .enum(['present', 'absent'], { error: 'state must be "present" or "absent"' })
+    .default('present')
+    .meta({
+      description: `present: the path is ${what}; absent: nothing is at the path (removed whether or not Capstan created it).`,
+      examples: ['present', 'absent'],
+    });
+
+/** `force`: an object of another type at the path (which Capstan did not create) may be replaced or removed. */
+export const forceField = (what: string) =>
+  z
+    .boolean({ error: 'force must be true or false' })
+    .default(false)
+    .meta({
+      description: `Replace (or, with state: absent, remove) an object of another type at the path, e.g. a regular file where ${what} is wanted. Without it, such an object makes the plan an error.`,
+      examples: [true],
+    });
+
+/**
+ * The plan-time refusal of replacing (or removing) an object of another type
+ * without `force: true`. Null when `force` allows it.
+ */
+export function typeRefusal(
+  spec: { readonly path: string; readonly force?: boolean | undefined },
+  found: PathInfo['type'],
+  wanted: string,
+  options: { removing: boolean },
+): { message: string; field: readonly string[] } | null {
+  if (spec.force === true) return null;
+  const verb = options.removing ? 'remove' : 'replace';
+  return {
+    message:
+      `${spec.path} is ${describePathType(found)}, not ${wanted}, and Capstan did not create it: ` +
+      `refusing to ${verb} it (set force: true to ${verb} it${found === 'file' && !options.removing ? ', backup: true on a File to keep a copy' : ''})`,
+    field: ['path'],
+  };
+}
+
+/** What is below a directory: how many objects, and the first of their spec paths (sorted) up to `TREE_SAMPLE`. */
+export interface TreeSummary {
+  readonly count: number;
+  readonly paths: readonly string[];
+}
+
+/** How many paths of a tree the plan lists. */
+export const TREE_SAMPLE = 20;
+
+const FIND_TIMEOUT_MS = 120_000;
+
+/**
+ * Lists what is below the directories at `specPaths` in ONE command on the host
+ * (`find`, which never follows a symbolic link): for each, a TreeSummary, or
+ * null for a path that is not a directory. The caller has inspected the paths.
+ */
+export async function summariseTrees(
+  handle: HostHandle,
+  specPaths: readonly string[],
+  signal?: AbortSignal,
+): Promise<(TreeSummary | null)[]> {
+  if (specPaths.length === 0) return [];
+  const real = specPaths.map((p) => realPathOf(handle.root, p));
+  // `%H` (the starting point) then `%P` (the path below it): one NUL-terminated record per object.
+  const result = await handle.transport.exec(['find', ...real, '-mindepth', '1', '-printf', '%H\\0%P\\0'], {
+    timeoutMs: FIND_TIMEOUT_MS,
+    signal,
+  });
+  if (result.exitCode !== 0) {
+    throw new ProviderError(`cannot list ${specPaths.join(', ')} on ${handle.address}: find failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+  }
+  const below = new Map<string, string[]>(real.map((r) => [r, []]));
+  const fields = result.stdout.split('\0');
+  for (let i = 0; i + 1 < fields.length; i += 2) below.get(fields[i]!)?.push(fields[i + 1]!);
+  return specPaths.map((p, i) => {
+    const list = below.get(real[i]!)!.sort();
+    return { count: list.length, paths: list.slice(0, TREE_SAMPLE).map((rel) => `${p}/${rel}`) };
+  });
+}
+
+/** `3 objects below /srv/www: /srv/www/a, /srv/www/b, ... (and N more)`. */
+export function describeTree(path: string, tree: TreeSummary): string {
+  const more = tree.count > tree.paths.length ? `, ... (and ${tree.count - tree.paths.length} more)` : '';
+  return `${tree.count} object${tree.count === 1 ? '' : 's'} below ${path}: ${tree.paths.join(', ')}${more}`;
+}
+
+/**
+ * Removes a directory and everything below it. The directory is first renamed
+ * to a hidden name beside it (atomic: the path is gone at once, never half
+ * emptied), then that is deleted with `rm -r`, which never follows links. If
+ * the deletion fails, the error names the hidden directory left behind.
+ */
+export async function removeTree(handle: HostHandle, specPath: string, signal?: AbortSignal): Promise<void> {
+  const real = realPathOf(handle.root, specPath);
+  const trash = posix.join(posix.dirname(real), `.${posix.basename(real)}.capstan-removed-${Date.now().toString(36)}`);
+  await handle.transport.rename(real, trash);
+  const result = await handle.transport.exec(['rm', '-r', '-f', '--one-file-system', '--', trash], { timeoutMs: FIND_TIMEOUT_MS, signal });
+  if (result.exitCode !== 0) {
+    throw new ProviderError(
+      `${specPath} was moved aside to ${specPathOf(handle.root, trash)} on ${handle.address} but removing it failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`,
+    );
+  }
 }

@@ -66,20 +66,20 @@ describe('Symlink apply on a local host', () => {
     expect(await fs.readdir(sandbox.real('/srv'))).toEqual(['current']);
   });
 
-  it('replaces a file or an empty directory, and refuses a directory that is not empty', async () => {
+  it('with force: true, replaces a file or an empty directory, and refuses a directory that is not empty', async () => {
     await fs.mkdir(sandbox.real('/srv'), { recursive: true });
     await fs.writeFile(sandbox.real('/srv/current'), 'old');
-    expect((await converge(symlinkProvider, sandbox.handle, spec())).diff.action).toBe('replace');
+    expect((await converge(symlinkProvider, sandbox.handle, spec({ force: true }))).diff.action).toBe('replace');
     expect((await fs.lstat(sandbox.real('/srv/current'))).isSymbolicLink()).toBe(true);
 
     await fs.rm(sandbox.real('/srv/current'));
     await fs.mkdir(sandbox.real('/srv/current'));
-    expect((await converge(symlinkProvider, sandbox.handle, spec())).diff.action).toBe('replace');
+    expect((await converge(symlinkProvider, sandbox.handle, spec({ force: true }))).diff.action).toBe('replace');
 
     await fs.rm(sandbox.real('/srv/current'));
     await fs.mkdir(sandbox.real('/srv/current'));
     await fs.writeFile(sandbox.real('/srv/current/x'), 'keep');
-    const attempt = converge(symlinkProvider, sandbox.handle, spec());
+    const attempt = converge(symlinkProvider, sandbox.handle, spec({ force: true }));
     await expect(attempt).rejects.toThrow(ProviderError);
     await expect(attempt).rejects.toThrow(/it is a directory that is not empty/);
     expect(await fs.readFile(sandbox.real('/srv/current/x'), 'utf8')).toBe('keep');
