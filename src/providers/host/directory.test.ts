@@ -141,3 +141,65 @@ describe('Directory apply on a local host', () => {
     expect((await fs.readdir(sandbox.real('/srv'))).sort()).toEqual(['new', 'old-full']);
   });
 });
+
+describe('Directory state: absent and force', () => {
+  let sandbox: Sandbox;
+  beforeEach(async () => {
+    sandbox = await openSandbox();
+    await fs.mkdir(sandbox.real('/srv'), { recursive: true });
+  });
+  afterEach(async () => sandbox.cleanup());
+
+  const readOne = async (desired: DirectorySpec) => (await directoryProvider.read(sandbox.handle, [desired], { signal: new AbortController().signal }))[0] ?? null;
+
+  it('removes an empty directory it did not create; a non-empty one without recurse is a plan error listing what is there', async () => {
+    await fs.mkdir(sandbox.real('/srv/app/sub'), { recursive: true });
+    await fs.writeFile(sandbox.real('/srv/app/sub/data'), 'x');
+    const desired = spec({ state: 'absent' });
+    const diff = diffDirectory(desired, await readOne(desired), null);
+    expect(diff.refused).toEqual({
+      message: '/srv/app is not empty (2 objects below /srv/app: /srv/app/sub, /srv/app/sub/data): set recurse: true to remove it with everything below it',
+      field: ['state'],
+    });
+    await expect(converge(directoryProvider, sandbox.handle, desired)).rejects.toThrow(/is not empty/);
+    expect(await fs.readFile(sandbox.real('/srv/app/sub/data'), 'utf8')).toBe('x');
+
+    await fs.rm(sandbox.real('/srv/app/sub'), { recursive: true });
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.reason).toBe('removes the empty directory /srv/app');
+    await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.action).toBe('noop');
+  });
+
+  it('recurse: true removes the tree, never following a link out of it; the plan lists at most 20 paths and the count', async () => {
+    await fs.mkdir(sandbox.real('/srv/app'), { recursive: true });
+    for (let i = 0; i < 25; i++) await fs.writeFile(sandbox.real(`/srv/app/f${String(i).padStart(2, '0')}`), 'x');
+    await fs.writeFile(sandbox.real('/srv/keep'), 'outside');
+    await fs.symlink('../keep', sandbox.real('/srv/app/link'));
+    const desired = spec({ state: 'absent', recurse: true });
+    const { diff } = await converge(directoryProvider, sandbox.handle, desired);
+    expect(diff.refused).toBeUndefined();
+    expect(diff.reason).toBe('removes /srv/app and the 26 objects below it');
+    const contents = diff.fields.find((f) => f.path === 'contents')!.before as string;
+    expect(contents).toMatch(/^26 objects below \/srv\/app: \/srv\/app\/f00, .*\/srv\/app\/f19, \.\.\. \(and 6 more\)$/);
+    await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await fs.readdir(sandbox.real('/srv'))).toEqual(['keep']);
+    expect(await fs.readFile(sandbox.real('/srv/keep'), 'utf8')).toBe('outside');
+  });
+
+  it('refuses to replace a regular file with data it did not create, without force: true; the file is kept', async () => {
+    await fs.writeFile(sandbox.real('/srv/app'), 'precious');
+    const desired = spec();
+    expect(diffDirectory(desired, await readOne(desired), null).refused?.message).toMatch(/^\/srv\/app is a regular file, not a directory, and Capstan did not create it: refusing to replace it/);
+    await expect(converge(directoryProvider, sandbox.handle, desired)).rejects.toThrow(ProviderError);
+    expect(await fs.readFile(sandbox.real('/srv/app'), 'utf8')).toBe('precious');
+    expect(diffDirectory(spec({ state: 'absent' }), await readOne(desired), null).refused?.message).toMatch(/refusing to remove it/);
+    await converge(directoryProvider, sandbox.handle, spec({ state: 'absent', force: true }));
+    await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('takes symbolic modes, and refuses recurse without state: absent', async () => {
+    expect(diffDirectory(spec({ mode: 'g+s' }), live({ mode: '0755' }), null).fields).toEqual([{ path: 'mode', before: '0755', after: '2755' }]);
+    expect(directorySchema.safeParse({ path: '/srv/app', recurse: true }).error?.issues[0]?.message).toMatch(/recurse: true is for state: absent/);
+    expect(directorySchema.safeParse({ path: '/srv/app', state: 'gone' }).error?.issues[0]?.message).toBe('state must be "present" or "absent"');
+  });
+});

@@ -66,7 +66,7 @@ const repoPath = (what: string) =>
 /** The fields that say what a File holds: exactly one with state: present, none with state: absent. */
 const CONTENT_FIELDS = ['content', 'source', 'template', 'contentBase64'] as const;
 /** Fields that only mean something for a file that is there. */
-const PRESENT_ONLY = [...CONTENT_FIELDS, 'vars', 'mode', 'owner', 'group', 'sensitive', 'force'] as const;
+const PRESENT_ONLY = [...CONTENT_FIELDS, 'vars', 'mode', 'owner', 'group', 'sensitive'] as const;
 
 export const fileSchema = z
   .strictObject({
@@ -135,7 +135,7 @@ export const fileSchema = z
   .superRefine((spec, ctx) => {
     if (spec.state === 'absent') {
       for (const field of PRESENT_ONLY) {
-        if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `${field} is for state: present; a File with state: absent takes path only` });
+        if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `${field} is for state: present; a File with state: absent takes path and force only` });
       }
       return;
     }
