@@ -10,11 +10,11 @@ import * as fs from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { directoryProvider } from '../../src/providers/host/directory.js';
-import { fileProvider } from '../../src/providers/host/file.js';
+import { directoryProvider, directorySchema } from '../../src/providers/host/directory.js';
+import { fileProvider, fileSchema } from '../../src/providers/host/file.js';
 import { hostSchema, hostTarget, type HostHandle } from '../../src/providers/host/host.js';
-import { symlinkProvider } from '../../src/providers/host/symlink.js';
-import { ctx, testResource } from '../../src/providers/host/testing/sandbox.js';
+import { symlinkProvider, symlinkSchema } from '../../src/providers/host/symlink.js';
+import { converge, ctx, testResource } from '../../src/providers/host/testing/sandbox.js';
 import { ProviderError } from '../../src/providers/provider.js';
 import { runProviderConformance } from '../../src/providers/testing/conformance.js';
 import { fingerprint, formatKnownHostsLine } from '../../src/transport/known-hosts.js';
@@ -128,6 +128,37 @@ runProviderConformance({
     await fs.symlink('/elsewhere', handle.realRoot + spec.path);
   },
   driftedField: 'target',
+});
+
+describe('File, Directory and Symlink options over ssh', () => {
+  it('state: absent with recurse removes a tree (one find), force replaces a file, backup keeps its copy', async () => {
+    const handle = await sshHost(0, 'path-options');
+    open.push(handle);
+    const real = (p: string) => handle.realRoot + p;
+    await fs.mkdir(real('/var/www/html/assets'), { recursive: true });
+    await fs.writeFile(real('/var/www/html/index.html'), 'default\n');
+    await fs.writeFile(real('/var/www/html/assets/a.css'), 'a');
+    const absent = directorySchema.parse({ path: '/var/www/html', state: 'absent' });
+    const [listed] = await directoryProvider.read(handle, [absent], ctx);
+    expect(listed?.tree).toEqual({ count: 3, paths: ['/var/www/html/assets', '/var/www/html/assets/a.css', '/var/www/html/index.html'] });
+    await expect(converge(directoryProvider, handle, absent)).rejects.toThrow(/is not empty/);
+    await converge(directoryProvider, handle, directorySchema.parse({ path: '/var/www/html', state: 'absent', recurse: true }));
+    expect(await fs.readdir(real('/var/www'))).toEqual([]);
+
+    await fs.writeFile(real('/var/www/current'), 'data');
+    const link = symlinkSchema.parse({ path: '/var/www/current', target: 'releases/v1' });
+    await expect(converge(symlinkProvider, handle, link)).rejects.toThrow(/refusing to replace it/);
+    await converge(symlinkProvider, handle, { ...link, force: true });
+    expect(await fs.readlink(real('/var/www/current'))).toBe('releases/v1');
+
+    await fs.writeFile(real('/var/www/app.conf'), 'old\n', { mode: 0o600 });
+    await converge(fileProvider, handle, fileSchema.parse({ path: '/var/www/app.conf', content: 'new\n', backup: true, mode: 'u+x' }));
+    const backups = (await fs.readdir(real('/var/www'))).filter((n) => n.startsWith('app.conf.'));
+    expect(backups).toHaveLength(1);
+    expect(await fs.readFile(real(`/var/www/${backups[0]!}`), 'utf8')).toBe('old\n');
+    expect((await fs.stat(real(`/var/www/${backups[0]!}`))).mode & 0o7777).toBe(0o600);
+    expect((await fs.stat(real('/var/www/app.conf'))).mode & 0o7777).toBe(0o700);
+  });
 });
 
 describe('SshTransport', () => {

@@ -1,0 +1,127 @@
+/**
+ * The path kinds through the built CLI on a local host with a sandbox root:
+ * state: absent, refusing to replace what Capstan did not create, force,
+ * backup and symbolic modes (docs/hosts.md).
+ */
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { assertBuilt, capstan, hostDoc, workspace, type Workspace } from './harness.js';
+
+// Each test runs the CLI several times; on a loaded 2-core machine one call can take seconds.
+vi.setConfig({ testTimeout: 240_000 });
+
+let ws: Workspace;
+beforeAll(assertBuilt);
+afterEach(async () => ws?.cleanup());
+
+const plan = () => capstan(['plan', ws.repo, '--state', ws.state, '--detailed-exitcode']);
+const apply = () => capstan(['apply', ws.repo, '--state', ws.state, '--yes']);
+
+describe('File, Directory and Symlink on a local host', () => {
+  it('state: absent removes a default site Capstan did not create; a non-empty directory needs recurse: true', async () => {
+    ws = await workspace();
+    await mkdir(path.join(ws.root, 'etc/nginx/sites-enabled'), { recursive: true });
+    await mkdir(path.join(ws.root, 'var/www/html/assets'), { recursive: true });
+    await writeFile(path.join(ws.root, 'etc/nginx/sites-available-default'), 'server {}\n');
+    await writeFile(path.join(ws.root, 'var/www/html/index.html'), '<h1>It works</h1>\n');
+    await writeFile(path.join(ws.root, 'var/www/html/assets/logo.png'), 'png');
+    await writeFile(path.join(ws.root, 'etc/motd'), 'Debian\n');
+    const { symlink } = await import('node:fs/promises');
+    await symlink('../sites-available-default', path.join(ws.root, 'etc/nginx/sites-enabled/default'));
+    await ws.write('hosts.yaml', hostDoc('web-1', ws.root));
+    const spec = (recurse: boolean) =>
+      [
+        'kind: Symlink\nname: default-site\ntarget: web-1\nspec: { path: /etc/nginx/sites-enabled/default, state: absent }\n',
+        'kind: File\nname: motd\ntarget: web-1\nspec: { path: /etc/motd, state: absent }\n',
+        `kind: Directory\nname: html\ntarget: web-1\nspec:\n  path: /var/www/html\n  state: absent\n${recurse ? '  recurse: true\n' : ''}`,
+      ].join('---\n');
+    await ws.write('web.yaml', spec(false));
+
+    const refused = await plan();
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/web\.yaml:\d+:\d+: Directory\/html: \/var\/www\/html is not empty \(3 objects below \/var\/www\/html: \/var\/www\/html\/assets, \/var\/www\/html\/assets\/logo\.png, \/var\/www\/html\/index\.html\): set recurse: true/);
+    expect((await apply()).exitCode).not.toBe(0);
+    expect(existsSync(path.join(ws.root, 'etc/motd'))).toBe(true);
+
+    await ws.write('web.yaml', spec(true));
+    const listed = await plan();
+    expect(listed.exitCode).toBe(2);
+    expect(listed.stdout).toContain('removes /var/www/html and the 3 objects below it');
+    expect(listed.stdout).toContain('removes the symbolic link /etc/nginx/sites-enabled/default -> ../sites-available-default');
+    const applied = await apply();
+    expect(applied.stderr).toBe('');
+    expect(applied.exitCode).toBe(0);
+    expect(existsSync(path.join(ws.root, 'var/www/html'))).toBe(false);
+    expect(existsSync(path.join(ws.root, 'etc/motd'))).toBe(false);
+    await expect(lstat(path.join(ws.root, 'etc/nginx/sites-enabled/default'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(path.join(ws.root, 'etc/nginx/sites-available-default'), 'utf8')).toBe('server {}\n');
+    expect(await readdir(path.join(ws.root, 'var/www'))).toEqual([]);
+    const again = await plan();
+    expect(again.stdout).toContain('No changes');
+    expect(again.exitCode).toBe(0);
+  });
+
+  it('refuses to replace a file with data by a Directory or a Symlink without force: true, with FILE:LINE:COL, changing nothing', async () => {
+    ws = await workspace();
+    await mkdir(path.join(ws.root, 'srv'), { recursive: true });
+    await writeFile(path.join(ws.root, 'srv/app'), 'precious data\n');
+    await writeFile(path.join(ws.root, 'srv/current'), 'more data\n');
+    await ws.write('hosts.yaml', hostDoc('web-1', ws.root));
+    await ws.write(
+      'app.yaml',
+      [
+        'kind: Directory\nname: app\ntarget: web-1\nspec:\n  path: /srv/app\n',
+        'kind: Symlink\nname: current\ntarget: web-1\nspec:\n  path: /srv/current\n  target: releases/v1\n',
+      ].join('---\n'),
+    );
+    const refused = await plan();
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain('app.yaml:5:9: Directory/app: /srv/app is a regular file, not a directory, and Capstan did not create it: refusing to replace it (set force: true to replace it');
+    expect(refused.stderr).toMatch(/app\.yaml:11:9: Symlink\/current: \/srv\/current is a regular file, not a symbolic link/);
+    expect((await apply()).exitCode).not.toBe(0);
+    expect(await readFile(path.join(ws.root, 'srv/app'), 'utf8')).toBe('precious data\n');
+    expect(await readFile(path.join(ws.root, 'srv/current'), 'utf8')).toBe('more data\n');
+
+    await ws.write('app.yaml', 'kind: Directory\nname: app\ntarget: web-1\nspec:\n  path: /srv/app\n  force: true\n');
+    expect((await apply()).exitCode).toBe(0);
+    expect((await lstat(path.join(ws.root, 'srv/app'))).isDirectory()).toBe(true);
+  });
+
+  it('force: false seeds a file once; backup: true keeps what it replaces; symbolic modes plan as octal', async () => {
+    ws = await workspace();
+    await mkdir(path.join(ws.root, 'etc/app'), { recursive: true });
+    await writeFile(path.join(ws.root, 'etc/app/app.conf'), 'hand edited\n');
+    await ws.write('hosts.yaml', hostDoc('web-1', ws.root));
+    await ws.write(
+      'app.yaml',
+      [
+        'kind: File\nname: seed\ntarget: web-1\nspec: { path: /etc/app/state.json, content: "{}\\n", force: false }\n',
+        'kind: File\nname: conf\ntarget: web-1\nspec: { path: /etc/app/app.conf, content: "managed\\n", backup: true, mode: "u=rw,g=r,o=" }\n',
+        'kind: File\nname: tool\ntarget: web-1\nspec: { path: /usr/local/bin/tool, content: "#!/bin/sh\\n", mode: "a+x" }\n',
+      ].join('---\n'),
+    );
+    const first = await plan();
+    expect(first.stdout).toMatch(/mode: "0644" -> "0640"/);
+    expect(first.stdout).toMatch(/File\/tool[^]*\+ mode: "0755"/);
+    expect((await apply()).exitCode).toBe(0);
+    const backups = (await readdir(path.join(ws.root, 'etc/app'))).filter((n) => n.startsWith('app.conf.'));
+    expect(backups).toHaveLength(1);
+    expect(backups[0]).toMatch(/^app\.conf\.\d{8}T\d{6}\.\d{3}Z~$/);
+    expect(await readFile(path.join(ws.root, 'etc/app', backups[0]!), 'utf8')).toBe('hand edited\n');
+    expect((await stat(path.join(ws.root, 'etc/app/app.conf'))).mode & 0o7777).toBe(0o640);
+    expect((await stat(path.join(ws.root, 'usr/local/bin/tool'))).mode & 0o7777).toBe(0o755);
+
+    // The service owns the seeded file now: its changes are not undone.
+    await writeFile(path.join(ws.root, 'etc/app/state.json'), '{"counter":3}\n');
+    const again = await plan();
+    expect(again.stdout).toContain('No changes');
+    expect(again.exitCode).toBe(0);
+
+    await ws.write('bad.yaml', 'kind: File\nname: bad\ntarget: web-1\nspec:\n  path: /etc/bad\n  content: x\n  mode: "u+rwz"\n');
+    const bad = await capstan(['validate', ws.repo]);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toMatch(/bad\.yaml:7:9: .*mode must be 3 or 4 octal digits .* not "u\+rwz"/);
+  });
+});
