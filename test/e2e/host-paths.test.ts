@@ -19,6 +19,12 @@ afterEach(async () => ws?.cleanup());
 const plan = () => capstan(['plan', ws.repo, '--state', ws.state, '--detailed-exitcode']);
 const apply = () => capstan(['apply', ws.repo, '--state', ws.state, '--yes']);
 
+/** A stack of one local Host, web-1, and `docs` in app.yaml. */
+async function writeStack(docs: readonly string[]): Promise<void> {
+  await ws.write('hosts.yaml', hostDoc('web-1', ws.root));
+  await ws.write('app.yaml', docs.join('---\n'));
+}
+
 describe('File, Directory and Symlink on a local host', () => {
   it('state: absent removes a default site Capstan did not create; a non-empty directory needs recurse: true', async () => {
     ws = await workspace();
@@ -68,14 +74,10 @@ describe('File, Directory and Symlink on a local host', () => {
     await mkdir(path.join(ws.root, 'srv'), { recursive: true });
     await writeFile(path.join(ws.root, 'srv/app'), 'precious data\n');
     await writeFile(path.join(ws.root, 'srv/current'), 'more data\n');
-    await ws.write('hosts.yaml', hostDoc('web-1', ws.root));
-    await ws.write(
-      'app.yaml',
-      [
-        'kind: Directory\nname: app\ntarget: web-1\nspec:\n  path: /srv/app\n',
-        'kind: Symlink\nname: current\ntarget: web-1\nspec:\n  path: /srv/current\n  target: releases/v1\n',
-      ].join('---\n'),
-    );
+    await writeStack([
+      'kind: Directory\nname: app\ntarget: web-1\nspec:\n  path: /srv/app\n',
+      'kind: Symlink\nname: current\ntarget: web-1\nspec:\n  path: /srv/current\n  target: releases/v1\n',
+    ]);
     const refused = await plan();
     expect(refused.exitCode).toBe(1);
     expect(refused.stderr).toContain('app.yaml:5:9: Directory/app: /srv/app is a regular file, not a directory, and Capstan did not create it: refusing to replace it (set force: true to replace it');
@@ -93,15 +95,11 @@ describe('File, Directory and Symlink on a local host', () => {
     ws = await workspace();
     await mkdir(path.join(ws.root, 'etc/app'), { recursive: true });
     await writeFile(path.join(ws.root, 'etc/app/app.conf'), 'hand edited\n');
-    await ws.write('hosts.yaml', hostDoc('web-1', ws.root));
-    await ws.write(
-      'app.yaml',
-      [
-        'kind: File\nname: seed\ntarget: web-1\nspec: { path: /etc/app/state.json, content: "{}\\n", force: false }\n',
-        'kind: File\nname: conf\ntarget: web-1\nspec: { path: /etc/app/app.conf, content: "managed\\n", backup: true, mode: "u=rw,g=r,o=" }\n',
-        'kind: File\nname: tool\ntarget: web-1\nspec: { path: /usr/local/bin/tool, content: "#!/bin/sh\\n", mode: "a+x" }\n',
-      ].join('---\n'),
-    );
+    await writeStack([
+      'kind: File\nname: seed\ntarget: web-1\nspec: { path: /etc/app/state.json, content: "{}\\n", force: false }\n',
+      'kind: File\nname: conf\ntarget: web-1\nspec: { path: /etc/app/app.conf, content: "managed\\n", backup: true, mode: "u=rw,g=r,o=" }\n',
+      'kind: File\nname: tool\ntarget: web-1\nspec: { path: /usr/local/bin/tool, content: "#!/bin/sh\\n", mode: "a+x" }\n',
+    ]);
     const first = await plan();
     expect(first.stdout).toMatch(/mode: "0644" -> "0640"/);
     expect(first.stdout).toMatch(/File\/tool[^]*\+ mode: "0755"/);
