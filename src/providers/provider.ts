@@ -85,6 +85,15 @@ export interface ProviderContext {
    * Absent in runs that handle no secrets.
    */
   readonly digester?: SecretDigester | undefined;
+  /**
+   * (given by the apply engine to `apply`) Reports a line about what this change
+   * did that the user must be able to find later, e.g. where a backup of a
+   * replaced file was kept. Once the change succeeded, the engine shows each
+   * line in the apply output and records it in the run's events (type
+   * `resource.note`, with the resource's address), which `capstan history` and
+   * the API show. Never a secret.
+   */
+  readonly note?: ((message: string) => void) | undefined;
 }
 
 /** What `read` is given: the run's context, and where to report what the read found out about each resource's identity. */

@@ -103,10 +103,17 @@ describe('File, Directory and Symlink on a local host', () => {
     const first = await plan();
     expect(first.stdout).toMatch(/mode: "0644" -> "0640"/);
     expect(first.stdout).toMatch(/File\/tool[^]*\+ mode: "0755"/);
-    expect((await apply()).exitCode).toBe(0);
+    const applied = await apply();
+    expect(applied.exitCode).toBe(0);
     const backups = (await readdir(path.join(ws.root, 'etc/app'))).filter((n) => n.startsWith('app.conf.'));
     expect(backups).toHaveLength(1);
     expect(backups[0]).toMatch(/^app\.conf\.\d{8}T\d{6}\.\d{3}Z~$/);
+    // The backup's path is in the apply output and in the run's history.
+    const note = `File/conf: kept the replaced content of /etc/app/app.conf as /etc/app/${backups[0]!}`;
+    expect(applied.stdout).toContain(note);
+    expect((await capstan(['history', ws.repo, '--state', ws.state])).stdout).toContain(note);
+    const history = JSON.parse((await capstan(['history', ws.repo, '--state', ws.state, '--json'])).stdout) as { notes?: { address: string; message: string }[] }[];
+    expect(history[0]!.notes).toEqual([{ address: 'File/conf', message: `kept the replaced content of /etc/app/app.conf as /etc/app/${backups[0]!}` }]);
     expect(await readFile(path.join(ws.root, 'etc/app', backups[0]!), 'utf8')).toBe('hand edited\n');
     expect((await stat(path.join(ws.root, 'etc/app/app.conf'))).mode & 0o7777).toBe(0o640);
     expect((await stat(path.join(ws.root, 'usr/local/bin/tool'))).mode & 0o7777).toBe(0o755);

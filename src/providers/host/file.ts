@@ -13,6 +13,7 @@ import {
   type ApplyRequest,
   type FieldChange,
   type InstanceFacts,
+  type ProviderContext,
   type ResolveContext,
   type ResourceDiff,
   type ResourceProvider,
@@ -367,9 +368,9 @@ export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSp
 async function applyFile(
   handle: HostHandle,
   request: ApplyRequest<FileSpec, FileLive>,
-  signal: AbortSignal,
-  digester: SecretDigester | undefined,
+  ctx: ProviderContext,
 ): Promise<FileLive | null> {
+  const { signal, digester } = ctx;
   const { transport } = handle;
   if (request.action === 'delete') {
     const path = request.prior?.path ?? request.live?.path;
@@ -420,7 +421,7 @@ async function applyFile(
   const kept = info!.type === 'file' ? info! : null;
   const wanted = withResolvedMode(desired, kept?.mode ?? null, MODE_OPTIONS);
   if (kept === null || (desired.force !== false && kept.sha256 !== desiredSha256(desired))) {
-    if (kept !== null && desired.backup === true) await backupFile(handle, desired.path, signal);
+    if (kept !== null && desired.backup === true) ctx.note?.(`kept the replaced content of ${desired.path} as ${await backupFile(handle, desired.path, signal)}`);
     // Unmanaged attributes of the file being replaced carry over to the new one.
     await ensureParent(handle, real);
     await transport.writeFileAtomic(real, bytes, {
@@ -523,5 +524,5 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
     return readPaths(handle, specs, ctx, { content: true }, (spec, info) => toLive(spec.path, info, isSensitiveFile(spec), ctx.digester));
   },
   diff: diffFile,
-  apply: (handle, request, ctx) => applyFile(handle, request, ctx.signal, ctx.digester),
+  apply: applyFile,
 };
