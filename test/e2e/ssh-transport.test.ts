@@ -130,6 +130,17 @@ runProviderConformance({
   driftedField: 'target',
 });
 
+runProviderConformance({
+  name: 'File provider conformance over ssh (symbolic mode, backup, force)',
+  provider: fileProvider,
+  connect,
+  create: { path: '/etc/app/app.conf', content: 'one\n', mode: 'u=rw,g=r,o=', backup: true, force: true },
+  update: { path: '/etc/app/app.conf', content: 'two\n', mode: 'a+x', backup: true, force: true },
+  invalidSpecs: [{ spec: { path: '/etc/motd', content: 'x', mode: 'u+rwz' }, message: /symbolic mode/ }],
+  makeDrift: (handle, spec) => fs.chmod(handle.realRoot + spec.path, 0o600),
+  driftedField: 'mode',
+});
+
 describe('File, Directory and Symlink options over ssh', () => {
   it('state: absent with recurse removes a tree (one find), force replaces a file, backup keeps its copy', async () => {
     const handle = await sshHost(0, 'path-options');

@@ -421,7 +421,10 @@ async function applyFile(
   const kept = info!.type === 'file' ? info! : null;
   const wanted = withResolvedMode(desired, kept?.mode ?? null, MODE_OPTIONS);
   if (kept === null || (desired.force !== false && kept.sha256 !== desiredSha256(desired))) {
-    if (kept !== null && desired.backup === true) ctx.note?.(`kept the replaced content of ${desired.path} as ${await backupFile(handle, desired.path, signal)}`);
+    if (kept !== null && desired.backup === true) {
+      const backup = await backupFile(handle, desired.path, signal);
+      ctx.note?.(`kept the replaced content of ${desired.path} as ${backup}`);
+    }
     // Unmanaged attributes of the file being replaced carry over to the new one.
     await ensureParent(handle, real);
     await transport.writeFileAtomic(real, bytes, {
