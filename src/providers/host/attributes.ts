@@ -155,7 +155,7 @@ export function liveAttributes(info: PathInfo): LiveAttributes {
   return { mode: info.mode, uid: info.uid, gid: info.gid, owner: info.owner, group: info.group };
 }
 
-function accountMatches(wanted: AccountRef, id: number | null, name: string | null): boolean {
+export function accountMatches(wanted: AccountRef, id: number | null, name: string | null): boolean {
   return typeof wanted === 'number' ? wanted === id : wanted === name;
 }
 

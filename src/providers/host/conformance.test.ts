@@ -84,7 +84,7 @@ runProviderConformance({
   create: { path: '/srv/app', mode: 'u=rwx,g=rx,o=', force: true },
   update: { path: '/srv/app', mode: 'g+ws', force: true },
   invalidSpecs: [
-    { spec: { path: '/srv/app', recurse: true }, message: /recurse: true is for state: absent/ },
+    { spec: { path: '/srv/app', fileMode: '0644' }, message: /fileMode .* needs recurse: true/ },
     { spec: { path: '/srv/app', state: 'absent', mode: '0755' }, message: /mode is for state: present/ },
   ],
   makeDrift: (handle, spec) => fs.chmod(handle.realRoot + spec.path, 0o700),

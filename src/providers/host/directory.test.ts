@@ -197,9 +197,62 @@ describe('Directory state: absent and force', () => {
     await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('takes symbolic modes, and refuses recurse without state: absent', async () => {
+  it('takes symbolic modes, and refuses fileMode without recurse', async () => {
     expect(diffDirectory(spec({ mode: 'g+s' }), live({ mode: '0755' }), null).fields).toEqual([{ path: 'mode', before: '0755', after: '2755' }]);
-    expect(directorySchema.safeParse({ path: '/srv/app', recurse: true }).error?.issues[0]?.message).toMatch(/recurse: true is for state: absent/);
+    expect(directorySchema.safeParse({ path: '/srv/app', fileMode: '0644' }).error?.issues[0]?.message).toMatch(/fileMode .* needs recurse: true/);
     expect(directorySchema.safeParse({ path: '/srv/app', state: 'gone' }).error?.issues[0]?.message).toBe('state must be "present" or "absent"');
+  });
+});
+
+describe('Directory recurse: true', () => {
+  let sandbox: Sandbox;
+  beforeEach(async () => {
+    sandbox = await openSandbox();
+    await fs.mkdir(sandbox.real('/srv/app/sub'), { recursive: true });
+  });
+  afterEach(async () => sandbox.cleanup());
+
+  it('sets owner, group and mode below, fileMode on the files, links untouched but chowned; then plans nothing', async () => {
+    await fs.writeFile(sandbox.real('/srv/app/sub/data'), 'x', { mode: 0o600 });
+    await fs.chmod(sandbox.real('/srv/app/sub/data'), 0o600);
+    await fs.writeFile(sandbox.real('/srv/outside'), 'keep');
+    await fs.chmod(sandbox.real('/srv/outside'), 0o600);
+    await fs.symlink('../../outside', sandbox.real('/srv/app/sub/link'));
+    const desired = spec({ recurse: true, owner: 65534, group: 65534, mode: 'u=rwx,g=rx,o=', fileMode: 'u=rw,g=r,o=' });
+    const { diff } = await converge(directoryProvider, sandbox.handle, desired);
+    expect(diff.fields.find((f) => f.path === 'recurse')).toEqual({
+      path: 'recurse',
+      before: '3 of 3 below differ: /srv/app/sub, /srv/app/sub/data, /srv/app/sub/link',
+      after: 'owner 65534, group 65534, mode 0750, files 0640',
+    });
+    const st = async (p: string) => {
+      const s = await fs.lstat(sandbox.real(p));
+      return [s.mode & 0o7777, s.uid, s.gid];
+    };
+    expect(await st('/srv/app')).toEqual([0o750, 65534, 65534]);
+    expect(await st('/srv/app/sub')).toEqual([0o750, 65534, 65534]);
+    expect(await st('/srv/app/sub/data')).toEqual([0o640, 65534, 65534]);
+    expect((await st('/srv/app/sub/link')).slice(1)).toEqual([65534, 65534]);
+    // The link's target outside the tree is not followed.
+    expect(await st('/srv/outside')).toEqual([0o600, 0, 0]);
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.action).toBe('noop');
+
+    // Drift below is seen and healed.
+    await fs.chmod(sandbox.real('/srv/app/sub/data'), 0o666);
+    const drift = await converge(directoryProvider, sandbox.handle, desired);
+    expect(drift.diff.fields.map((f) => f.path)).toEqual(['recurse']);
+    expect(await st('/srv/app/sub/data')).toEqual([0o640, 65534, 65534]);
+  });
+
+  it('with a relative mode (a+X), files keep their own bits and gain x only where some x is set', async () => {
+    await fs.writeFile(sandbox.real('/srv/app/sub/script'), '#!/bin/sh\n');
+    await fs.chmod(sandbox.real('/srv/app/sub/script'), 0o700);
+    await fs.writeFile(sandbox.real('/srv/app/sub/text'), 'x');
+    await fs.chmod(sandbox.real('/srv/app/sub/text'), 0o600);
+    const desired = spec({ recurse: true, mode: 'a+rX' });
+    await converge(directoryProvider, sandbox.handle, desired);
+    expect((await fs.stat(sandbox.real('/srv/app/sub/script'))).mode & 0o7777).toBe(0o755);
+    expect((await fs.stat(sandbox.real('/srv/app/sub/text'))).mode & 0o7777).toBe(0o644);
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.action).toBe('noop');
   });
 });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { describePathType, isSpecialPathType, type PathInfo, type PathType } from '../../transport/transport.js';
 import { PartialReadError, ProviderError, type ApplyRequest, type FieldChange, type ReadContext, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import {
+  accountMatches,
   accountReferences,
   createdAttributes,
   diffAttributes,
@@ -11,6 +12,7 @@ import {
   ownerField,
   reconcileAttributes,
   reportUnresolvedAccounts,
+  resolveMode,
   resolveOwnership,
   withResolvedMode,
   type LiveAttributes,
@@ -32,9 +34,11 @@ import {
   specialFileRefusal,
   specPathField,
   stateField,
-  summariseTrees,
+  listTrees,
+  summarise,
   typeRefusal,
   validatePathConflicts,
+  type TreeEntry,
   type TreeSummary,
   type WithOptional,
 } from './paths.js';
@@ -50,18 +54,20 @@ export const directorySchema = z
       .boolean({ error: 'recurse must be true or false' })
       .default(false)
       .meta({
-        description: 'With state: absent, remove the directory with everything below it (the plan lists what goes). Without it, a directory that is not empty is a plan error.',
+        description:
+          'state: present: owner, group and mode apply to everything below as well (mode to directories, fileMode or else mode to regular files, owner and group to links). state: absent: remove the directory with everything below it (the plan lists what goes); without it, a directory that is not empty is a plan error.',
         examples: [true],
       }),
+    fileMode: modeField('With recurse: true, the mode of the regular files below (mode when omitted); "u=rwX,g=rX,o=" suits both'),
     force: forceField('a directory'),
   })
   .superRefine((spec, ctx) => {
     if (spec.state === 'absent') {
-      for (const field of ['mode', 'owner', 'group'] as const) {
+      for (const field of ['mode', 'fileMode', 'owner', 'group'] as const) {
         if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `${field} is for state: present; a Directory with state: absent takes path, recurse and force only` });
       }
-    } else if (spec.recurse) {
-      ctx.addIssue({ code: 'custom', path: ['recurse'], message: 'recurse: true is for state: absent (removing a tree); it does not apply owner, group or mode below the directory' });
+    } else if (spec.fileMode !== undefined && !spec.recurse) {
+      ctx.addIssue({ code: 'custom', path: ['fileMode'], message: 'fileMode is the mode of the files below the directory: it needs recurse: true' });
     }
   });
 
@@ -74,6 +80,8 @@ export interface DirectoryLive extends LiveAttributes {
   readonly type: Exclude<PathType, 'absent'>;
   /** What is below the directory: read for a Directory with state: absent only. */
   readonly tree?: TreeSummary | undefined;
+  /** With recurse: true (state: present): how many objects are below, and which differ from the spec's owner, group or mode. */
+  readonly below?: { readonly count: number; readonly differing: TreeSummary } | undefined;
 }
 
 const DEFAULT_MODE = '0755';
@@ -129,6 +137,10 @@ export function diffDirectory(desired: DirectorySpec, live: DirectoryLive | null
     };
   }
   const fields = [...pathField, ...diffAttributes(withResolvedMode(desired, live.mode, MODE_OPTIONS), live)];
+  if (desired.recurse && live.below && live.below.differing.count > 0) {
+    const { count, differing } = live.below;
+    fields.push({ path: 'recurse', before: `${differing.count} of ${count} below differ: ${describePaths(differing)}`, after: describeRecursive(desired) });
+  }
   if (moved) return { action: 'replace', fields, reason: `path changed from ${prior.path}` };
   return { action: fields.length > 0 ? 'update' : 'noop', fields };
 }
@@ -188,6 +200,7 @@ async function applyDirectory(
     }
     current = (await inspectConfined(handle, [desired.path], { content: false, signal }))[0]!;
   }
+  if (desired.recurse) await applyBelow(handle, desired, ids, signal);
   await reconcileAttributes(handle, real, current, withResolvedMode(desired, current.mode, MODE_OPTIONS), ids, { mode: true });
 
   if (oldPath !== null && oldInfo?.type === 'directory' && !moved) {
@@ -200,7 +213,97 @@ async function applyDirectory(
     }
   }
   const [after] = await inspectConfined(handle, [desired.path], { content: false, signal });
-  return toLive(desired.path, after!);
+  const [live] = await addTrees(handle, [desired], [toLive(desired.path, after!)], signal);
+  return live ?? null;
+}
+
+/** `/a, /b, ... (and N more)`. */
+function describePaths(tree: TreeSummary): string {
+  return tree.paths.join(', ') + (tree.count > tree.paths.length ? `, ... (and ${tree.count - tree.paths.length} more)` : '');
+}
+
+/** What recurse: true sets below: `owner www-data, group www-data, mode 0750, files 0640`. */
+function describeRecursive(spec: DirectorySpec): string {
+  const parts: string[] = [];
+  if (spec.owner !== undefined) parts.push(`owner ${spec.owner}`);
+  if (spec.group !== undefined) parts.push(`group ${spec.group}`);
+  if (spec.mode !== undefined) parts.push(`mode ${spec.mode}`);
+  if (spec.fileMode !== undefined) parts.push(`files ${spec.fileMode}`);
+  return parts.join(', ');
+}
+
+/** The mode recurse: true wants for an object below (none for a link). */
+function modeBelow(spec: DirectorySpec, entry: TreeEntry): string | undefined {
+  if (entry.type === 'directory') return spec.mode;
+  if (entry.type === 'file') return spec.fileMode ?? spec.mode;
+  return undefined;
+}
+
+/** An object below that recurse: true would change. */
+function differsBelow(spec: DirectorySpec, entry: TreeEntry): boolean {
+  if (spec.owner !== undefined && !accountMatches(spec.owner, entry.uid, entry.owner)) return true;
+  if (spec.group !== undefined && !accountMatches(spec.group, entry.gid, entry.group)) return true;
+  const mode = modeBelow(spec, entry);
+  return mode !== undefined && resolveMode(mode, entry.mode, { directory: entry.type === 'directory' }) !== entry.mode;
+}
+
+/** chmod's own reading of a symbolic mode with no "who" applies the umask; ours means `a`. */
+function chmodArgument(mode: string): string {
+  return /^[0-7]{4}$/.test(mode) ? mode : mode.split(',').map((clause) => (/^[-+=]/.test(clause) ? `a${clause}` : clause)).join(',');
+}
+
+/**
+ * recurse: true: owner and group of everything below (links themselves, never
+ * followed), then the modes of directories and regular files (after chown,
+ * which clears setuid and setgid). One `find` per step, whatever the size of
+ * the tree; a failure part way leaves the rest to the next run, which plans
+ * what still differs.
+ */
+async function applyBelow(handle: HostHandle, desired: DirectorySpec, ids: { uid: number | undefined; gid: number | undefined }, signal: AbortSignal): Promise<void> {
+  const real = realPathOf(handle.root, desired.path);
+  const steps: { what: string; argv: string[] }[] = [];
+  if (ids.uid !== undefined || ids.gid !== undefined) {
+    const owner = `${ids.uid ?? ''}${ids.gid !== undefined ? `:${ids.gid}` : ''}`;
+    steps.push({ what: 'owner and group', argv: ['find', real, '-mindepth', '1', '-exec', 'chown', '-h', owner, '--', '{}', '+'] });
+  }
+  if (desired.mode !== undefined) {
+    steps.push({ what: 'the mode of directories', argv: ['find', real, '-mindepth', '1', '-type', 'd', '-exec', 'chmod', chmodArgument(desired.mode), '--', '{}', '+'] });
+  }
+  const fileMode = desired.fileMode ?? desired.mode;
+  if (fileMode !== undefined) {
+    steps.push({ what: 'the mode of files', argv: ['find', real, '-mindepth', '1', '-type', 'f', '-exec', 'chmod', chmodArgument(fileMode), '--', '{}', '+'] });
+  }
+  for (const { what, argv } of steps) {
+    const result = await handle.transport.exec(argv, { timeoutMs: 600_000, signal });
+    if (result.exitCode !== 0) {
+      throw new ProviderError(`cannot set ${what} below ${desired.path} on ${handle.address}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+    }
+  }
+}
+
+/**
+ * What `diff` needs from below each directory, in one `find` for the batch:
+ * the tree a Directory with state: absent would remove, or (recurse: true)
+ * what differs from the spec. `undefined` entries (failed reads) stay as they are.
+ */
+async function addTrees(
+  handle: HostHandle,
+  specs: readonly DirectorySpec[],
+  lives: readonly (DirectoryLive | null | undefined)[],
+  signal: AbortSignal | undefined,
+): Promise<(DirectoryLive | null | undefined)[]> {
+  const listed = lives.flatMap((l, i) => (l?.type === 'directory' && (specs[i]!.state === 'absent' || specs[i]!.recurse) ? [i] : []));
+  const trees = await listTrees(handle, listed.map((i) => specs[i]!.path), signal);
+  const out = [...lives];
+  listed.forEach((i, n) => {
+    const spec = specs[i]!;
+    const entries = trees[n]!;
+    out[i] =
+      spec.state === 'absent'
+        ? { ...lives[i]!, tree: summarise(entries.map((e) => e.path)) }
+        : { ...lives[i]!, below: { count: entries.length, differing: summarise(entries.filter((e) => differsBelow(spec, e)).map((e) => e.path)) } };
+  });
+  return out;
 }
 
 /** state: absent: whatever is at the path goes (a tree only with recurse, anything else only with force, as planned). */
@@ -220,23 +323,18 @@ async function applyAbsent(handle: HostHandle, desired: DirectorySpec, signal: A
   return null;
 }
 
-/** `read`, with the tree below each directory that a Directory with state: absent would remove (one `find` for the batch). */
+/** `read`, with what is below each directory that diff needs (`addTrees`). */
 async function readDirectories(handle: HostHandle, specs: readonly DirectorySpec[], ctx: ReadContext): Promise<(DirectoryLive | null)[]> {
-  let results: ({ live: DirectoryLive | null } | { error: Error })[];
+  let results: readonly ({ live: DirectoryLive | null } | { error: Error })[];
   try {
     results = (await readPaths(handle, specs, ctx, { content: false }, (spec, info) => toLive(spec.path, info))).map((live) => ({ live }));
   } catch (err) {
     if (!(err instanceof PartialReadError)) throw err;
-    results = [...(err as PartialReadError<DirectoryLive | null>).results];
+    results = (err as PartialReadError<DirectoryLive | null>).results;
   }
-  const listed = results.flatMap((r, i) => ('live' in r && r.live?.type === 'directory' && specs[i]!.state === 'absent' ? [i] : []));
-  const trees = await summariseTrees(handle, listed.map((i) => specs[i]!.path), ctx.signal);
-  listed.forEach((i, n) => {
-    const r = results[i] as { live: DirectoryLive };
-    results[i] = { live: { ...r.live, tree: trees[n]! } };
-  });
-  if (results.some((r) => 'error' in r)) throw new PartialReadError(results);
-  return results.map((r) => ('live' in r ? r.live : null));
+  const lives = await addTrees(handle, specs, results.map((r) => ('live' in r ? r.live : undefined)), ctx.signal);
+  if (results.some((r) => 'error' in r)) throw new PartialReadError(results.map((r, i) => ('error' in r ? r : { live: lives[i] ?? null })));
+  return lives.map((l) => l ?? null);
 }
 
 async function removeEmptyDirectory(handle: HostHandle, path: string): Promise<void> {

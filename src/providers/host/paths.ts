@@ -361,33 +361,58 @@ export const TREE_SAMPLE = 20;
 
 const FIND_TIMEOUT_MS = 120_000;
 
+/** One object below a listed directory. */
+export interface TreeEntry {
+  /** Spec path. */
+  readonly path: string;
+  readonly type: Exclude<PathInfo['type'], 'absent'>;
+  /** Permission bits as four octal digits. */
+  readonly mode: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** User name of `uid`, or null when it has none. */
+  readonly owner: string | null;
+  readonly group: string | null;
+}
+
+const FIND_TYPES: Record<string, TreeEntry['type']> = { f: 'file', d: 'directory', l: 'symlink' };
+/** `find -printf` fields per object: starting point, path below it, type, mode, uid, user, gid, group. */
+const FIND_FIELDS = 8;
+
 /**
- * Lists what is below the directories at `specPaths` in ONE command on the host
- * (`find`, which never follows a symbolic link): for each, a TreeSummary, or
- * null for a path that is not a directory. The caller has inspected the paths.
+ * Lists everything below the directories at `specPaths` in ONE command on the
+ * host (`find`, which never follows a symbolic link), sorted by path. The
+ * caller has inspected the paths: each is a directory inside the root.
  */
-export async function summariseTrees(
-  handle: HostHandle,
-  specPaths: readonly string[],
-  signal?: AbortSignal,
-): Promise<(TreeSummary | null)[]> {
+export async function listTrees(handle: HostHandle, specPaths: readonly string[], signal?: AbortSignal): Promise<TreeEntry[][]> {
   if (specPaths.length === 0) return [];
   const real = specPaths.map((p) => realPathOf(handle.root, p));
-  // `%H` (the starting point) then `%P` (the path below it): one NUL-terminated record per object.
-  const result = await handle.transport.exec(['find', ...real, '-mindepth', '1', '-printf', '%H\\0%P\\0'], {
-    timeoutMs: FIND_TIMEOUT_MS,
-    signal,
-  });
+  const format = '%H\\0%P\\0%y\\0%m\\0%U\\0%u\\0%G\\0%g\\0';
+  const result = await handle.transport.exec(['find', ...real, '-mindepth', '1', '-printf', format], { timeoutMs: FIND_TIMEOUT_MS, signal });
   if (result.exitCode !== 0) {
     throw new ProviderError(`cannot list ${specPaths.join(', ')} on ${handle.address}: find failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
   }
-  const below = new Map<string, string[]>(real.map((r) => [r, []]));
-  const fields = result.stdout.split('\0');
-  for (let i = 0; i + 1 < fields.length; i += 2) below.get(fields[i]!)?.push(fields[i + 1]!);
-  return specPaths.map((p, i) => {
-    const list = below.get(real[i]!)!.sort();
-    return { count: list.length, paths: list.slice(0, TREE_SAMPLE).map((rel) => `${p}/${rel}`) };
-  });
+  const below = new Map<string, TreeEntry[]>(real.map((r) => [r, []]));
+  const specOf = new Map(real.map((r, i) => [r, specPaths[i]!]));
+  const f = result.stdout.split('\0');
+  for (let i = 0; i + FIND_FIELDS <= f.length; i += FIND_FIELDS) {
+    const [start, rel, type, mode, uid, user, gid, group] = f.slice(i, i + FIND_FIELDS) as [string, string, string, string, string, string, string, string];
+    below.get(start)?.push({
+      path: `${specOf.get(start)!}/${rel}`,
+      type: FIND_TYPES[type] ?? 'other',
+      mode: mode.padStart(4, '0'),
+      uid: Number(uid),
+      gid: Number(gid),
+      owner: user === uid ? null : user,
+      group: group === gid ? null : group,
+    });
+  }
+  return real.map((r) => below.get(r)!.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0)));
+}
+
+/** A TreeSummary of sorted paths. */
+export function summarise(paths: readonly string[]): TreeSummary {
+  return { count: paths.length, paths: paths.slice(0, TREE_SAMPLE) };
 }
 
 /** `3 objects below /srv/www: /srv/www/a, /srv/www/b, ... (and N more)`. */
