@@ -129,4 +129,21 @@ describe('File, Directory and Symlink on a local host', () => {
     expect(bad.exitCode).toBe(1);
     expect(bad.stderr).toMatch(/bad\.yaml:7:9: .*mode must be 3 or 4 octal digits .* not "u\+rwz"/);
   });
+
+  it('Directory recurse: true sets owner, group and modes below; the plan lists what differs, then nothing', async () => {
+    ws = await workspace();
+    await mkdir(path.join(ws.root, 'srv/www/static'), { recursive: true });
+    await writeFile(path.join(ws.root, 'srv/www/static/site.css'), 'body {}\n', { mode: 0o600 });
+    await writeStack(['kind: Directory\nname: www\ntarget: web-1\nspec: { path: /srv/www, recurse: true, group: 65534, mode: "u=rwx,g=rxs,o=", fileMode: "u=rw,g=r,o=" }\n']);
+    const planned = await plan();
+    expect(planned.exitCode).toBe(2);
+    expect(planned.stdout).toContain('recurse: "2 of 2 below differ: /srv/www/static, /srv/www/static/site.css" -> "group 65534, mode 2750, files 0640"');
+    expect((await apply()).exitCode).toBe(0);
+    const css = await stat(path.join(ws.root, 'srv/www/static/site.css'));
+    expect([css.mode & 0o7777, css.gid]).toEqual([0o640, 65534]);
+    expect((await stat(path.join(ws.root, 'srv/www/static'))).mode & 0o7777).toBe(0o2750);
+    const again = await plan();
+    expect(again.stdout).toContain('No changes');
+    expect(again.exitCode).toBe(0);
+  });
 });

@@ -142,7 +142,7 @@ runProviderConformance({
 });
 
 describe('File, Directory and Symlink options over ssh', () => {
-  it('state: absent with recurse removes a tree (one find), force replaces a file, backup keeps its copy', async () => {
+  it('state: absent with recurse removes a tree (one find), force replaces a file, backup keeps its copy, recurse sets attributes below', async () => {
     const handle = await sshHost(0, 'path-options');
     open.push(handle);
     const real = (p: string) => handle.realRoot + p;
@@ -169,6 +169,17 @@ describe('File, Directory and Symlink options over ssh', () => {
     expect(await fs.readFile(real(`/var/www/${backups[0]!}`), 'utf8')).toBe('old\n');
     expect((await fs.stat(real(`/var/www/${backups[0]!}`))).mode & 0o7777).toBe(0o600);
     expect((await fs.stat(real('/var/www/app.conf'))).mode & 0o7777).toBe(0o700);
+
+    // recurse: true over ssh: what differs is read with one find, and set with one find per step.
+    await fs.mkdir(real('/srv/data/sub'), { recursive: true });
+    await fs.writeFile(real('/srv/data/sub/f'), 'x', { mode: 0o666 });
+    await fs.chmod(real('/srv/data/sub/f'), 0o666);
+    const tree = directorySchema.parse({ path: '/srv/data', recurse: true, owner: 65534, mode: '0750', fileMode: 'go-w' });
+    const { diff } = await converge(directoryProvider, handle, tree);
+    expect(diff.fields.find((f) => f.path === 'recurse')?.before).toBe('2 of 2 below differ: /srv/data/sub, /srv/data/sub/f');
+    const f = await fs.stat(real('/srv/data/sub/f'));
+    expect([f.mode & 0o7777, f.uid]).toEqual([0o644, 65534]);
+    expect((await converge(directoryProvider, handle, tree)).diff.action).toBe('noop');
   });
 });
 
