@@ -157,7 +157,7 @@ describe('Directory state: absent and force', () => {
     await fs.writeFile(sandbox.real('/srv/app/sub/data'), 'x');
     const desired = spec({ state: 'absent' });
     const diff = diffDirectory(desired, await readOne(desired), null);
-    expect(diff.refused).toEqual({
+    expect(diff.refusal).toEqual({
       message: '/srv/app is not empty (2 objects below /srv/app: /srv/app/sub, /srv/app/sub/data): set recurse: true to remove it with everything below it',
       field: ['state'],
     });
@@ -177,7 +177,7 @@ describe('Directory state: absent and force', () => {
     await fs.symlink('../keep', sandbox.real('/srv/app/link'));
     const desired = spec({ state: 'absent', recurse: true });
     const { diff } = await converge(directoryProvider, sandbox.handle, desired);
-    expect(diff.refused).toBeUndefined();
+    expect(diff.refusal).toBeUndefined();
     expect(diff.reason).toBe('removes /srv/app and the 26 objects below it');
     const contents = diff.fields.find((f) => f.path === 'contents')!.before as string;
     expect(contents).toMatch(/^26 objects below \/srv\/app: \/srv\/app\/f00, .*\/srv\/app\/f19, \.\.\. \(and 6 more\)$/);
@@ -189,10 +189,10 @@ describe('Directory state: absent and force', () => {
   it('refuses to replace a regular file with data it did not create, without force: true; the file is kept', async () => {
     await fs.writeFile(sandbox.real('/srv/app'), 'precious');
     const desired = spec();
-    expect(diffDirectory(desired, await readOne(desired), null).refused?.message).toMatch(/^\/srv\/app is a regular file, not a directory, and Capstan did not create it: refusing to replace it/);
+    expect(diffDirectory(desired, await readOne(desired), null).refusal?.message).toMatch(/^\/srv\/app is a regular file, not a directory, and Capstan did not create it: refusing to replace it/);
     await expect(converge(directoryProvider, sandbox.handle, desired)).rejects.toThrow(ProviderError);
     expect(await fs.readFile(sandbox.real('/srv/app'), 'utf8')).toBe('precious');
-    expect(diffDirectory(spec({ state: 'absent' }), await readOne(desired), null).refused?.message).toMatch(/refusing to remove it/);
+    expect(diffDirectory(spec({ state: 'absent' }), await readOne(desired), null).refusal?.message).toMatch(/refusing to remove it/);
     await converge(directoryProvider, sandbox.handle, spec({ state: 'absent', force: true }));
     await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
   });

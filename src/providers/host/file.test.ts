@@ -389,6 +389,9 @@ describe('File state: absent, force, backup and modes', () => {
     expect(after).toBeNull();
     await expect(fs.lstat(sandbox.real('/etc/motd'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await converge(fileProvider, sandbox.handle, desired)).diff.action).toBe('noop');
+    // Nothing may rely on a path that state: absent removes.
+    expect(fileProvider.provides!(desired)).toEqual([]);
+    expect(fileProvider.provides!(spec({ content: 'x' }))).toEqual(['path:/etc/motd']);
     // Dropping it from the spec later deletes nothing.
     await fs.writeFile(sandbox.real('/etc/motd'), 'back\n');
     expect(await remove(fileProvider, sandbox.handle, desired)).toBeNull();
@@ -398,12 +401,12 @@ describe('File state: absent, force, backup and modes', () => {
   it('state: absent refuses a directory, and a symbolic link unless force: true', async () => {
     await fs.mkdir(sandbox.real('/etc/motd'));
     const [dir] = await fileProvider.read(sandbox.handle, [spec({ state: 'absent' })], ctx);
-    expect(diffFile(spec({ state: 'absent' }), dir!, null).refused?.message).toMatch(/is a directory, not a regular file.*use a Directory with state: absent/);
+    expect(diffFile(spec({ state: 'absent' }), dir!, null).refusal?.message).toMatch(/is a directory, not a regular file.*use a Directory with state: absent/);
     await fs.rmdir(sandbox.real('/etc/motd'));
     await fs.writeFile(sandbox.real('/etc/target'), 'keep');
     await fs.symlink('target', sandbox.real('/etc/motd'));
     const [link] = await fileProvider.read(sandbox.handle, [spec({ state: 'absent' })], ctx);
-    expect(diffFile(spec({ state: 'absent' }), link!, null).refused?.message).toMatch(/symbolic link.*force: true/);
+    expect(diffFile(spec({ state: 'absent' }), link!, null).refusal?.message).toMatch(/symbolic link.*force: true/);
     await expect(converge(fileProvider, sandbox.handle, spec({ state: 'absent' }))).rejects.toThrow(ProviderError);
     await converge(fileProvider, sandbox.handle, spec({ state: 'absent', force: true }));
     await expect(fs.lstat(sandbox.real('/etc/motd'))).rejects.toMatchObject({ code: 'ENOENT' });
@@ -414,13 +417,13 @@ describe('File state: absent, force, backup and modes', () => {
     await fs.mkdir(sandbox.real('/etc/motd'));
     const desired = spec({ content: 'x' });
     const [found] = await fileProvider.read(sandbox.handle, [desired], ctx);
-    expect(diffFile(desired, found!, null).refused).toEqual({
+    expect(diffFile(desired, found!, null).refusal).toEqual({
       message: expect.stringMatching(/^\/etc\/motd is a directory, not a regular file, and Capstan did not create it: refusing to replace it \(set force: true/),
       field: ['path'],
     });
     await expect(converge(fileProvider, sandbox.handle, desired)).rejects.toThrow(/refusing to replace it/);
     expect((await fs.lstat(sandbox.real('/etc/motd'))).isDirectory()).toBe(true);
-    expect(diffFile(spec({ content: 'x', force: false }), found!, null).refused).toBeDefined();
+    expect(diffFile(spec({ content: 'x', force: false }), found!, null).refusal).toBeDefined();
   });
 
   it('force: false writes the file once and never again; mode is still managed', async () => {

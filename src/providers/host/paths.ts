@@ -263,8 +263,9 @@ export function pathKey(specPath: string): string {
 }
 
 /** `provides` of a Directory, File or Symlink: its path. */
-export function providesPath(spec: { readonly path: string }): string[] {
-  return specPathProblem(spec.path) === null ? [pathKey(spec.path)] : [];
+export function providesPath(spec: { readonly path: string; readonly state?: 'present' | 'absent' | undefined }): string[] {
+  // state: absent removes the object: nothing can rely on it.
+  return spec.state !== 'absent' && specPathProblem(spec.path) === null ? [pathKey(spec.path)] : [];
 }
 
 /** A reference to the object at a spec path (a link's target, a package's .deb), when the path is a valid one. */

@@ -115,7 +115,7 @@ describe('Symlink state: absent and force', () => {
     expect(await fs.readFile(sandbox.real('/srv/target'), 'utf8')).toBe('keep');
 
     const [file] = await symlinkProvider.read(sandbox.handle, [symlinkSchema.parse({ path: '/srv/target', state: 'absent' })], { signal: new AbortController().signal });
-    expect(diffSymlink(symlinkSchema.parse({ path: '/srv/target', state: 'absent' }), file!, null).refused?.message).toMatch(/regular file.*refusing to remove it/);
+    expect(diffSymlink(symlinkSchema.parse({ path: '/srv/target', state: 'absent' }), file!, null).refusal?.message).toMatch(/regular file.*refusing to remove it/);
     expect(symlinkSchema.safeParse({ path: '/srv/x', state: 'absent', target: 'y' }).error?.issues[0]?.message).toMatch(/target is for state: present/);
     expect(symlinkSchema.safeParse({ path: '/srv/x' }).error?.issues[0]?.message).toMatch(/needs a target/);
   });
@@ -123,7 +123,7 @@ describe('Symlink state: absent and force', () => {
   it('refuses to replace a regular file without force: true, at plan and at apply', async () => {
     await fs.writeFile(sandbox.real('/srv/current'), 'data');
     const [found] = await symlinkProvider.read(sandbox.handle, [spec()], { signal: new AbortController().signal });
-    expect(diffSymlink(spec(), found!, null).refused?.field).toEqual(['path']);
+    expect(diffSymlink(spec(), found!, null).refusal?.field).toEqual(['path']);
     await expect(converge(symlinkProvider, sandbox.handle, spec())).rejects.toThrow(/refusing to replace it/);
     expect(await fs.readFile(sandbox.real('/srv/current'), 'utf8')).toBe('data');
   });
