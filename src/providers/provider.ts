@@ -140,6 +140,13 @@ export interface ResolveContext {
   readonly repoDir: string;
   /** Reads a file by a path relative to the document that names it; refuses paths outside the repository. */
   readFile(relativePath: string, fromFile: string): Promise<Buffer>;
+  /**
+   * The regular files below a directory of the repository (relative to the
+   * document that names it), as sorted POSIX paths relative to that directory;
+   * refuses a directory outside the repository and a symbolic link inside it.
+   * Absent in contexts that cannot list.
+   */
+  readonly listFiles?: ((relativeDir: string, fromFile: string) => Promise<string[]>) | undefined;
   /** Marks a value the spec declares secret (e.g. `sensitive: true` content) as a `Sensitive` with this run's digest. */
   readonly seal?: ((value: string) => Sensitive<string>) | undefined;
 }

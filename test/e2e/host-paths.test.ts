@@ -147,3 +147,38 @@ describe('File, Directory and Symlink on a local host', () => {
     expect(again.exitCode).toBe(0);
   });
 });
+
+describe('Directory source: DIR/ on a local host', () => {
+  it('syncs a tree from the repository: created, updated, purged, then no changes; a link out of the repository is refused', async () => {
+    ws = await workspace();
+    await ws.write('files/site/index.html', '<h1>v1</h1>\n');
+    await ws.write('files/site/css/site.css', 'body {}\n');
+    await writeStack(['kind: Directory\nname: site\ntarget: web-1\nspec: { path: /srv/www, source: files/site/, purge: true, fileMode: "0640" }\n']);
+    const first = await plan();
+    expect(first.exitCode).toBe(2);
+    expect(first.stdout).toContain('source.create: "2: /srv/www/css/site.css, /srv/www/index.html"');
+    expect((await apply()).exitCode).toBe(0);
+    expect(await readFile(path.join(ws.root, 'srv/www/index.html'), 'utf8')).toBe('<h1>v1</h1>\n');
+    expect((await stat(path.join(ws.root, 'srv/www/css/site.css'))).mode & 0o7777).toBe(0o640);
+    expect((await plan()).stdout).toContain('No changes');
+
+    await ws.write('files/site/index.html', '<h1>v2</h1>\n');
+    await writeFile(path.join(ws.root, 'srv/www/stale.html'), 'old');
+    await mkdir(path.join(ws.root, 'srv/www/old/deep'), { recursive: true });
+    const second = await plan();
+    expect(second.stdout).toContain('source.update: "1: /srv/www/index.html"');
+    expect(second.stdout).toContain('source.purge: "2: /srv/www/old, /srv/www/stale.html"');
+    expect((await apply()).exitCode).toBe(0);
+    expect(await readFile(path.join(ws.root, 'srv/www/index.html'), 'utf8')).toBe('<h1>v2</h1>\n');
+    expect((await readdir(path.join(ws.root, 'srv/www'))).sort()).toEqual(['css', 'index.html']);
+    const again = await plan();
+    expect(again.stdout).toContain('No changes');
+    expect(again.exitCode).toBe(0);
+
+    const { symlink } = await import('node:fs/promises');
+    await symlink('/etc', path.join(ws.repo, 'files/site/etc'));
+    const refused = await capstan(['validate', ws.repo]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/app\.yaml:\d+:\d+: Directory\/site: cannot read source files\/site\/: .*files\/site\/etc is a symbolic link/);
+  });
+});

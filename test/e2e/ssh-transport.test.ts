@@ -8,6 +8,7 @@
 import { execa } from 'execa';
 import * as fs from 'node:fs/promises';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directoryProvider, directorySchema } from '../../src/providers/host/directory.js';
@@ -17,6 +18,7 @@ import { symlinkProvider, symlinkSchema } from '../../src/providers/host/symlink
 import { converge, ctx, testResource } from '../../src/providers/host/testing/sandbox.js';
 import { ProviderError } from '../../src/providers/provider.js';
 import { runProviderConformance } from '../../src/providers/testing/conformance.js';
+import { createResolveContext } from '../../src/spec/resolve-context.js';
 import { fingerprint, formatKnownHostsLine } from '../../src/transport/known-hosts.js';
 import { LocalTransport } from '../../src/transport/local.js';
 import { HostKeyError, SshTransport, type SshTransportOptions } from '../../src/transport/ssh.js';
@@ -180,6 +182,28 @@ describe('File, Directory and Symlink options over ssh', () => {
     const f = await fs.stat(real('/srv/data/sub/f'));
     expect([f.mode & 0o7777, f.uid]).toEqual([0o644, 65534]);
     expect((await converge(directoryProvider, handle, tree)).diff.action).toBe('noop');
+
+    // source: DIR/ over ssh: one inspect of the files, the find for purge.
+    const repo = await fs.mkdtemp(path.join(os.tmpdir(), 'capstan-source-'));
+    try {
+      await fs.mkdir(path.join(repo, 'site/css'), { recursive: true });
+      await fs.writeFile(path.join(repo, 'site/index.html'), 'v1\n');
+      await fs.writeFile(path.join(repo, 'site/css/a.css'), 'a\n');
+      const synced = await directoryProvider.resolve!(directorySchema.parse({ path: '/srv/site', source: 'site/', purge: true }), { file: 'app.yaml' }, createResolveContext(repo));
+      expect((await converge(directoryProvider, handle, synced)).diff.fields.map((f) => f.path)).toContain('source.create');
+      await fs.writeFile(real('/srv/site/extra'), 'x');
+      await fs.writeFile(real('/srv/site/index.html'), 'changed\n');
+      const { diff: resync } = await converge(directoryProvider, handle, synced);
+      expect(resync.fields.map((f) => [f.path, f.after])).toEqual([
+        ['source.update', '1: /srv/site/index.html'],
+        ['source.purge', '1: /srv/site/extra'],
+      ]);
+      expect((await fs.readdir(real('/srv/site'))).sort()).toEqual(['css', 'index.html']);
+      expect(await fs.readFile(real('/srv/site/index.html'), 'utf8')).toBe('v1\n');
+      expect((await converge(directoryProvider, handle, synced)).diff.action).toBe('noop');
+    } finally {
+      await fs.rm(repo, { recursive: true, force: true });
+    }
   });
 });
 

@@ -17,6 +17,7 @@ import {
   withResolvedMode,
   type LiveAttributes,
 } from './attributes.js';
+import { applySync, readSourceTree, readSync, type SourceSync } from './directory-source.js';
 import type { HostHandle } from './host.js';
 import {
   claimsOfPath,
@@ -58,21 +59,37 @@ export const directorySchema = z
           'state: present: owner, group and mode apply to everything below as well (mode to directories, fileMode or else mode to regular files, owner and group to links). state: absent: remove the directory with everything below it (the plan lists what goes); without it, a directory that is not empty is a plan error.',
         examples: [true],
       }),
-    fileMode: modeField('With recurse: true, the mode of the regular files below (mode when omitted); "u=rwX,g=rX,o=" suits both'),
+    fileMode: modeField('With recurse: true or source:, the mode of the regular files below (mode with recurse when omitted, else 0644); "u=rwX,g=rX,o=" suits both'),
+    source: z
+      .string({ error: 'source must be a path' })
+      .regex(/^[^/\0].*\/$/, { error: 'source must be a directory of the repository, relative to the YAML file, ending with "/" (files/nginx/)' })
+      .optional()
+      .meta({ description: 'A directory of the repository (relative to the YAML file, ending with "/"): its files are kept below the directory, created and updated.', examples: ['files/nginx/'] }),
+    purge: z
+      .boolean({ error: 'purge must be true or false' })
+      .default(false)
+      .meta({ description: 'With source:, remove what is below the directory and not in the source.', examples: [true] }),
+    files: z
+      .record(z.string(), z.string())
+      .optional()
+      .meta({ description: 'Filled from source: at load time (relative path to base64 bytes); not written by hand.', examples: [{ 'nginx.conf': 'dXNlciB3d3ctZGF0YTsK' }] }),
     force: forceField('a directory'),
   })
   .superRefine((spec, ctx) => {
     if (spec.state === 'absent') {
-      for (const field of ['mode', 'fileMode', 'owner', 'group'] as const) {
+      for (const field of ['mode', 'fileMode', 'owner', 'group', 'source', 'files'] as const) {
         if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `${field} is for state: present; a Directory with state: absent takes path, recurse and force only` });
       }
-    } else if (spec.fileMode !== undefined && !spec.recurse) {
-      ctx.addIssue({ code: 'custom', path: ['fileMode'], message: 'fileMode is the mode of the files below the directory: it needs recurse: true' });
+    } else if (spec.fileMode !== undefined && !spec.recurse && spec.source === undefined && spec.files === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['fileMode'], message: 'fileMode is the mode of the files below the directory: it needs recurse: true or source:' });
+    }
+    if (spec.purge && spec.source === undefined && spec.files === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['purge'], message: 'purge: true removes what a source: does not have: it needs source:' });
     }
   });
 
 /** The defaulted fields are optional: a spec stored before they existed lacks them (absent means the default). */
-export type DirectorySpec = WithOptional<z.infer<typeof directorySchema>, 'state' | 'recurse' | 'force'>;
+export type DirectorySpec = WithOptional<z.infer<typeof directorySchema>, 'state' | 'recurse' | 'force' | 'purge'>;
 
 /** What is at a Directory's path: a directory, or (to be replaced) something else. */
 export interface DirectoryLive extends LiveAttributes {
@@ -82,6 +99,8 @@ export interface DirectoryLive extends LiveAttributes {
   readonly tree?: TreeSummary | undefined;
   /** With recurse: true (state: present): how many objects are below, and which differ from the spec's owner, group or mode. */
   readonly below?: { readonly count: number; readonly differing: TreeSummary } | undefined;
+  /** With source: what is still to create, update and (purge: true) remove below. */
+  readonly sync?: SourceSync | undefined;
 }
 
 const DEFAULT_MODE = '0755';
@@ -123,6 +142,8 @@ export function diffDirectory(desired: DirectorySpec, live: DirectoryLive | null
   const pathField: FieldChange[] = moved ? [{ path: 'path', before: prior.path, after: desired.path }] : [];
   if (live === null) {
     const fields = [...pathField, ...createdAttributes(withResolvedMode(desired, null, MODE_OPTIONS))];
+    const files = Object.keys(desired.files ?? {}).map((rel) => `${desired.path}/${rel}`);
+    if (files.length > 0) fields.push({ path: 'source.create', before: null, after: `${files.length}: ${describePaths(summarise(files))}` });
     return moved
       ? { action: 'replace', fields, reason: `path changed from ${prior.path}: the directory is moved with its contents` }
       : { action: 'create', fields };
@@ -137,6 +158,10 @@ export function diffDirectory(desired: DirectorySpec, live: DirectoryLive | null
     };
   }
   const fields = [...pathField, ...diffAttributes(withResolvedMode(desired, live.mode, MODE_OPTIONS), live)];
+  for (const what of ['create', 'update', 'purge'] as const) {
+    const list = live.sync?.[what];
+    if (list && list.count > 0) fields.push({ path: `source.${what}`, before: null, after: `${list.count}: ${describePaths(list)}` });
+  }
   if (desired.recurse && live.below && live.below.differing.count > 0) {
     const { count, differing } = live.below;
     fields.push({ path: 'recurse', before: `${differing.count} of ${count} below differ: ${describePaths(differing)}`, after: describeRecursive(desired) });
@@ -199,6 +224,10 @@ async function applyDirectory(
       await transport.mkdir(real, { mode: desired.mode ?? DEFAULT_MODE, uid: ids.uid, gid: ids.gid, parents: true });
     }
     current = (await inspectConfined(handle, [desired.path], { content: false, signal }))[0]!;
+  }
+  if (desired.files !== undefined) {
+    const [below] = desired.purge ? await listTrees(handle, [desired.path], signal) : [undefined];
+    await applySync(handle, desired, below, ids, signal);
   }
   if (desired.recurse) await applyBelow(handle, desired, ids, signal);
   await reconcileAttributes(handle, real, current, withResolvedMode(desired, current.mode, MODE_OPTIONS), ids, { mode: true });
@@ -292,7 +321,7 @@ async function addTrees(
   lives: readonly (DirectoryLive | null | undefined)[],
   signal: AbortSignal | undefined,
 ): Promise<(DirectoryLive | null | undefined)[]> {
-  const listed = lives.flatMap((l, i) => (l?.type === 'directory' && (specs[i]!.state === 'absent' || specs[i]!.recurse) ? [i] : []));
+  const listed = lives.flatMap((l, i) => (l?.type === 'directory' && (specs[i]!.state === 'absent' || specs[i]!.recurse || specs[i]!.purge) ? [i] : []));
   const trees = await listTrees(handle, listed.map((i) => specs[i]!.path), signal);
   const out = [...lives];
   listed.forEach((i, n) => {
@@ -301,8 +330,18 @@ async function addTrees(
     out[i] =
       spec.state === 'absent'
         ? { ...lives[i]!, tree: summarise(entries.map((e) => e.path)) }
-        : { ...lives[i]!, below: { count: entries.length, differing: summarise(entries.filter((e) => differsBelow(spec, e)).map((e) => e.path)) } };
+        : spec.recurse
+          ? { ...lives[i]!, below: { count: entries.length, differing: summarise(entries.filter((e) => differsBelow(spec, e)).map((e) => e.path)) } }
+          : lives[i]!;
   });
+  // source: one batched inspect of its files per Directory (and the find above for purge).
+  for (let i = 0; i < out.length; i++) {
+    const live = out[i];
+    const spec = specs[i]!;
+    if (live?.type !== 'directory' || spec.state === 'absent' || spec.files === undefined) continue;
+    const n = listed.indexOf(i);
+    out[i] = { ...live, sync: await readSync(handle, spec, n >= 0 ? trees[n] : undefined, signal) };
+  }
   return out;
 }
 
@@ -357,6 +396,11 @@ export const directoryProvider: ResourceProvider<DirectorySpec, DirectoryLive, H
   schema: directorySchema,
   targetKind: 'Host',
   describe: (spec) => spec.path,
+  async resolve(spec, from, ctx) {
+    if (spec.source === undefined) return spec;
+    const { source, ...rest } = spec;
+    return { ...rest, files: await readSourceTree(source, from, ctx) };
+  },
   claims: claimsOfPath,
   validate: (resource, sameTarget) => validatePathConflicts(resource, sameTarget),
   implicitDependencies: (resource, sameTarget) => enclosingDirectory(resource, sameTarget),
