@@ -19,7 +19,7 @@ import { messageOf } from '../plan/read-live.js';
 import type { AnyResourceProvider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { storedTarget, type TargetPool } from '../providers/target-pool.js';
-import { emptyCounts, type Actor, type InventoryEntry, type ResourceResult, type RunCounts, type RunRecord, type RunStatus, type Store } from '../state/store.js';
+import { emptyCounts, RESOURCE_NOTE, type Actor, type InventoryEntry, type ResourceResult, type RunCounts, type RunRecord, type RunStatus, type Store } from '../state/store.js';
 import { ResultRecorder, type RecordRetry } from './recorder.js';
 import type { RecoverySink } from './recovery.js';
 import { silentReporter, type ApplyReporter } from './reporter.js';
@@ -133,6 +133,18 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
     }
   };
 
+  /** A provider's notes on a successful change: in the output, and in the run's events (best effort: the result is what counts). */
+  const recordNotes = async (address: Address, notes: readonly string[]): Promise<void> => {
+    for (const message of notes) {
+      reporter.note?.(`${address}: ${message}`);
+      try {
+        await store.appendEvent(run.id, { address, type: RESOURCE_NOTE, message });
+      } catch (err) {
+        reporter.note?.(`${address}: the note above could not be recorded in the run's history: ${messageOf(err)}`);
+      }
+    }
+  };
+
   const runChange = async (change: PlannedChange): Promise<NodeOutcome> => {
     const started = performance.now();
     if (!isChange(change.action)) {
@@ -149,21 +161,24 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
       if (!target) throw new Error(`the plan has no target ${change.target}`);
       const handle = await targets.connect(storedTarget(change.target, target.kind, target.spec));
       let live: unknown;
+      const notes: string[] = [];
+      const context = { ...targets.contextFor(cancel), note: (message: string) => void notes.push(message) };
       if (change.refresh) {
         if (!provider.refresh) throw new Error(`${change.kind} cannot be notified: its provider has no refresh`);
         live = await provider.refresh(
           handle,
           { address: change.address, desired: change.after, live: change.before, notifiedBy: change.notifiedBy ?? [] },
-          targets.contextFor(cancel),
+          context,
         );
       } else {
         live = await provider.apply(
           handle,
           { action: change.action as Exclude<PlannedChange['action'], 'noop'>, address: change.address, desired: change.after, prior: change.prior, live: change.before },
-          targets.contextFor(cancel),
+          context,
         );
       }
       checkPromise(provider, change, live);
+      await recordNotes(change.address, notes);
       const entry =
         change.action === 'delete'
           ? null

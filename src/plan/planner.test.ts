@@ -75,6 +75,18 @@ describe('planChanges and applyPlan', () => {
     expect(renderPlanText(p2)).toContain('No changes');
   });
 
+  it("records a provider's notes on a change in the run's events and tells the reporter", async () => {
+    world.notes.set('a', 'kept the old value as a~');
+    const heard: string[] = [];
+    const registry = memoryRegistry(world);
+    const targets = new TargetPool(registry, { signal: new AbortController().signal });
+    const p = await plan([item('a', '1'), item('b', '2')]);
+    const reporter = { started: () => undefined, began: () => undefined, finished: () => undefined, ended: () => undefined, note: (m: string) => void heard.push(m) };
+    const r = await applyPlan({ plan: p, registry, store, targets, actor, reporter }).finally(() => targets.close());
+    expect(heard).toEqual(['Item/a: kept the old value as a~']);
+    expect((await store.listEvents(r.run.id)).map((e) => [e.type, e.address, e.message])).toEqual([['resource.note', 'Item/a', 'kept the old value as a~']]);
+  });
+
   it('records the run with its commit and counts, and bumps the serial', async () => {
     const before = await store.serial('s');
     const r = await apply(await plan([item('a', '1')]));

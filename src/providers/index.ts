@@ -7,9 +7,9 @@ import { lazyKind, ProviderRegistry, type ProviderRegistration } from './registr
  */
 export const builtinKinds: readonly ProviderRegistration[] = [
   lazyKind('Host', 'A machine reached locally or over SSH; Directory, File and Symlink resources live on it, below its root.', async () => (await import('./host/host.js')).hostTarget),
-  lazyKind('Directory', 'A directory on a Host, with its mode and owner; created with its parents, removed only when empty.', async () => (await import('./host/directory.js')).directoryProvider),
-  lazyKind('File', 'A regular file on a Host: its content (inline, from a repository file, or a Liquid template rendered per host), mode and owner; written atomically.', async () => (await import('./host/file.js')).fileProvider),
-  lazyKind('Symlink', 'A symbolic link on a Host; created or retargeted atomically, never followed.', async () => (await import('./host/symlink.js')).symlinkProvider),
+  lazyKind('Directory', 'A directory on a Host, with its mode and owner; created with its parents, removed only when empty. With state: absent, the path must not exist (recurse: true removes a tree).', async () => (await import('./host/directory.js')).directoryProvider),
+  lazyKind('File', 'A regular file on a Host: its content (inline, from a repository file, or a Liquid template rendered per host), mode and owner; written atomically. With state: absent, the file must not exist.', async () => (await import('./host/file.js')).fileProvider),
+  lazyKind('Symlink', 'A symbolic link on a Host; created or retargeted atomically, never followed. With state: absent, the link must not exist.', async () => (await import('./host/symlink.js')).symlinkProvider),
   lazyKind('Package', 'A Debian package on a Host: installed (at a version or pattern, the latest apt offers, or from a .deb file) or absent (or purged); apt-get and dpkg.', async () => (await import('./system/package.js')).packageProvider),
   lazyKind('Group', "A group in the Host's /etc/group with its gid; groupadd, groupmod and groupdel.", async () => (await import('./system/group.js')).groupProvider),
   lazyKind('User', "An account in the Host's /etc/passwd: uid, groups, shell, home, comment, password (a crypt hash), expiry, lock and SSH authorized keys; useradd and usermod.", async () => (await import('./system/user.js')).userProvider),

@@ -85,6 +85,15 @@ export interface ProviderContext {
    * Absent in runs that handle no secrets.
    */
   readonly digester?: SecretDigester | undefined;
+  /**
+   * (given by the apply engine to `apply`) Reports a line about what this change
+   * did that the user must be able to find later, e.g. where a backup of a
+   * replaced file was kept. Once the change succeeded, the engine shows each
+   * line in the apply output and records it in the run's events (type
+   * `resource.note`, with the resource's address), which `capstan history` and
+   * the API show. Never a secret.
+   */
+  readonly note?: ((message: string) => void) | undefined;
 }
 
 /** What `read` is given: the run's context, and where to report what the read found out about each resource's identity. */
@@ -131,6 +140,13 @@ export interface ResolveContext {
   readonly repoDir: string;
   /** Reads a file by a path relative to the document that names it; refuses paths outside the repository. */
   readFile(relativePath: string, fromFile: string): Promise<Buffer>;
+  /**
+   * The regular files below a directory of the repository (relative to the
+   * document that names it), as sorted POSIX paths relative to that directory;
+   * refuses a directory outside the repository and a symbolic link inside it.
+   * Absent in contexts that cannot list.
+   */
+  readonly listFiles?: ((relativeDir: string, fromFile: string) => Promise<string[]>) | undefined;
   /** Marks a value the spec declares secret (e.g. `sensitive: true` content) as a `Sensitive` with this run's digest. */
   readonly seal?: ((value: string) => Sensitive<string>) | undefined;
 }

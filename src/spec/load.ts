@@ -268,6 +268,14 @@ async function resolveAll(
           requested.push(relativePath);
           return context.readFile(relativePath, fromFile);
         },
+        ...(context.listFiles
+          ? {
+              listFiles: (relativeDir: string, fromFile: string) => {
+                requested.push(relativeDir);
+                return context.listFiles!(relativeDir, fromFile);
+              },
+            }
+          : {}),
       };
       try {
         const spec: unknown = await resolve.call(checked.provider, checked.spec, { file: checked.doc.source.file }, tracking);

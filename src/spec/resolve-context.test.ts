@@ -87,3 +87,18 @@ describe('createResolveContext', () => {
     expect((await failure(ctx.readFile('a\0b', 'a.yaml'))).message).toMatch(/NUL byte/);
   });
 });
+
+describe('createResolveContext listFiles', () => {
+  it('lists the regular files below a directory, sorted, relative to it', async () => {
+    const ctx = createResolveContext(repo);
+    expect(await ctx.listFiles!('files', 'stacks/web/app.yaml')).toEqual(['motd.txt']);
+    expect(await ctx.listFiles!('stacks/', 'top.yaml')).toEqual(['web/files/motd.txt']);
+  });
+
+  it('refuses a directory outside the repository, and a tree holding a symbolic link', async () => {
+    const ctx = createResolveContext(repo);
+    expect((await failure(ctx.listFiles!('../../..', 'stacks/web/app.yaml'))).message).toMatch(/leaves the repository/);
+    expect((await failure(ctx.listFiles!('shared/up/', 'top.yaml'))).message).toMatch(/leads out of the repository through a symlink/);
+    expect((await failure(ctx.listFiles!('shared/', 'top.yaml'))).message).toMatch(/shared\/alias\.txt is a symbolic link/);
+  });
+});

@@ -4,7 +4,7 @@
  * repository (by `..` or through a symlink), is not a regular file, or is too big.
  */
 import { constants } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { lstat, open, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResolveContext } from '../providers/provider.js';
 import type { Keyring } from '../secrets/keyring.js';
@@ -47,6 +47,37 @@ export function createResolveContext(repoDir: string, options: ResolveContextOpt
   return {
     repoDir: root,
     ...(keyring ? { seal: (value: string) => keyring.seal(value) } : {}),
+    async listFiles(relativeDir: string, fromFile: string): Promise<string[]> {
+      const fail = (why: string, cause?: unknown): never => {
+        throw new ResolveFileError(`cannot list ${JSON.stringify(relativeDir)}: ${why}`, relativeDir, cause === undefined ? undefined : { cause });
+      };
+      if (relativeDir.includes('\0')) fail('the path contains a NUL byte');
+      if (path.isAbsolute(relativeDir)) fail('absolute paths are not allowed; write a path relative to this file');
+      const dir = path.resolve(path.dirname(path.resolve(root, fromFile)), relativeDir);
+      const shown = path.relative(root, dir) || '.';
+      if (!inside(root, dir)) fail('the path leaves the repository');
+      realRoot ??= realpath(root);
+      let real: string;
+      try {
+        real = await realpath(dir);
+      } catch (e) {
+        return fail(`no such directory (${shown} in the repository)`, e);
+      }
+      if (!inside(await realRoot, real)) fail('the path leads out of the repository through a symlink');
+      const found: string[] = [];
+      const walk = async (abs: string, rel: string): Promise<void> => {
+        const st = await lstat(abs);
+        if (st.isSymbolicLink()) fail(`${path.join(shown, rel)} is a symbolic link: a source tree holds regular files and directories only`);
+        if (st.isDirectory()) {
+          for (const name of (await readdir(abs)).sort()) await walk(path.join(abs, name), rel === '' ? name : `${rel}/${name}`);
+        } else if (st.isFile()) found.push(rel);
+        else fail(`${path.join(shown, rel)} is not a regular file`);
+      };
+      const top = await lstat(real);
+      if (!top.isDirectory()) fail(`${shown} is not a directory`);
+      await walk(real, '');
+      return found.sort();
+    },
     async readFile(relativePath: string, fromFile: string): Promise<Buffer> {
       const fail = (why: string, cause?: unknown): never => {
         throw new ResolveFileError(`cannot read ${JSON.stringify(relativePath)}: ${why}`, relativePath, cause === undefined ? undefined : { cause });

@@ -102,6 +102,9 @@ export interface PendingRefresh {
   readonly at: string;
 }
 
+/** The event type of a provider's note on a change (`ProviderContext.note`), e.g. where a backup was kept. */
+export const RESOURCE_NOTE = 'resource.note';
+
 export interface EventRecord {
   readonly id: number;
   readonly runId: number;

@@ -8,15 +8,17 @@
 import { execa } from 'execa';
 import * as fs from 'node:fs/promises';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { directoryProvider } from '../../src/providers/host/directory.js';
-import { fileProvider } from '../../src/providers/host/file.js';
+import { directoryProvider, directorySchema } from '../../src/providers/host/directory.js';
+import { fileProvider, fileSchema } from '../../src/providers/host/file.js';
 import { hostSchema, hostTarget, type HostHandle } from '../../src/providers/host/host.js';
-import { symlinkProvider } from '../../src/providers/host/symlink.js';
-import { ctx, testResource } from '../../src/providers/host/testing/sandbox.js';
+import { symlinkProvider, symlinkSchema } from '../../src/providers/host/symlink.js';
+import { converge, ctx, testResource } from '../../src/providers/host/testing/sandbox.js';
 import { ProviderError } from '../../src/providers/provider.js';
 import { runProviderConformance } from '../../src/providers/testing/conformance.js';
+import { createResolveContext } from '../../src/spec/resolve-context.js';
 import { fingerprint, formatKnownHostsLine } from '../../src/transport/known-hosts.js';
 import { LocalTransport } from '../../src/transport/local.js';
 import { HostKeyError, SshTransport, type SshTransportOptions } from '../../src/transport/ssh.js';
@@ -128,6 +130,81 @@ runProviderConformance({
     await fs.symlink('/elsewhere', handle.realRoot + spec.path);
   },
   driftedField: 'target',
+});
+
+runProviderConformance({
+  name: 'File provider conformance over ssh (symbolic mode, backup, force)',
+  provider: fileProvider,
+  connect,
+  create: { path: '/etc/app/app.conf', content: 'one\n', mode: 'u=rw,g=r,o=', backup: true, force: true },
+  update: { path: '/etc/app/app.conf', content: 'two\n', mode: 'a+x', backup: true, force: true },
+  invalidSpecs: [{ spec: { path: '/etc/motd', content: 'x', mode: 'u+rwz' }, message: /symbolic mode/ }],
+  makeDrift: (handle, spec) => fs.chmod(handle.realRoot + spec.path, 0o600),
+  driftedField: 'mode',
+});
+
+describe('File, Directory and Symlink options over ssh', () => {
+  it('state: absent with recurse removes a tree (one find), force replaces a file, backup keeps its copy, recurse sets attributes below', async () => {
+    const handle = await sshHost(0, 'path-options');
+    open.push(handle);
+    const real = (p: string) => handle.realRoot + p;
+    await fs.mkdir(real('/var/www/html/assets'), { recursive: true });
+    await fs.writeFile(real('/var/www/html/index.html'), 'default\n');
+    await fs.writeFile(real('/var/www/html/assets/a.css'), 'a');
+    const absent = directorySchema.parse({ path: '/var/www/html', state: 'absent' });
+    const [listed] = await directoryProvider.read(handle, [absent], ctx);
+    expect(listed?.tree).toEqual({ count: 3, paths: ['/var/www/html/assets', '/var/www/html/assets/a.css', '/var/www/html/index.html'] });
+    await expect(converge(directoryProvider, handle, absent)).rejects.toThrow(/is not empty/);
+    await converge(directoryProvider, handle, directorySchema.parse({ path: '/var/www/html', state: 'absent', recurse: true }));
+    expect(await fs.readdir(real('/var/www'))).toEqual([]);
+
+    await fs.writeFile(real('/var/www/current'), 'data');
+    const link = symlinkSchema.parse({ path: '/var/www/current', target: 'releases/v1' });
+    await expect(converge(symlinkProvider, handle, link)).rejects.toThrow(/refusing to replace it/);
+    await converge(symlinkProvider, handle, { ...link, force: true });
+    expect(await fs.readlink(real('/var/www/current'))).toBe('releases/v1');
+
+    await fs.writeFile(real('/var/www/app.conf'), 'old\n', { mode: 0o600 });
+    await converge(fileProvider, handle, fileSchema.parse({ path: '/var/www/app.conf', content: 'new\n', backup: true, mode: 'u+x' }));
+    const backups = (await fs.readdir(real('/var/www'))).filter((n) => n.startsWith('app.conf.'));
+    expect(backups).toHaveLength(1);
+    expect(await fs.readFile(real(`/var/www/${backups[0]!}`), 'utf8')).toBe('old\n');
+    expect((await fs.stat(real(`/var/www/${backups[0]!}`))).mode & 0o7777).toBe(0o600);
+    expect((await fs.stat(real('/var/www/app.conf'))).mode & 0o7777).toBe(0o700);
+
+    // recurse: true over ssh: what differs is read with one find, and set with one find per step.
+    await fs.mkdir(real('/srv/data/sub'), { recursive: true });
+    await fs.writeFile(real('/srv/data/sub/f'), 'x', { mode: 0o666 });
+    await fs.chmod(real('/srv/data/sub/f'), 0o666);
+    const tree = directorySchema.parse({ path: '/srv/data', recurse: true, owner: 65534, mode: '0750', fileMode: 'go-w' });
+    const { diff } = await converge(directoryProvider, handle, tree);
+    expect(diff.fields.find((f) => f.path === 'recurse')?.before).toBe('2 of 2 below differ: /srv/data/sub, /srv/data/sub/f');
+    const f = await fs.stat(real('/srv/data/sub/f'));
+    expect([f.mode & 0o7777, f.uid]).toEqual([0o644, 65534]);
+    expect((await converge(directoryProvider, handle, tree)).diff.action).toBe('noop');
+
+    // source: DIR/ over ssh: one inspect of the files, the find for purge.
+    const repo = await fs.mkdtemp(path.join(os.tmpdir(), 'capstan-source-'));
+    try {
+      await fs.mkdir(path.join(repo, 'site/css'), { recursive: true });
+      await fs.writeFile(path.join(repo, 'site/index.html'), 'v1\n');
+      await fs.writeFile(path.join(repo, 'site/css/a.css'), 'a\n');
+      const synced = await directoryProvider.resolve!(directorySchema.parse({ path: '/srv/site', source: 'site/', purge: true }), { file: 'app.yaml' }, createResolveContext(repo));
+      expect((await converge(directoryProvider, handle, synced)).diff.fields.map((f) => f.path)).toContain('source.create');
+      await fs.writeFile(real('/srv/site/extra'), 'x');
+      await fs.writeFile(real('/srv/site/index.html'), 'changed\n');
+      const { diff: resync } = await converge(directoryProvider, handle, synced);
+      expect(resync.fields.map((f) => [f.path, f.after])).toEqual([
+        ['source.update', '1: /srv/site/index.html'],
+        ['source.purge', '1: /srv/site/extra'],
+      ]);
+      expect((await fs.readdir(real('/srv/site'))).sort()).toEqual(['css', 'index.html']);
+      expect(await fs.readFile(real('/srv/site/index.html'), 'utf8')).toBe('v1\n');
+      expect((await converge(directoryProvider, handle, synced)).diff.action).toBe('noop');
+    } finally {
+      await fs.rm(repo, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('SshTransport', () => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { NoStateStoreError } from '../../state/open.js';
-import type { RunRecord } from '../../state/store.js';
+import { RESOURCE_NOTE, type RunRecord, type Store } from '../../state/store.js';
 import { addStateOptions, openStateStore, parsePositiveInt } from '../context.js';
 import { formatCounts } from '../run-counts.js';
 
@@ -26,10 +26,10 @@ export function registerHistoryCommand(program: Command): void {
         // Older runs too, to tell a rollback (an older commit applied again) from a first apply.
         const window = await store.listRuns({ ...(options.allStacks ? {} : { stack: options.stack }), limit: options.limit + ROLLBACK_LOOKBACK });
         const rollbacks = findRollbacks(window);
-        const runs = window.slice(0, options.limit).map((r) => (rollbacks.has(r.id) ? { ...r, rollback: rollbacks.get(r.id)! } : r));
+        const runs = await withNotes(store, window.slice(0, options.limit).map((r) => (rollbacks.has(r.id) ? { ...r, rollback: rollbacks.get(r.id)! } : r)));
         if (options.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
         else if (runs.length === 0) process.stdout.write('No runs yet.\n');
-        else for (const run of runs) process.stdout.write(formatRun(run, rollbacks.get(run.id)) + '\n');
+        else for (const run of runs) process.stdout.write(formatRun(run, rollbacks.get(run.id)) + (run.notes ?? []).map((n) => `\n    ${n.address ?? ''}: ${n.message}`).join('') + '\n');
         process.exitCode = 0;
       } finally {
         await store.close();
@@ -72,6 +72,21 @@ export function findRollbacks(runs: readonly RunRecord[]): Map<number, Rollback>
     }
   }
   return found;
+}
+
+interface RunNote {
+  readonly address: string | null;
+  readonly message: string;
+}
+
+/** Each run with the notes providers left on its changes (a backup's path), when it has any. */
+async function withNotes<R extends RunRecord>(store: Store, runs: readonly R[]): Promise<(R & { notes?: RunNote[] })[]> {
+  return Promise.all(
+    runs.map(async (run) => {
+      const notes = (await store.listEvents(run.id)).filter((e) => e.type === RESOURCE_NOTE).map((e) => ({ address: e.address, message: e.message }));
+      return notes.length > 0 ? { ...run, notes } : run;
+    }),
+  );
 }
 
 function formatRun(run: RunRecord, rollback?: Rollback): string {

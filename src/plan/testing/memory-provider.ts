@@ -20,6 +20,8 @@ export interface MemoryWorld {
   readonly data: Map<string, Map<string, string>>;
   /** Keys whose apply throws. */
   readonly failing: Set<string>;
+  /** Keys whose apply leaves this note (`ProviderContext.note`). */
+  readonly notes: Map<string, string>;
   readonly applied: string[];
   readCalls: number;
 }
@@ -29,7 +31,7 @@ export interface MemoryHandle extends TargetHandle {
 }
 
 export function memoryWorld(): MemoryWorld {
-  return { data: new Map(), failing: new Set(), applied: [], readCalls: 0 };
+  return { data: new Map(), failing: new Set(), notes: new Map(), applied: [], readCalls: 0 };
 }
 
 export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
@@ -76,12 +78,14 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
       const holders = deletedAlongside.filter((r) => (r.spec as { needs?: string }).needs === prior.key);
       return holders.length > 0 ? undefined : `${prior.key} is frozen`;
     },
-    async apply(handle, request) {
+    async apply(handle, request, ctx) {
       const key = (request.desired ?? request.prior)!.key;
       world.applied.push(`${request.action} ${request.address}`);
       if (world.failing.has(key)) throw new ProviderError(`cannot write ${key}`);
       const needs = request.desired?.needs;
       if (needs !== undefined && !handle.bucket.has(needs)) throw new ProviderError(`cannot write ${key}: ${needs} is not in the bucket`);
+      const note = world.notes.get(key);
+      if (note !== undefined) ctx.note?.(note);
       if (request.action === 'delete') {
         handle.bucket.delete(key);
         return null;

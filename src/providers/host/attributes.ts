@@ -30,16 +30,108 @@ const MODE_PATTERN = /^0?[0-7]{3,4}$/;
 const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?$/;
 const MAX_ID = 2 ** 32 - 2;
 
-/** `"0644"`, `"644"`, `"4755"` → four octal digits. A YAML number is refused: `0644` unquoted reads as decimal 644. */
-export const modeSchema = z
-  .string({
-    error: (issue) =>
-      typeof issue.input === 'number'
-        ? 'mode must be a quoted octal string such as "0644" (YAML reads an unquoted 0644 as the decimal number 644)'
-        : 'mode must be an octal string such as "0644"',
-  })
-  .regex(MODE_PATTERN, { error: 'mode must be 3 or 4 octal digits such as "0644" or "2775"' })
-  .transform((mode) => Number.parseInt(mode, 8).toString(8).padStart(4, '0'));
+const SYMBOLIC_CLAUSE = /^([ugoa]*)((?:[-+=][rwxXst]*)+)$/;
+
+/** Bits of the permission letters for one class of `who` (u, g, o). */
+const CLASS_BITS = { u: { rwx: 0o700, special: 0o4000 }, g: { rwx: 0o070, special: 0o2000 }, o: { rwx: 0o007, special: 0o1000 } } as const;
+
+/**
+ * Applies chmod's symbolic mode (`u=rw,g=r,o=`, `a+x`, `u+x,go-w`) to `base`
+ * (permission bits). An empty "who" means `a` (no umask is applied). `X` is
+ * execute for a directory, or when some execute bit is already set. Null for
+ * a mode that is not symbolic.
+ */
+export function applySymbolicMode(mode: string, base: number, options: { directory: boolean }): number | null {
+  let bits = base & 0o7777;
+  for (const clause of mode.split(',')) {
+    const m = SYMBOLIC_CLAUSE.exec(clause);
+    if (!m) return null;
+    const who = (m[1] === '' || m[1]!.includes('a') ? 'ugo' : m[1]!).split('') as ('u' | 'g' | 'o')[];
+    const classMask = who.reduce((acc, c) => acc | CLASS_BITS[c].rwx, 0);
+    for (const [, op, perms] of m[2]!.matchAll(/([-+=])([rwxXst]*)/g)) {
+      let set = 0;
+      for (const p of perms!) {
+        if (p === 'r') set |= 0o444 & classMask;
+        else if (p === 'w') set |= 0o222 & classMask;
+        else if (p === 'x') set |= 0o111 & classMask;
+        else if (p === 'X' && (options.directory || (bits & 0o111) !== 0)) set |= 0o111 & classMask;
+        else if (p === 's') set |= (who.includes('u') ? 0o4000 : 0) | (who.includes('g') ? 0o2000 : 0);
+        else if (p === 't' && who.includes('o')) set |= 0o1000;
+      }
+      if (op === '+') bits |= set;
+      else if (op === '-') bits &= ~set;
+      else bits = (bits & ~who.reduce((acc, c) => acc | CLASS_BITS[c].rwx | CLASS_BITS[c].special, 0)) | set;
+    }
+  }
+  return bits;
+}
+
+/**
+ * A mode: 3 or 4 octal digits (`"0644"`, `"644"`, `"4755"` → four digits), or a
+ * symbolic mode as chmod takes it. A symbolic mode that sets every bit
+ * (`u=rw,g=r,o=`) becomes octal here; one relative to the current mode
+ * (`a+x`) stays as written and is resolved against the live mode when planned
+ * (`resolveMode`), so the plan always shows octal. A YAML number is refused:
+ * `0644` unquoted reads as decimal 644.
+ */
+export const modeSchema = modeSchemaOf({ preserve: false });
+
+/** `modeSchema`, taking `"preserve"` as well when asked (File with `source:`). */
+export function modeSchemaOf(options: { preserve: boolean }) {
+  return z
+    .string({
+      error: (issue) =>
+        typeof issue.input === 'number'
+          ? 'mode must be a quoted octal string such as "0644" (YAML reads an unquoted 0644 as the decimal number 644)'
+          : 'mode must be an octal string such as "0644"',
+    })
+    .transform((mode, ctx) => {
+      if (options.preserve && mode === 'preserve') return mode;
+      if (MODE_PATTERN.test(mode)) return Number.parseInt(mode, 8).toString(8).padStart(4, '0');
+      const fromNone = applySymbolicMode(mode, 0, { directory: false });
+      if (fromNone === null) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `mode must be 3 or 4 octal digits such as "0644" or "2775", or a symbolic mode such as "u=rw,g=r,o=" or "a+x"; not "${mode}"`,
+        });
+        return z.NEVER;
+      }
+      const absolute = fromNone === applySymbolicMode(mode, 0o7777, { directory: false }) && !mode.includes('X');
+      return absolute ? fromNone.toString(8).padStart(4, '0') : mode;
+    });
+}
+
+const MODE_TEXT = 'octal ("0644", "2775") or symbolic as chmod takes it ("u=rw,g=r,o=", "a+x", "u+x,go-w"); the plan shows octal';
+
+/** The `mode` field of a kind, documented; `what` says whose mode and what happens when it is omitted. */
+export const modeField = (what: string, schema: z.ZodType<string> = modeSchema) =>
+  schema.optional().meta({ description: `${what}: ${MODE_TEXT}.`, examples: ['0644', 'u=rw,g=r,o=', 'a+x'] });
+
+/** The `owner` field: a user name or uid; unmanaged when omitted. */
+export const ownerField = () =>
+  accountSchema('owner')
+    .optional()
+    .meta({ description: 'The owning user, by name or numeric uid; left as it is when omitted.', examples: ['www-data', 0] });
+
+/** The `group` field: a group name or gid; unmanaged when omitted. */
+export const groupField = () =>
+  accountSchema('group')
+    .optional()
+    .meta({ description: 'The owning group, by name or numeric gid; left as it is when omitted.', examples: ['adm', 33] });
+
+/** The octal mode a spec's `mode` asks for, given the mode the object has (or will be created with). */
+export function resolveMode(mode: string, base: string, options: { directory: boolean }): string {
+  if (/^[0-7]{4}$/.test(mode)) return mode;
+  const bits = applySymbolicMode(mode, Number.parseInt(base, 8), options);
+  if (bits === null) throw new ProviderError(`invalid mode "${mode}"`);
+  return bits.toString(8).padStart(4, '0');
+}
+
+/** `desired` with its `mode` resolved to octal against `base`. */
+export function withResolvedMode<T extends ManagedAttributes>(desired: T, base: string | null, options: { directory: boolean; defaultMode: string }): T {
+  if (desired.mode === undefined) return desired;
+  return { ...desired, mode: resolveMode(desired.mode, base ?? options.defaultMode, options) };
+}
 
 /** A user (`what` = owner) or group name, or a numeric id (`33` or `"33"`). */
 export function accountSchema(what: 'owner' | 'group'): z.ZodType<AccountRef> {
@@ -63,7 +155,7 @@ export function liveAttributes(info: PathInfo): LiveAttributes {
   return { mode: info.mode, uid: info.uid, gid: info.gid, owner: info.owner, group: info.group };
 }
 
-function accountMatches(wanted: AccountRef, id: number | null, name: string | null): boolean {
+export function accountMatches(wanted: AccountRef, id: number | null, name: string | null): boolean {
   return typeof wanted === 'number' ? wanted === id : wanted === name;
 }
 

@@ -60,3 +60,33 @@ runProviderConformance({
   },
   driftedField: 'target',
 });
+
+// The same life with the options of docs/hosts.md: a symbolic mode, backup and force.
+runProviderConformance({
+  name: 'File provider conformance (symbolic mode, backup, force)',
+  provider: fileProvider,
+  connect,
+  create: { path: '/etc/app/app.conf', content: 'one\n', mode: 'u=rw,g=r,o=', backup: true, force: true },
+  update: { path: '/etc/app/app.conf', content: 'two\n', mode: 'a+x', backup: true, force: true },
+  invalidSpecs: [
+    { spec: { path: '/etc/motd', content: 'x', mode: 'u+rwz' }, message: /symbolic mode/ },
+    { spec: { path: '/etc/motd', content: 'x', mode: 'preserve' }, message: /needs source:/ },
+    { spec: { path: '/etc/motd', state: 'absent', content: 'x' }, message: /content is for state: present/ },
+  ],
+  makeDrift: (handle, spec) => fs.chmod(handle.realRoot + spec.path, 0o600),
+  driftedField: 'mode',
+});
+
+runProviderConformance({
+  name: 'Directory provider conformance (symbolic mode, force)',
+  provider: directoryProvider,
+  connect,
+  create: { path: '/srv/app', mode: 'u=rwx,g=rx,o=', force: true },
+  update: { path: '/srv/app', mode: 'g+ws', force: true },
+  invalidSpecs: [
+    { spec: { path: '/srv/app', fileMode: '0644' }, message: /fileMode .* needs recurse: true/ },
+    { spec: { path: '/srv/app', state: 'absent', mode: '0755' }, message: /mode is for state: present/ },
+  ],
+  makeDrift: (handle, spec) => fs.chmod(handle.realRoot + spec.path, 0o700),
+  driftedField: 'mode',
+});

@@ -102,11 +102,11 @@ describe('Directory apply on a local host', () => {
     expect(await fs.readFile(sandbox.real('/srv/app'), 'utf8')).toBe('someone else');
   });
 
-  it('replaces a file or a symlink at the path', async () => {
+  it('with force: true, replaces a file or a symlink at the path', async () => {
     await fs.mkdir(sandbox.real('/srv'), { recursive: true });
     await fs.writeFile(sandbox.real('/srv/target'), 'keep');
     await fs.symlink('target', sandbox.real('/srv/app'));
-    expect((await converge(directoryProvider, sandbox.handle, spec())).diff.action).toBe('replace');
+    expect((await converge(directoryProvider, sandbox.handle, spec({ force: true }))).diff.action).toBe('replace');
     expect((await fs.lstat(sandbox.real('/srv/app'))).isDirectory()).toBe(true);
     expect(await fs.readFile(sandbox.real('/srv/target'), 'utf8')).toBe('keep');
   });
@@ -139,5 +139,120 @@ describe('Directory apply on a local host', () => {
     await converge(directoryProvider, sandbox.handle, spec({ path: '/srv/new' }), spec({ path: '/srv/old-empty' }));
     await converge(directoryProvider, sandbox.handle, spec({ path: '/srv/new' }), spec({ path: '/srv/old-full' }));
     expect((await fs.readdir(sandbox.real('/srv'))).sort()).toEqual(['new', 'old-full']);
+  });
+});
+
+describe('Directory state: absent and force', () => {
+  let sandbox: Sandbox;
+  beforeEach(async () => {
+    sandbox = await openSandbox();
+    await fs.mkdir(sandbox.real('/srv'), { recursive: true });
+  });
+  afterEach(async () => sandbox.cleanup());
+
+  const readOne = async (desired: DirectorySpec) => (await directoryProvider.read(sandbox.handle, [desired], { signal: new AbortController().signal }))[0] ?? null;
+
+  it('removes an empty directory it did not create; a non-empty one without recurse is a plan error listing what is there', async () => {
+    await fs.mkdir(sandbox.real('/srv/app/sub'), { recursive: true });
+    await fs.writeFile(sandbox.real('/srv/app/sub/data'), 'x');
+    const desired = spec({ state: 'absent' });
+    const diff = diffDirectory(desired, await readOne(desired), null);
+    expect(diff.refusal).toEqual({
+      message: '/srv/app is not empty (2 objects below /srv/app: /srv/app/sub, /srv/app/sub/data): set recurse: true to remove it with everything below it',
+      field: ['state'],
+    });
+    await expect(converge(directoryProvider, sandbox.handle, desired)).rejects.toThrow(/is not empty/);
+    expect(await fs.readFile(sandbox.real('/srv/app/sub/data'), 'utf8')).toBe('x');
+
+    await fs.rm(sandbox.real('/srv/app/sub'), { recursive: true });
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.reason).toBe('removes the empty directory /srv/app');
+    await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.action).toBe('noop');
+  });
+
+  it('recurse: true removes the tree, never following a link out of it; the plan lists at most 20 paths and the count', async () => {
+    await fs.mkdir(sandbox.real('/srv/app'), { recursive: true });
+    for (let i = 0; i < 25; i++) await fs.writeFile(sandbox.real(`/srv/app/f${String(i).padStart(2, '0')}`), 'x');
+    await fs.writeFile(sandbox.real('/srv/keep'), 'outside');
+    await fs.symlink('../keep', sandbox.real('/srv/app/link'));
+    const desired = spec({ state: 'absent', recurse: true });
+    const { diff } = await converge(directoryProvider, sandbox.handle, desired);
+    expect(diff.refusal).toBeUndefined();
+    expect(diff.reason).toBe('removes /srv/app and the 26 objects below it');
+    const contents = diff.fields.find((f) => f.path === 'contents')!.before as string;
+    expect(contents).toMatch(/^26 objects below \/srv\/app: \/srv\/app\/f00, .*\/srv\/app\/f19, \.\.\. \(and 6 more\)$/);
+    await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await fs.readdir(sandbox.real('/srv'))).toEqual(['keep']);
+    expect(await fs.readFile(sandbox.real('/srv/keep'), 'utf8')).toBe('outside');
+  });
+
+  it('refuses to replace a regular file with data it did not create, without force: true; the file is kept', async () => {
+    await fs.writeFile(sandbox.real('/srv/app'), 'precious');
+    const desired = spec();
+    expect(diffDirectory(desired, await readOne(desired), null).refusal?.message).toMatch(/^\/srv\/app is a regular file, not a directory, and Capstan did not create it: refusing to replace it/);
+    await expect(converge(directoryProvider, sandbox.handle, desired)).rejects.toThrow(ProviderError);
+    expect(await fs.readFile(sandbox.real('/srv/app'), 'utf8')).toBe('precious');
+    expect(diffDirectory(spec({ state: 'absent' }), await readOne(desired), null).refusal?.message).toMatch(/refusing to remove it/);
+    await converge(directoryProvider, sandbox.handle, spec({ state: 'absent', force: true }));
+    await expect(fs.lstat(sandbox.real('/srv/app'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('takes symbolic modes, and refuses fileMode without recurse', async () => {
+    expect(diffDirectory(spec({ mode: 'g+s' }), live({ mode: '0755' }), null).fields).toEqual([{ path: 'mode', before: '0755', after: '2755' }]);
+    expect(directorySchema.safeParse({ path: '/srv/app', fileMode: '0644' }).error?.issues[0]?.message).toMatch(/fileMode .* needs recurse: true/);
+    expect(directorySchema.safeParse({ path: '/srv/app', state: 'gone' }).error?.issues[0]?.message).toBe('state must be "present" or "absent"');
+  });
+});
+
+describe('Directory recurse: true', () => {
+  let sandbox: Sandbox;
+  beforeEach(async () => {
+    sandbox = await openSandbox();
+    await fs.mkdir(sandbox.real('/srv/app/sub'), { recursive: true });
+  });
+  afterEach(async () => sandbox.cleanup());
+
+  it('sets owner, group and mode below, fileMode on the files, links untouched but chowned; then plans nothing', async () => {
+    await fs.writeFile(sandbox.real('/srv/app/sub/data'), 'x', { mode: 0o600 });
+    await fs.chmod(sandbox.real('/srv/app/sub/data'), 0o600);
+    await fs.writeFile(sandbox.real('/srv/outside'), 'keep');
+    await fs.chmod(sandbox.real('/srv/outside'), 0o600);
+    await fs.symlink('../../outside', sandbox.real('/srv/app/sub/link'));
+    const desired = spec({ recurse: true, owner: 65534, group: 65534, mode: 'u=rwx,g=rx,o=', fileMode: 'u=rw,g=r,o=' });
+    const { diff } = await converge(directoryProvider, sandbox.handle, desired);
+    expect(diff.fields.find((f) => f.path === 'recurse')).toEqual({
+      path: 'recurse',
+      before: '3 of 3 below differ: /srv/app/sub, /srv/app/sub/data, /srv/app/sub/link',
+      after: 'owner 65534, group 65534, mode 0750, files 0640',
+    });
+    const st = async (p: string) => {
+      const s = await fs.lstat(sandbox.real(p));
+      return [s.mode & 0o7777, s.uid, s.gid];
+    };
+    expect(await st('/srv/app')).toEqual([0o750, 65534, 65534]);
+    expect(await st('/srv/app/sub')).toEqual([0o750, 65534, 65534]);
+    expect(await st('/srv/app/sub/data')).toEqual([0o640, 65534, 65534]);
+    expect((await st('/srv/app/sub/link')).slice(1)).toEqual([65534, 65534]);
+    // The link's target outside the tree is not followed.
+    expect(await st('/srv/outside')).toEqual([0o600, 0, 0]);
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.action).toBe('noop');
+
+    // Drift below is seen and healed.
+    await fs.chmod(sandbox.real('/srv/app/sub/data'), 0o666);
+    const drift = await converge(directoryProvider, sandbox.handle, desired);
+    expect(drift.diff.fields.map((f) => f.path)).toEqual(['recurse']);
+    expect(await st('/srv/app/sub/data')).toEqual([0o640, 65534, 65534]);
+  });
+
+  it('with a relative mode (a+X), files keep their own bits and gain x only where some x is set', async () => {
+    await fs.writeFile(sandbox.real('/srv/app/sub/script'), '#!/bin/sh\n');
+    await fs.chmod(sandbox.real('/srv/app/sub/script'), 0o700);
+    await fs.writeFile(sandbox.real('/srv/app/sub/text'), 'x');
+    await fs.chmod(sandbox.real('/srv/app/sub/text'), 0o600);
+    const desired = spec({ recurse: true, mode: 'a+rX' });
+    await converge(directoryProvider, sandbox.handle, desired);
+    expect((await fs.stat(sandbox.real('/srv/app/sub/script'))).mode & 0o7777).toBe(0o755);
+    expect((await fs.stat(sandbox.real('/srv/app/sub/text'))).mode & 0o7777).toBe(0o644);
+    expect((await converge(directoryProvider, sandbox.handle, desired)).diff.action).toBe('noop');
   });
 });

@@ -104,8 +104,8 @@ describe('File template', () => {
     expect(messages(stack)).toEqual([]);
     // The instance spec holds the rendered content, not the template.
     expect(stack.resources.map((r) => [r.address, r.spec])).toEqual([
-      ['File/nginx@web-1', { path: '/etc/nginx/nginx.conf', mode: '0640', content: '# web-1 (web)\nserver {\n  listen 9001;\n  upstream app-1;\n  upstream app-2;\n}\n' }],
-      ['File/nginx@web-2', { path: '/etc/nginx/nginx.conf', mode: '0640', content: '# web-2 (web)\nserver {\n  listen 8080;\n  upstream app-1;\n  upstream app-2;\n}\n' }],
+      ['File/nginx@web-1', { path: '/etc/nginx/nginx.conf', state: 'present', backup: false, mode: '0640', content: '# web-1 (web)\nserver {\n  listen 9001;\n  upstream app-1;\n  upstream app-2;\n}\n' }],
+      ['File/nginx@web-2', { path: '/etc/nginx/nginx.conf', state: 'present', backup: false, mode: '0640', content: '# web-2 (web)\nserver {\n  listen 8080;\n  upstream app-1;\n  upstream app-2;\n}\n' }],
     ]);
 
     const first = await plan(stack);

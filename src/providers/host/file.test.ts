@@ -34,6 +34,8 @@ describe('File schema', () => {
   it('normalises modes and owner ids', () => {
     expect(spec({ content: 'x', mode: '644', owner: '33', group: 'www-data' })).toEqual({
       path: '/etc/motd',
+      state: 'present',
+      backup: false,
       content: 'x',
       mode: '0644',
       owner: 33,
@@ -182,13 +184,13 @@ describe('File source resolution', () => {
 
   it('reads a text source into content and drops source', async () => {
     const resolved = await fileProvider.resolve!(fileSchema.parse({ path: '/etc/motd', source: 'files/motd.txt', mode: '0644' }), from(), context);
-    expect(resolved).toEqual({ path: '/etc/motd', content: 'from the repo\n', mode: '0644' });
+    expect(resolved).toEqual({ path: '/etc/motd', state: 'present', backup: false, content: 'from the repo\n', mode: '0644' });
     expect(fileSchema.parse(resolved)).toEqual(resolved);
   });
 
   it('keeps a binary source as base64 and writes its exact bytes', async () => {
     const resolved = await fileProvider.resolve!(fileSchema.parse({ path: '/logo.png', source: 'files/logo.bin' }), from(), context);
-    expect(resolved).toEqual({ path: '/logo.png', contentBase64: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0xff]).toString('base64') });
+    expect(resolved).toEqual({ path: '/logo.png', state: 'present', backup: false, contentBase64: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0xff]).toString('base64') });
     const { live: after } = await converge(fileProvider, sandbox.handle, resolved);
     expect(after).toMatchObject({ type: 'file', content: null, contentOmitted: 'binary', size: 6 });
     expect(await fs.readFile(sandbox.real('/logo.png'))).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0xff]));
@@ -314,8 +316,8 @@ describe('File apply on a local host', () => {
     expect(await fs.readdir(sandbox.real('/etc'))).toEqual(['new.conf']);
   });
 
-  it('replaces an empty directory or a symlink, but refuses a directory that is not empty', async () => {
-    const desired = spec({ content: 'x' });
+  it('with force: true, replaces an empty directory or a symlink, but refuses a directory that is not empty', async () => {
+    const desired = spec({ content: 'x', force: true });
     await fs.mkdir(sandbox.real('/etc/motd'), { recursive: true });
     expect((await converge(fileProvider, sandbox.handle, desired)).diff.action).toBe('replace');
     expect((await fs.lstat(sandbox.real('/etc/motd'))).isFile()).toBe(true);
@@ -368,5 +370,115 @@ describe('File apply on a local host', () => {
     const lives = await fileProvider.read(sandbox.handle, specs, ctx);
     expect(calls).toBe(1);
     expect(lives.map((l) => l?.content ?? null)).toEqual(specs.map((s, i) => (i < 150 ? s.content : null)));
+  });
+});
+
+describe('File state: absent, force, backup and modes', () => {
+  let sandbox: Sandbox;
+  beforeEach(async () => {
+    sandbox = await openSandbox();
+    await fs.mkdir(sandbox.real('/etc'), { recursive: true });
+  });
+  afterEach(async () => sandbox.cleanup());
+
+  it('state: absent removes a file Capstan did not create, and is a no-op once it is gone', async () => {
+    await fs.writeFile(sandbox.real('/etc/motd'), 'distribution default\n');
+    const desired = spec({ state: 'absent' });
+    const { diff, live: after } = await converge(fileProvider, sandbox.handle, desired);
+    expect(diff).toMatchObject({ action: 'update', fields: [{ path: 'state', before: 'present', after: 'absent' }] });
+    expect(after).toBeNull();
+    await expect(fs.lstat(sandbox.real('/etc/motd'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await converge(fileProvider, sandbox.handle, desired)).diff.action).toBe('noop');
+    // Nothing may rely on a path that state: absent removes.
+    expect(fileProvider.provides!(desired)).toEqual([]);
+    expect(fileProvider.provides!(spec({ content: 'x' }))).toEqual(['path:/etc/motd']);
+    // Dropping it from the spec later deletes nothing.
+    await fs.writeFile(sandbox.real('/etc/motd'), 'back\n');
+    expect(await remove(fileProvider, sandbox.handle, desired)).toBeNull();
+    expect(await fs.readFile(sandbox.real('/etc/motd'), 'utf8')).toBe('back\n');
+  });
+
+  it('state: absent refuses a directory, and a symbolic link unless force: true', async () => {
+    await fs.mkdir(sandbox.real('/etc/motd'));
+    const [dir] = await fileProvider.read(sandbox.handle, [spec({ state: 'absent' })], ctx);
+    expect(diffFile(spec({ state: 'absent' }), dir!, null).refusal?.message).toMatch(/is a directory, not a regular file.*use a Directory with state: absent/);
+    await fs.rmdir(sandbox.real('/etc/motd'));
+    await fs.writeFile(sandbox.real('/etc/target'), 'keep');
+    await fs.symlink('target', sandbox.real('/etc/motd'));
+    const [link] = await fileProvider.read(sandbox.handle, [spec({ state: 'absent' })], ctx);
+    expect(diffFile(spec({ state: 'absent' }), link!, null).refusal?.message).toMatch(/symbolic link.*force: true/);
+    await expect(converge(fileProvider, sandbox.handle, spec({ state: 'absent' }))).rejects.toThrow(ProviderError);
+    await converge(fileProvider, sandbox.handle, spec({ state: 'absent', force: true }));
+    await expect(fs.lstat(sandbox.real('/etc/motd'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await fs.readFile(sandbox.real('/etc/target'), 'utf8')).toBe('keep');
+  });
+
+  it('refuses (at plan and at apply) to replace a directory or a link it did not create, without force: true', async () => {
+    await fs.mkdir(sandbox.real('/etc/motd'));
+    const desired = spec({ content: 'x' });
+    const [found] = await fileProvider.read(sandbox.handle, [desired], ctx);
+    expect(diffFile(desired, found!, null).refusal).toEqual({
+      message: expect.stringMatching(/^\/etc\/motd is a directory, not a regular file, and Capstan did not create it: refusing to replace it \(set force: true/),
+      field: ['path'],
+    });
+    await expect(converge(fileProvider, sandbox.handle, desired)).rejects.toThrow(/refusing to replace it/);
+    expect((await fs.lstat(sandbox.real('/etc/motd'))).isDirectory()).toBe(true);
+    expect(diffFile(spec({ content: 'x', force: false }), found!, null).refusal).toBeDefined();
+  });
+
+  it('force: false writes the file once and never again; mode is still managed', async () => {
+    const seed = spec({ content: 'seed\n', force: false, mode: '0640' });
+    expect((await converge(fileProvider, sandbox.handle, seed)).diff.action).toBe('create');
+    expect(await fs.readFile(sandbox.real('/etc/motd'), 'utf8')).toBe('seed\n');
+    await fs.writeFile(sandbox.real('/etc/motd'), 'the service wrote this\n');
+    expect((await converge(fileProvider, sandbox.handle, seed)).diff).toEqual({ action: 'noop', fields: [] });
+    await fs.chmod(sandbox.real('/etc/motd'), 0o600);
+    expect((await converge(fileProvider, sandbox.handle, seed)).diff.fields.map((f) => f.path)).toEqual(['mode']);
+    expect(await fs.readFile(sandbox.real('/etc/motd'), 'utf8')).toBe('the service wrote this\n');
+    // Without force: false the content is brought back.
+    expect((await converge(fileProvider, sandbox.handle, spec({ content: 'seed\n' }))).diff.fields.map((f) => f.path)).toEqual(['content']);
+  });
+
+  it('backup: true keeps the replaced content beside it as PATH.<UTC timestamp>~, with its mode and owner', async () => {
+    await fs.writeFile(sandbox.real('/etc/motd'), 'old\n', { mode: 0o640 });
+    await fs.chmod(sandbox.real('/etc/motd'), 0o640);
+    await fs.chown(sandbox.real('/etc/motd'), 65534, 65534);
+    await converge(fileProvider, sandbox.handle, spec({ content: 'new\n', backup: true }));
+    const names = await fs.readdir(sandbox.real('/etc'));
+    const backups = names.filter((n) => n !== 'motd');
+    expect(backups).toHaveLength(1);
+    expect(backups[0]).toMatch(/^motd\.\d{8}T\d{6}\.\d{3}Z~$/);
+    const backup = sandbox.real(`/etc/${backups[0]!}`);
+    expect(await fs.readFile(backup, 'utf8')).toBe('old\n');
+    const st = await fs.stat(backup);
+    expect([st.mode & 0o7777, st.uid, st.gid]).toEqual([0o640, 65534, 65534]);
+    expect(await fs.readFile(sandbox.real('/etc/motd'), 'utf8')).toBe('new\n');
+    // Nothing to replace: no new backup.
+    await converge(fileProvider, sandbox.handle, spec({ content: 'new\n', backup: true }));
+    expect(await fs.readdir(sandbox.real('/etc'))).toHaveLength(2);
+  });
+
+  it('symbolic modes: absolute ones become octal in the schema, relative ones are resolved in the plan', async () => {
+    expect(spec({ content: 'x', mode: 'u=rw,g=r,o=' }).mode).toBe('0640');
+    expect(spec({ content: 'x', mode: 'a=rx' }).mode).toBe('0555');
+    expect(spec({ content: 'x', mode: 'a+x' }).mode).toBe('a+x');
+    expect(fileSchema.safeParse({ path: '/etc/motd', content: 'x', mode: 'u+q' }).error?.issues[0]?.message).toMatch(/symbolic mode such as "u=rw,g=r,o=" or "a\+x"; not "u\+q"/);
+    expect(diffFile(spec({ content: 'hello\n', mode: 'a+x' }), live({ mode: '0644' }), null).fields).toEqual([{ path: 'mode', before: '0644', after: '0755' }]);
+    expect(diffFile(spec({ content: 'hello\n', mode: 'u+x,go-w' }), live({ mode: '0666' }), null).fields).toEqual([{ path: 'mode', before: '0666', after: '0744' }]);
+    expect(diffFile(spec({ content: 'x', mode: 'a+x' }), null, null).fields).toContainEqual({ path: 'mode', before: null, after: '0755' });
+    const { live: after } = await converge(fileProvider, sandbox.handle, spec({ content: 'x', mode: 'u+x,go-w' }));
+    expect(after?.mode).toBe('0744');
+    expect((await converge(fileProvider, sandbox.handle, spec({ content: 'x', mode: 'u+x,go-w' }))).diff.action).toBe('noop');
+  });
+
+  it('mode: preserve takes the mode of the source file; without source it is refused', async () => {
+    const repo = await fs.mkdtemp(join(sandbox.dir, 'repo-'));
+    await fs.writeFile(join(repo, 'run.sh'), '#!/bin/sh\n');
+    await fs.chmod(join(repo, 'run.sh'), 0o750);
+    const context: ResolveContext = { repoDir: repo, readFile: (rel, from) => fs.readFile(resolve(dirname(join(repo, from)), rel)) };
+    const resolved = await fileProvider.resolve!(fileSchema.parse({ path: '/usr/local/bin/run', source: 'run.sh', mode: 'preserve' }), { file: 'app.yaml' }, context);
+    expect(resolved.mode).toBe('0750');
+    expect(fileSchema.safeParse({ path: '/etc/motd', content: 'x', mode: 'preserve' }).error?.issues[0]?.message).toMatch(/mode: preserve .* needs source:/);
+    expect(fileSchema.safeParse({ path: '/etc/motd', state: 'absent', content: 'x' }).error?.issues[0]?.message).toMatch(/content is for state: present/);
   });
 });

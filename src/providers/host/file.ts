@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { digestOf, isSensitive, isSensitiveDigest, revealString, secretString, SENSITIVE_TEXT, type Sensitive } from '../../secrets/sensitive.js';
@@ -12,6 +13,7 @@ import {
   type ApplyRequest,
   type FieldChange,
   type InstanceFacts,
+  type ProviderContext,
   type ResolveContext,
   type ResourceDiff,
   type ResourceProvider,
@@ -20,14 +22,17 @@ import {
 } from '../provider.js';
 import {
   accountReferences,
-  accountSchema,
   createdAttributes,
   diffAttributes,
+  groupField,
   liveAttributes,
-  modeSchema,
+  modeField,
+  modeSchemaOf,
+  ownerField,
   reconcileAttributes,
   reportUnresolvedAccounts,
   resolveOwnership,
+  withResolvedMode,
   type LiveAttributes,
 } from './attributes.js';
 import type { HostHandle } from './host.js';
@@ -42,8 +47,12 @@ import {
   realPathOf,
   specialFileError,
   specialFileRefusal,
-  specPathSchema,
+  specPathField,
+  specPathOf,
+  stateField,
+  typeRefusal,
   validatePathConflicts,
+  type WithOptional,
 } from './paths.js';
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -55,42 +64,89 @@ const repoPath = (what: string) =>
     .refine((s) => !s.startsWith('/'), { error: `${what} must be a path relative to the YAML file, inside the repository` })
     .refine((s) => !s.includes('\0'), { error: `${what} must not contain a NUL character` });
 
+/** The fields that say what a File holds: exactly one with state: present, none with state: absent. */
+const CONTENT_FIELDS = ['content', 'source', 'template', 'contentBase64'] as const;
+/** Fields that only mean something for a file that is there. */
+const PRESENT_ONLY = [...CONTENT_FIELDS, 'vars', 'mode', 'owner', 'group', 'sensitive'] as const;
+
 export const fileSchema = z
   .strictObject({
-    path: specPathSchema,
+    path: specPathField('The file: an absolute path on the host (below its root); missing parent directories are created (0755).', '/etc/motd'),
+    state: stateField('a regular file with this content'),
     /** UTF-8 text, or `{ secret: PATH }` (an age file of the repository; the File is then sensitive). */
-    content: secretString('content must be a string or { secret: PATH }').optional(),
+    content: secretString('content must be a string or { secret: PATH }')
+      .optional()
+      .meta({
+        description: 'The file\'s text (UTF-8), or { secret: PATH } (an age-encrypted file of the repository; the File is then sensitive).',
+        examples: ['Welcome to web-1\n', { secret: 'secrets/api-token.age' }],
+      }),
     /** Bytes that are not UTF-8 text, base64-encoded; `resolve` puts a binary `source` here. */
     contentBase64: z
       .string({ error: 'contentBase64 must be a string' })
       .regex(BASE64, { error: 'contentBase64 must be standard base64 (A-Z a-z 0-9 + /, "=" padding)' })
-      .optional(),
+      .optional()
+      .meta({ description: 'Bytes that are not UTF-8 text, base64-encoded (standard alphabet, "=" padding).', examples: ['AAH/'] }),
     /** A file of the repository, relative to the YAML document; read into `content` at load time. */
-    source: repoPath('source').optional(),
+    source: repoPath('source')
+      .optional()
+      .meta({ description: 'A file of the repository, relative to the YAML document (never outside the repository); read at load time.', examples: ['files/nginx.conf'] }),
     /**
      * A Liquid template in the repository, relative to the YAML document; read at
      * load time and rendered into `content` for each host with its variables.
      */
-    template: repoPath('template').optional(),
+    template: repoPath('template')
+      .optional()
+      .meta({ description: 'A Liquid template of the repository, relative to the YAML document; rendered for each host with its variables.', examples: ['templates/motd.liquid'] }),
     /** Variables for `template` only; they win over the host's. */
-    vars: variablesSchema.optional(),
-    mode: modeSchema.optional(),
-    owner: accountSchema('owner').optional(),
-    group: accountSchema('group').optional(),
+    vars: variablesSchema
+      .optional()
+      .meta({ description: "Variables for template only; they win over the host's and its groups'.", examples: [{ port: 8080 }] }),
+    mode: modeField('Mode of the file, or "preserve" (with source: the mode of the repository file); 0644 when Capstan creates it and mode is omitted', modeSchemaOf({ preserve: true })),
+    owner: ownerField(),
+    group: groupField(),
     /**
      * The content is a secret: it is carried as a Sensitive, diffs show `(sensitive)`,
      * and plans, live state and the store hold only its keyed digest.
      */
-    sensitive: z.boolean({ error: 'sensitive must be true or false' }).optional(),
+    sensitive: z
+      .boolean({ error: 'sensitive must be true or false' })
+      .optional()
+      .meta({ description: 'The content is a secret: diffs show (sensitive); plans, live state and the store hold only its keyed digest.', examples: [true] }),
+    /**
+     * Unset: the content is kept up to date, an object of another type is a
+     * plan error. true: that object is replaced too. false: the file is written
+     * once, when the path is empty, and its content is never compared again.
+     */
+    force: z
+      .boolean({ error: 'force must be true or false' })
+      .optional()
+      .meta({
+        description:
+          'Omitted: the content is kept as the spec says, and an object of another type at the path (a directory, a link) is a plan error. true: that object is replaced as well. false: create once, never overwrite (a seed file the service then owns: its content is not compared once it exists; mode, owner and group still are).',
+        examples: [false, true],
+      }),
+    backup: z
+      .boolean({ error: 'backup must be true or false' })
+      .default(false)
+      .meta({
+        description: 'Before replacing a regular file, keep its old content beside it as PATH.<UTC timestamp>~ with the same mode and owner.',
+        examples: [true],
+      }),
   })
   .superRefine((spec, ctx) => {
-    const given = (['content', 'source', 'template', 'contentBase64'] as const).filter((k) => spec[k] !== undefined);
+    if (spec.state === 'absent') {
+      for (const field of PRESENT_ONLY) {
+        if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `${field} is for state: present; a File with state: absent takes path and force only` });
+      }
+      return;
+    }
+    const given = CONTENT_FIELDS.filter((k) => spec[k] !== undefined);
     if (given.length !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
           given.length === 0
-            ? 'a File needs exactly one of content, source or template'
+            ? 'a File needs exactly one of content, source or template (or state: absent)'
             : `a File takes exactly one of content, source, template and contentBase64, not ${given.join(' and ')}`,
       });
     }
@@ -100,9 +156,13 @@ export const fileSchema = z
     if (spec.vars !== undefined && spec.template === undefined) {
       ctx.addIssue({ code: 'custom', path: ['vars'], message: 'vars are for a template: add template:, or remove vars' });
     }
+    if (spec.mode === 'preserve' && spec.source === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['mode'], message: 'mode: preserve takes the mode of a repository file: it needs source:' });
+    }
   });
 
-export type FileSpec = z.infer<typeof fileSchema>;
+/** The defaulted fields are optional: a spec stored before they existed lacks them (absent means the default). */
+export type FileSpec = WithOptional<z.infer<typeof fileSchema>, 'state' | 'backup'>;
 
 /** Why a live file's `content` is null although the file exists. */
 export type ContentOmitted = 'too-large' | 'binary' | 'sensitive';
@@ -129,6 +189,7 @@ export function isSensitiveFile(spec: FileSpec): boolean {
 }
 
 const DEFAULT_MODE = '0644';
+const MODE_OPTIONS = { directory: false, defaultMode: DEFAULT_MODE };
 
 /** Template texts read at resolve time, by the resolved spec they belong to (rendered per instance by the engine's render pool). */
 const templateSources = new WeakMap<FileSpec, TemplateSource>();
@@ -256,31 +317,49 @@ function sameContent(desired: FileSpec, live: FileLive): boolean {
   return want !== undefined && live.contentDigest != null && live.contentDigest === want;
 }
 
+/** A File with state: absent whose path is still occupied: a file (or a link, with force) goes. */
+function diffAbsent(desired: FileSpec, live: FileLive | null): ResourceDiff {
+  if (live === null) return { action: 'noop', fields: [] };
+  const fields: FieldChange[] = [{ path: 'state', before: 'present', after: 'absent' }];
+  if (live.type === 'file') return { action: 'update', fields, reason: `removes the file ${desired.path} ${describeBytes(live.size, live.sha256)}` };
+  const refused =
+    live.type === 'symlink'
+      ? typeRefusal(desired, live.type, 'a regular file', { removing: true })
+      : {
+          message: `${desired.path} is ${describePathType(live.type)}, not a regular file: a File with state: absent removes a file (or, with force: true, a symbolic link) only${live.type === 'directory' ? '; use a Directory with state: absent' : ''}`,
+          field: ['path'],
+        };
+  return { action: 'update', fields, reason: `removes the ${live.type} at ${desired.path}`, ...(refused ? { refusal: refused } : {}) };
+}
+
 export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSpec | null): ResourceDiff {
-  const moved = prior !== null && prior.path !== desired.path;
+  if (desired.state === 'absent') return diffAbsent(desired, live);
+  const moved = prior !== null && prior.state !== 'absent' && prior.path !== desired.path;
   const pathField: FieldChange[] = moved ? [{ path: 'path', before: prior.path, after: desired.path }] : [];
   const movedReason = moved ? `path changed from ${prior.path}` : undefined;
   if (live === null) {
-    const fields = [...pathField, contentChange(desired, null), ...createdAttributes(desired)];
+    const fields = [...pathField, contentChange(desired, null), ...createdAttributes(withResolvedMode(desired, null, MODE_OPTIONS))];
     return moved ? { action: 'replace', fields, reason: movedReason } : { action: 'create', fields };
   }
   if (live.type !== 'file') {
     const refusal = live.type === 'directory' ? ' (refused at apply unless the directory is empty)' : '';
+    const refused = typeRefusal({ ...desired, force: desired.force === true }, live.type, 'a regular file', { removing: false });
     return {
       action: 'replace',
-      fields: [...pathField, { path: 'type', before: live.type, after: 'file' }, contentChange(desired, null), ...createdAttributes(desired)],
+      fields: [...pathField, { path: 'type', before: live.type, after: 'file' }, contentChange(desired, null), ...createdAttributes(withResolvedMode(desired, null, MODE_OPTIONS))],
       reason: `${desired.path} is ${describePathType(live.type)}, not a file${refusal}`,
-      ...specialFileRefusal(desired.path, live.type, 'a file'),
+      ...(isSpecialPathType(live.type) ? specialFileRefusal(desired.path, live.type, 'a file') : refused ? { refusal: refused } : {}),
     };
   }
   const fields = [...pathField];
   let reason = movedReason;
-  if (!sameContent(desired, live)) {
+  // force: false: a file that exists keeps its content (created once, then the service's).
+  if (desired.force !== false && !sameContent(desired, live)) {
     fields.push(contentChange(desired, live));
     const omitted = omittedReason(desired, live);
     if (omitted) reason = reason ? `${reason}; ${omitted}` : omitted;
   }
-  fields.push(...diffAttributes(desired, live));
+  fields.push(...diffAttributes(withResolvedMode(desired, live.mode, MODE_OPTIONS), live));
   if (moved) return { action: 'replace', fields, reason };
   if (fields.length === 0) return { action: 'noop', fields };
   return reason ? { action: 'update', fields, reason } : { action: 'update', fields };
@@ -289,13 +368,15 @@ export function diffFile(desired: FileSpec, live: FileLive | null, prior: FileSp
 async function applyFile(
   handle: HostHandle,
   request: ApplyRequest<FileSpec, FileLive>,
-  signal: AbortSignal,
-  digester: SecretDigester | undefined,
+  ctx: ProviderContext,
 ): Promise<FileLive | null> {
+  const { signal, digester } = ctx;
   const { transport } = handle;
   if (request.action === 'delete') {
     const path = request.prior?.path ?? request.live?.path;
     if (path === undefined) throw new Error(`cannot delete ${request.address}: no last applied spec names its path`);
+    // A File with state: absent made nothing to delete.
+    if (request.prior?.state === 'absent') return null;
     const [info] = await inspectConfined(handle, [path], { content: false, signal });
     // Only a file (or a link in its place) is removed; a directory that took the path is not ours.
     if (info!.type === 'file' || info!.type === 'symlink') {
@@ -306,7 +387,8 @@ async function applyFile(
 
   const desired = request.desired;
   if (desired === null) throw new Error(`${request.action} of ${request.address} needs a desired spec`);
-  const oldPath = request.prior !== null && request.prior.path !== desired.path ? request.prior.path : null;
+  if (desired.state === 'absent') return applyAbsent(handle, desired, signal);
+  const oldPath = request.prior !== null && request.prior.state !== 'absent' && request.prior.path !== desired.path ? request.prior.path : null;
   const [info, oldInfo] = await inspectConfined(handle, oldPath ? [desired.path, oldPath] : [desired.path], {
     content: true,
     signal,
@@ -315,6 +397,10 @@ async function applyFile(
   const bytes = desiredBytes(desired);
   const ids = await resolveOwnership(handle, desired);
 
+  if (info!.type !== 'file' && info!.type !== 'absent' && !isSpecialPathType(info!.type) && desired.force !== true) {
+    // The plan refused this without force: true; an object that appeared since is refused here.
+    throw new ProviderError(typeRefusal({ ...desired, force: false }, info!.type, 'a regular file', { removing: false })!.message);
+  }
   if (info!.type === 'directory') {
     try {
       await transport.remove(real, { type: 'directory' });
@@ -332,17 +418,22 @@ async function applyFile(
     throw specialFileError(handle, desired.path, info!.type);
   }
 
-  if (info!.type !== 'file' || info!.sha256 !== desiredSha256(desired)) {
+  const kept = info!.type === 'file' ? info! : null;
+  const wanted = withResolvedMode(desired, kept?.mode ?? null, MODE_OPTIONS);
+  if (kept === null || (desired.force !== false && kept.sha256 !== desiredSha256(desired))) {
+    if (kept !== null && desired.backup === true) {
+      const backup = await backupFile(handle, desired.path, signal);
+      ctx.note?.(`kept the replaced content of ${desired.path} as ${backup}`);
+    }
     // Unmanaged attributes of the file being replaced carry over to the new one.
-    const kept = info!.type === 'file' ? info! : null;
     await ensureParent(handle, real);
     await transport.writeFileAtomic(real, bytes, {
-      mode: desired.mode ?? kept?.mode ?? DEFAULT_MODE,
+      mode: wanted.mode ?? kept?.mode ?? DEFAULT_MODE,
       uid: ids.uid ?? kept?.uid ?? undefined,
       gid: ids.gid ?? kept?.gid ?? undefined,
     });
   } else {
-    await reconcileAttributes(handle, real, info!, desired, ids, { mode: true });
+    await reconcileAttributes(handle, real, info!, wanted, ids, { mode: true });
   }
 
   if (oldPath !== null && (oldInfo?.type === 'file' || oldInfo?.type === 'symlink')) {
@@ -352,24 +443,72 @@ async function applyFile(
   return toLive(desired.path, after!, isSensitiveFile(desired), digester);
 }
 
+async function applyAbsent(handle: HostHandle, desired: FileSpec, signal: AbortSignal): Promise<null> {
+  const [info] = await inspectConfined(handle, [desired.path], { content: false, signal });
+  const type = info!.type;
+  if (type === 'absent') return null;
+  if (type !== 'file' && (type !== 'symlink' || desired.force !== true)) {
+    throw new ProviderError(`refusing to remove ${desired.path} on ${handle.address}: it is ${describePathType(type)}, not a regular file`);
+  }
+  await handle.transport.remove(realPathOf(handle.root, desired.path), { type });
+  return null;
+}
+
+/** `20261203T184712.345Z`: a backup's suffix, sortable, unique per millisecond. */
+function backupStamp(now: Date): string {
+  return now.toISOString().replace(/[-:]/g, '');
+}
+
+/**
+ * Copies the file at `specPath` to `PATH.<UTC timestamp>~` beside it, with its
+ * mode, owner and times (`cp -p` to a temporary name, then a rename: a backup
+ * is complete or absent). Returns the backup's spec path.
+ */
+export async function backupFile(handle: HostHandle, specPath: string, signal: AbortSignal): Promise<string> {
+  const real = realPathOf(handle.root, specPath);
+  const backup = `${real}.${backupStamp(new Date())}~`;
+  const temp = path.posix.join(path.posix.dirname(real), `.${path.posix.basename(real)}.capstan-backup-${randomBytes(4).toString('hex')}`);
+  const copied = await handle.transport.exec(['cp', '-p', '--', real, temp], { timeoutMs: 120_000, signal });
+  if (copied.exitCode !== 0) {
+    await handle.transport.remove(temp, { type: 'file' }).catch(() => false);
+    throw new ProviderError(`cannot back up ${specPath} on ${handle.address} before replacing it: cp failed: ${copied.stderr.trim() || `exit ${copied.exitCode}`}`);
+  }
+  await handle.transport.rename(temp, backup);
+  return specPathOf(handle.root, backup);
+}
+
+/** `mode: preserve`: the mode of the repository file `source` names (after `readFile` has confined and read it). */
+async function sourceMode(spec: FileSpec & { source: string }, from: { file: string }, ctx: ResolveContext): Promise<string> {
+  const file = path.resolve(path.dirname(path.resolve(ctx.repoDir, from.file)), spec.source);
+  try {
+    return ((await stat(file)).mode & 0o7777).toString(8).padStart(4, '0');
+  } catch (err) {
+    throw new SpecFieldError(`mode: preserve: cannot read the mode of ${spec.source}: ${err instanceof Error ? err.message : String(err)}`, ['mode'], { cause: err });
+  }
+}
+
 export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
   role: 'resource',
   kind: 'File',
-  description: 'A regular file on a Host: its content (inline, from a repository file, or a Liquid template rendered per host), mode and owner; written atomically.',
+  description:
+    'A regular file on a Host: its content (inline, from a repository file, or a Liquid template rendered per host), mode and owner; written atomically. With state: absent, the file must not exist.',
   schema: fileSchema,
   targetKind: 'Host',
   describe: (spec) => spec.path,
   async resolve(spec, from, ctx) {
     if (spec.template !== undefined) return resolveTemplate({ ...spec, template: spec.template }, from, ctx);
     if (spec.source === undefined) return sealContent(spec, ctx);
+    const source = spec.source;
     let data: Buffer;
     try {
-      data = await ctx.readFile(spec.source, from.file);
+      data = await ctx.readFile(source, from.file);
     } catch (err) {
-      throw new ProviderError(`cannot read source ${spec.source}: ${err instanceof Error ? err.message : String(err)}`, {
+      throw new ProviderError(`cannot read source ${source}: ${err instanceof Error ? err.message : String(err)}`, {
         cause: err,
       });
     }
+    // Only once readFile has confined the path to the repository.
+    if (spec.mode === 'preserve') spec = { ...spec, mode: await sourceMode({ ...spec, source }, from, ctx) };
     const { source: _source, ...rest } = spec;
     if (spec.sensitive === true && !isUtf8(data)) {
       throw new SpecFieldError(`source ${spec.source} is not UTF-8 text: sensitive: true takes text content only`, ['source']);
@@ -388,5 +527,5 @@ export const fileProvider: ResourceProvider<FileSpec, FileLive, HostHandle> = {
     return readPaths(handle, specs, ctx, { content: true }, (spec, info) => toLive(spec.path, info, isSensitiveFile(spec), ctx.digester));
   },
   diff: diffFile,
-  apply: (handle, request, ctx) => applyFile(handle, request, ctx.signal, ctx.digester),
+  apply: applyFile,
 };

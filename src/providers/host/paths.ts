@@ -49,6 +49,9 @@ export const specPathSchema = z.string({ error: 'path must be a string' }).super
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** The `path` field of a kind, documented. */
+export const specPathField = (description: string, example: string) => specPathSchema.meta({ description, examples: [example] });
+
 /** A Host's `root`: absolute, `/` allowed, a trailing slash dropped. */
 export const rootPathSchema = z
   .string({ error: 'root must be a string' })
@@ -260,8 +263,9 @@ export function pathKey(specPath: string): string {
 }
 
 /** `provides` of a Directory, File or Symlink: its path. */
-export function providesPath(spec: { readonly path: string }): string[] {
-  return specPathProblem(spec.path) === null ? [pathKey(spec.path)] : [];
+export function providesPath(spec: { readonly path: string; readonly state?: 'present' | 'absent' | undefined }): string[] {
+  // state: absent removes the object: nothing can rely on it.
+  return spec.state !== 'absent' && specPathProblem(spec.path) === null ? [pathKey(spec.path)] : [];
 }
 
 /** A reference to the object at a spec path (a link's target, a package's .deb), when the path is a valid one. */
@@ -302,4 +306,136 @@ export function enclosingDirectory(resource: Resource, sameTarget: readonly Reso
 /** The errno-style code of a transport error, if any. */
 export function errorCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/** `T` with the keys `K` optional. */
+export type WithOptional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+
+/** `state`: the path holds this kind's object (`present`), or nothing (`absent`, whoever made it). */
+export const stateField = (what: string) =>
+  z
+    .enum(['present', 'absent'], { error: 'state must be "present" or "absent"' })
+    .default('present')
+    .meta({
+      description: `present: the path is ${what}; absent: nothing is at the path (removed whether or not Capstan created it).`,
+      examples: ['present', 'absent'],
+    });
+
+/** `force`: an object of another type at the path (which Capstan did not create) may be replaced or removed. */
+export const forceField = (what: string) =>
+  z
+    .boolean({ error: 'force must be true or false' })
+    .default(false)
+    .meta({
+      description: `Replace (or, with state: absent, remove) an object of another type at the path, e.g. a regular file where ${what} is wanted. Without it, such an object makes the plan an error.`,
+      examples: [true],
+    });
+
+/**
+ * The plan-time refusal of replacing (or removing) an object of another type
+ * without `force: true`. Null when `force` allows it.
+ */
+export function typeRefusal(
+  spec: { readonly path: string; readonly force?: boolean | undefined },
+  found: PathInfo['type'],
+  wanted: string,
+  options: { removing: boolean },
+): { message: string; field: readonly string[] } | null {
+  if (spec.force === true) return null;
+  const verb = options.removing ? 'remove' : 'replace';
+  return {
+    message:
+      `${spec.path} is ${describePathType(found)}, not ${wanted}, and Capstan did not create it: ` +
+      `refusing to ${verb} it (set force: true to ${verb} it${found === 'file' && !options.removing ? ', backup: true on a File to keep a copy' : ''})`,
+    field: ['path'],
+  };
+}
+
+/** What is below a directory: how many objects, and the first of their spec paths (sorted) up to `TREE_SAMPLE`. */
+export interface TreeSummary {
+  readonly count: number;
+  readonly paths: readonly string[];
+}
+
+/** How many paths of a tree the plan lists. */
+export const TREE_SAMPLE = 20;
+
+const FIND_TIMEOUT_MS = 120_000;
+
+/** One object below a listed directory. */
+export interface TreeEntry {
+  /** Spec path. */
+  readonly path: string;
+  readonly type: Exclude<PathInfo['type'], 'absent'>;
+  /** Permission bits as four octal digits. */
+  readonly mode: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** User name of `uid`, or null when it has none. */
+  readonly owner: string | null;
+  readonly group: string | null;
+}
+
+const FIND_TYPES: Record<string, TreeEntry['type']> = { f: 'file', d: 'directory', l: 'symlink' };
+/** `find -printf` fields per object: starting point, path below it, type, mode, uid, user, gid, group. */
+const FIND_FIELDS = 8;
+
+/**
+ * Lists everything below the directories at `specPaths` in ONE command on the
+ * host (`find`, which never follows a symbolic link), sorted by path. The
+ * caller has inspected the paths: each is a directory inside the root.
+ */
+export async function listTrees(handle: HostHandle, specPaths: readonly string[], signal?: AbortSignal): Promise<TreeEntry[][]> {
+  if (specPaths.length === 0) return [];
+  const real = specPaths.map((p) => realPathOf(handle.root, p));
+  const format = '%H\\0%P\\0%y\\0%m\\0%U\\0%u\\0%G\\0%g\\0';
+  const result = await handle.transport.exec(['find', ...real, '-mindepth', '1', '-printf', format], { timeoutMs: FIND_TIMEOUT_MS, signal });
+  if (result.exitCode !== 0) {
+    throw new ProviderError(`cannot list ${specPaths.join(', ')} on ${handle.address}: find failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+  }
+  const below = new Map<string, TreeEntry[]>(real.map((r) => [r, []]));
+  const specOf = new Map(real.map((r, i) => [r, specPaths[i]!]));
+  const f = result.stdout.split('\0');
+  for (let i = 0; i + FIND_FIELDS <= f.length; i += FIND_FIELDS) {
+    const [start, rel, type, mode, uid, user, gid, group] = f.slice(i, i + FIND_FIELDS) as [string, string, string, string, string, string, string, string];
+    below.get(start)?.push({
+      path: `${specOf.get(start)!}/${rel}`,
+      type: FIND_TYPES[type] ?? 'other',
+      mode: mode.padStart(4, '0'),
+      uid: Number(uid),
+      gid: Number(gid),
+      owner: user === uid ? null : user,
+      group: group === gid ? null : group,
+    });
+  }
+  return real.map((r) => below.get(r)!.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0)));
+}
+
+/** A TreeSummary of sorted paths. */
+export function summarise(paths: readonly string[]): TreeSummary {
+  return { count: paths.length, paths: paths.slice(0, TREE_SAMPLE) };
+}
+
+/** `3 objects below /srv/www: /srv/www/a, /srv/www/b, ... (and N more)`. */
+export function describeTree(path: string, tree: TreeSummary): string {
+  const more = tree.count > tree.paths.length ? `, ... (and ${tree.count - tree.paths.length} more)` : '';
+  return `${tree.count} object${tree.count === 1 ? '' : 's'} below ${path}: ${tree.paths.join(', ')}${more}`;
+}
+
+/**
+ * Removes a directory and everything below it. The directory is first renamed
+ * to a hidden name beside it (atomic: the path is gone at once, never half
+ * emptied), then that is deleted with `rm -r`, which never follows links. If
+ * the deletion fails, the error names the hidden directory left behind.
+ */
+export async function removeTree(handle: HostHandle, specPath: string, signal?: AbortSignal): Promise<void> {
+  const real = realPathOf(handle.root, specPath);
+  const trash = posix.join(posix.dirname(real), `.${posix.basename(real)}.capstan-removed-${Date.now().toString(36)}`);
+  await handle.transport.rename(real, trash);
+  const result = await handle.transport.exec(['rm', '-r', '-f', '--one-file-system', '--', trash], { timeoutMs: FIND_TIMEOUT_MS, signal });
+  if (result.exitCode !== 0) {
+    throw new ProviderError(
+      `${specPath} was moved aside to ${specPathOf(handle.root, trash)} on ${handle.address} but removing it failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`,
+    );
+  }
 }

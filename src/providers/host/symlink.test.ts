@@ -66,20 +66,20 @@ describe('Symlink apply on a local host', () => {
     expect(await fs.readdir(sandbox.real('/srv'))).toEqual(['current']);
   });
 
-  it('replaces a file or an empty directory, and refuses a directory that is not empty', async () => {
+  it('with force: true, replaces a file or an empty directory, and refuses a directory that is not empty', async () => {
     await fs.mkdir(sandbox.real('/srv'), { recursive: true });
     await fs.writeFile(sandbox.real('/srv/current'), 'old');
-    expect((await converge(symlinkProvider, sandbox.handle, spec())).diff.action).toBe('replace');
+    expect((await converge(symlinkProvider, sandbox.handle, spec({ force: true }))).diff.action).toBe('replace');
     expect((await fs.lstat(sandbox.real('/srv/current'))).isSymbolicLink()).toBe(true);
 
     await fs.rm(sandbox.real('/srv/current'));
     await fs.mkdir(sandbox.real('/srv/current'));
-    expect((await converge(symlinkProvider, sandbox.handle, spec())).diff.action).toBe('replace');
+    expect((await converge(symlinkProvider, sandbox.handle, spec({ force: true }))).diff.action).toBe('replace');
 
     await fs.rm(sandbox.real('/srv/current'));
     await fs.mkdir(sandbox.real('/srv/current'));
     await fs.writeFile(sandbox.real('/srv/current/x'), 'keep');
-    const attempt = converge(symlinkProvider, sandbox.handle, spec());
+    const attempt = converge(symlinkProvider, sandbox.handle, spec({ force: true }));
     await expect(attempt).rejects.toThrow(ProviderError);
     await expect(attempt).rejects.toThrow(/it is a directory that is not empty/);
     expect(await fs.readFile(sandbox.real('/srv/current/x'), 'utf8')).toBe('keep');
@@ -95,5 +95,36 @@ describe('Symlink apply on a local host', () => {
     await fs.writeFile(sandbox.real('/srv/live'), 'a file now');
     expect(await remove(symlinkProvider, sandbox.handle, spec({ path: '/srv/live' }))).toBeNull();
     expect(await fs.readFile(sandbox.real('/srv/live'), 'utf8')).toBe('a file now');
+  });
+});
+
+describe('Symlink state: absent and force', () => {
+  let sandbox: Sandbox;
+  beforeEach(async () => {
+    sandbox = await openSandbox();
+    await fs.mkdir(sandbox.real('/srv'), { recursive: true });
+  });
+  afterEach(async () => sandbox.cleanup());
+
+  it('state: absent removes a link (never its target); a file only with force: true', async () => {
+    await fs.writeFile(sandbox.real('/srv/target'), 'keep');
+    await fs.symlink('target', sandbox.real('/srv/current'));
+    const desired = symlinkSchema.parse({ path: '/srv/current', state: 'absent' });
+    expect((await converge(symlinkProvider, sandbox.handle, desired)).diff.reason).toBe('removes the symbolic link /srv/current -> target');
+    await expect(fs.lstat(sandbox.real('/srv/current'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await fs.readFile(sandbox.real('/srv/target'), 'utf8')).toBe('keep');
+
+    const [file] = await symlinkProvider.read(sandbox.handle, [symlinkSchema.parse({ path: '/srv/target', state: 'absent' })], { signal: new AbortController().signal });
+    expect(diffSymlink(symlinkSchema.parse({ path: '/srv/target', state: 'absent' }), file!, null).refusal?.message).toMatch(/regular file.*refusing to remove it/);
+    expect(symlinkSchema.safeParse({ path: '/srv/x', state: 'absent', target: 'y' }).error?.issues[0]?.message).toMatch(/target is for state: present/);
+    expect(symlinkSchema.safeParse({ path: '/srv/x' }).error?.issues[0]?.message).toMatch(/needs a target/);
+  });
+
+  it('refuses to replace a regular file without force: true, at plan and at apply', async () => {
+    await fs.writeFile(sandbox.real('/srv/current'), 'data');
+    const [found] = await symlinkProvider.read(sandbox.handle, [spec()], { signal: new AbortController().signal });
+    expect(diffSymlink(spec(), found!, null).refusal?.field).toEqual(['path']);
+    await expect(converge(symlinkProvider, sandbox.handle, spec())).rejects.toThrow(/refusing to replace it/);
+    expect(await fs.readFile(sandbox.real('/srv/current'), 'utf8')).toBe('data');
   });
 });
