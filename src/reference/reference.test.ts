@@ -9,14 +9,6 @@ import { documentKinds } from './kinds.js';
 
 const REFERENCE_DIR = new URL('../../docs/reference/', import.meta.url);
 
-/**
- * Kinds whose schemas other helpers are describing right now (issue 16): they
- * may still lack descriptions and examples. The lead empties this list when
- * those branches merge; the test below fails for a kind listed here that is
- * complete already, so the list can only shrink.
- */
-const PENDING_DESCRIPTIONS: readonly string[] = ['Directory', 'File', 'Symlink'];
-
 /** The example as the schema sees it after the loader read its `{ secret: PATH }` references. */
 function withSecretsRevealed(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withSecretsRevealed);
@@ -53,10 +45,6 @@ describe('the kind reference (docs/reference)', () => {
       else {
         const parsed = k.schema.safeParse(withSecretsRevealed(k.example));
         if (!parsed.success) gaps.push(`the example spec is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      }
-      if (PENDING_DESCRIPTIONS.includes(k.kind)) {
-        expect(gaps, `${k.kind} is complete: remove it from PENDING_DESCRIPTIONS`).not.toEqual([]);
-        continue;
       }
       missing.push(...gaps.map((g) => `${k.kind} ${g}`));
     }

@@ -86,7 +86,8 @@ export const directorySchema = z
     if (spec.purge && spec.source === undefined && spec.files === undefined) {
       ctx.addIssue({ code: 'custom', path: ['purge'], message: 'purge: true removes what a source: does not have: it needs source:' });
     }
-  });
+  })
+  .meta({ examples: [{ path: '/srv/app', mode: '0750', owner: 'deploy', group: 'deploy' }] });
 
 /** The defaulted fields are optional: a spec stored before they existed lacks them (absent means the default). */
 export type DirectorySpec = WithOptional<z.infer<typeof directorySchema>, 'state' | 'recurse' | 'force' | 'purge'>;

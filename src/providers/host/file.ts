@@ -159,7 +159,8 @@ export const fileSchema = z
     if (spec.mode === 'preserve' && spec.source === undefined) {
       ctx.addIssue({ code: 'custom', path: ['mode'], message: 'mode: preserve takes the mode of a repository file: it needs source:' });
     }
-  });
+  })
+  .meta({ examples: [{ path: '/etc/nginx/conf.d/app.conf', content: 'server { listen 8080; }\n', mode: '0644', owner: 'root', group: 'root', backup: true }] });
 
 /** The defaulted fields are optional: a spec stored before they existed lacks them (absent means the default). */
 export type FileSpec = WithOptional<z.infer<typeof fileSchema>, 'state' | 'backup'>;

@@ -65,7 +65,8 @@ export const symlinkSchema = z
         if (spec[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `${field} is for state: present; a Symlink with state: absent takes path and force only` });
       }
     }
-  });
+  })
+  .meta({ examples: [{ path: '/etc/nginx/sites-enabled/app', target: '/etc/nginx/sites-available/app' }] });
 
 /** The defaulted fields are optional: a spec stored before they existed lacks them (absent means the default). */
 export type SymlinkSpec = WithOptional<z.infer<typeof symlinkSchema>, 'state' | 'force'>;
