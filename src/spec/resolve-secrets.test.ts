@@ -132,7 +132,7 @@ describe('{ secret: PATH }', () => {
       await write('app.liquid', 'x = {{ db[db.password] }}\n');
       await write('app.yaml', templated('{ db: { password: { secret: ok.age } } }'));
       const stack = await load();
-      expect(messages(stack).join('\n')).toMatch(/app\.liquid:1:7: undefined variable "db\.\(sensitive\)"/);
+      expect(messages(stack).join('\n')).toMatch(/app\.liquid:1:8: undefined variable "db\.\(sensitive\)"/);
       expect(JSON.stringify(stack.diagnostics)).not.toContain(SECRET);
     });
   });
