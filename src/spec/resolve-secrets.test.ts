@@ -117,6 +117,21 @@ describe('{ secret: PATH }', () => {
       expect(JSON.stringify(stack)).not.toContain(SECRET);
     });
 
+    it('from a HostGroup, for every member', async () => {
+      await write(
+        'app.yaml',
+        `kind: HostGroup\nname: db\nspec:\n  vars: { db: { password: { secret: ok.age } } }\n---\n` +
+          ['a', 'b'].map((h) => `kind: Host\nname: ${h}\nspec: { transport: local, root: /tmp/capstan-never-written-${h}, groups: [db] }\n---\n`).join('') +
+          `kind: File\nname: conf\ntarget: group:db\nspec:\n  path: /etc/app.conf\n  template: app.liquid\n`,
+      );
+      const stack = await load();
+      expect(messages(stack)).toEqual([]);
+      const files = stack.resources.filter((r) => r.kind === 'File');
+      expect(files.map((r) => r.address).sort()).toEqual(['File/conf@a', 'File/conf@b']);
+      for (const f of files) expect((f.spec as { content: Sensitive<string> }).content.reveal()).toBe(`password = ${SECRET}\n`);
+      expect(JSON.stringify(stack)).not.toContain(SECRET);
+    });
+
     it('sensitive: false on a template that reads one is an error at the field; the File\'s own secret vars too', async () => {
       await write('app.yaml', templated('{ db: { password: { secret: ok.age } } }', '  sensitive: false\n'));
       let stack = await load();

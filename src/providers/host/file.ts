@@ -107,7 +107,10 @@ export const fileSchema = z
     /** Variables for `template` only; they win over the host's. */
     vars: variablesSchema
       .optional()
-      .meta({ description: "Variables for template only; they win over the host's and its groups'.", examples: [{ port: 8080 }] }),
+      .meta({
+        description: "Variables for template only; they win over the host's and its groups'. A value may be { secret: PATH }: a template that reads a secret variable is sensitive.",
+        examples: [{ port: 8080 }],
+      }),
     mode: modeField('Mode of the file, or "preserve" (with source: the mode of the repository file); 0644 when Capstan creates it and mode is omitted', modeSchemaOf({ preserve: true })),
     owner: ownerField(),
     group: groupField(),
