@@ -132,6 +132,17 @@ describe('{ secret: PATH }', () => {
       expect(JSON.stringify(stack)).not.toContain(SECRET);
     });
 
+    it('a health check cannot read one (its URL is shown in plans and logs)', async () => {
+      await write(
+        'app.yaml',
+        `kind: HostGroup\nname: db\nspec:\n  vars: { db: { password: { secret: ok.age } } }\n  rollout: { healthCheck: { http: { url: "http://x/?p={{ db.password }}" } } }\n---\n` +
+          `kind: Host\nname: a\nspec: { transport: local, root: /tmp/capstan-never-written, groups: [db] }\n`,
+      );
+      const stack = await load();
+      expect(messages(stack).join('\n')).toMatch(/a health check cannot read a secret variable \(host a\)/);
+      expect(messages(stack).join('\n')).not.toContain(SECRET);
+    });
+
     it('sensitive: false on a template that reads one is an error at the field; the File\'s own secret vars too', async () => {
       await write('app.yaml', templated('{ db: { password: { secret: ok.age } } }', '  sensitive: false\n'));
       let stack = await load();
