@@ -316,8 +316,12 @@ export interface ResourceProvider<Spec = unknown, Live = unknown, Handle extends
    * is nothing to do. Throw `SpecFieldError` naming the spec field at fault (its
    * message becomes a diagnostic at that field, with the instance address); the
    * instance is then left out and the stack has an error.
+   *
+   * `readSecret[i]` is true when `rendered[i]` read a secret variable (a
+   * `{ secret: PATH }` in vars): that output is a secret, and must be sealed
+   * (`ResolveContext.seal`, kept from `resolve`) before it goes into the spec.
    */
-  instantiate?(spec: Spec, instance: InstanceFacts, rendered: readonly string[]): Spec;
+  instantiate?(spec: Spec, instance: InstanceFacts, rendered: readonly string[], readSecret: readonly boolean[]): Spec;
   /**
    * (optional) Keys of the objects this resource manages on its target's machine
    * (the target provider's `machineOf`), e.g. `path:/srv/web-1/etc/motd` for a

@@ -113,6 +113,14 @@ describe('controller configuration', () => {
 });
 
 describe('controller configuration: audit retention and lazy secrets', () => {
+  it('reads webhookConcurrency, 4 by default, a positive integer', async () => {
+    const base = 'state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n';
+    const file = path.join(dir, 'serve.yaml');
+    expect((await parseControllerConfig(base, file, {})).webhookConcurrency).toBe(4);
+    expect((await parseControllerConfig(base + 'webhookConcurrency: 16\n', file, {})).webhookConcurrency).toBe(16);
+    expect(await problems(base + 'webhookConcurrency: 0\n')).toMatch(/:5:21: webhookConcurrency/);
+  });
+
   it('reads audit retention, with defaults of 90 days and a million rows', async () => {
     const base = 'state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n';
     const file = path.join(dir, 'serve.yaml');

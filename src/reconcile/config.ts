@@ -96,6 +96,13 @@ export interface ControllerConfig {
    * the signature is checked first, and replays are caught by delivery id.
    */
   readonly webhookRateLimit: number;
+  /**
+   * Webhook requests one source address may have in flight (from its headers to
+   * the answer); more are answered 429 before their body is read or any
+   * signature checked, so forged deliveries cannot make the server compute
+   * HMACs over large bodies without bound.
+   */
+  readonly webhookConcurrency: number;
   readonly webhookMaxBytes: number;
   /** Audit log retention, enforced by the server at start and hourly: by age and by row count (null: unbounded). */
   readonly audit: { readonly retentionMs: number | null; readonly maxRows: number | null };
@@ -174,6 +181,7 @@ const configSchema = z
     shutdownGrace: duration.default(30_000),
     trustProxy: z.boolean().default(false),
     webhookRateLimit: z.number().int().positive().default(120),
+    webhookConcurrency: z.number().int().positive().default(4),
     webhookMaxBytes: z.number().int().positive().default(1024 * 1024),
     audit: z
       .strictObject({
@@ -286,6 +294,7 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
     limits: { renderTimeMs: raw.limits.renderTime, renderTimeEachMs: raw.limits.renderTimeEach, renderedBytes: raw.limits.renderedBytes, yamlBytes: raw.limits.yamlBytes },
     trustProxy: raw.trustProxy,
     webhookRateLimit: raw.webhookRateLimit,
+    webhookConcurrency: raw.webhookConcurrency,
     webhookMaxBytes: raw.webhookMaxBytes,
     audit: {
       retentionMs: raw.audit.retention === 'forever' ? null : raw.audit.retention,

@@ -64,6 +64,8 @@ beforeEach(async () => {
     shutdownGraceMs: 1_000,
     trustProxy: false,
     webhookRateLimit: 20,
+    // Above the 10 parallel signed deliveries of the real-HTTP test below (they all come from 127.0.0.1).
+    webhookConcurrency: 32,
     webhookMaxBytes: 4096,
     audit: { retentionMs: null, maxRows: null },
     stacks,

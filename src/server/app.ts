@@ -417,6 +417,28 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.webhookMaxBytes }, (_req, body, done) => done(null, body));
     const results = new WeakMap<FastifyRequest, string>();
+    // At most `webhookConcurrency` requests in flight per source address, counted from their headers: a
+    // forged delivery costs an HMAC over its body per webhook secret, so a client cannot have many costing at once.
+    const inFlight = new Map<string, number>();
+    scope.addHook('onRequest', async (request, reply) => {
+      const ip = request.ip;
+      const count = inFlight.get(ip) ?? 0;
+      if (count >= config.webhookConcurrency) {
+        results.set(request, 'too_many_in_flight');
+        rejected(request, 'webhook_concurrency');
+        return reply
+          .code(429)
+          .header('retry-after', '1')
+          .send({ error: `this address already has ${config.webhookConcurrency} webhook deliveries in flight (webhookConcurrency); retry later` });
+      }
+      inFlight.set(ip, count + 1);
+      // 'close' comes once, whether the answer was sent or the client went away mid-upload.
+      reply.raw.once('close', () => {
+        const left = (inFlight.get(ip) ?? 1) - 1;
+        if (left <= 0) inFlight.delete(ip);
+        else inFlight.set(ip, left);
+      });
+    });
     scope.addHook('onResponse', async (request, reply) => {
       const provider = (request.params as { provider?: string }).provider ?? 'unknown';
       const label = WEBHOOK_PROVIDERS.includes(provider as WebhookProvider) ? provider : 'unknown';

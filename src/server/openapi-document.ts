@@ -25,6 +25,7 @@ const NO_STACKS: ControllerConfig = {
   shutdownGraceMs: 0,
   trustProxy: false,
   webhookRateLimit: 20,
+  webhookConcurrency: 4,
   webhookMaxBytes: 1024 * 1024,
   audit: { retentionMs: null, maxRows: null },
   stacks: [],

@@ -309,7 +309,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'POST /api/webhooks/:provider': {
     summary: 'A push from a git host: refresh the stacks that follow it',
     description:
-      'No token: the body must be signed with a stack\'s webhookSecret (GitHub: X-Hub-Signature-256; Gitea: X-Gitea-Signature; GitLab: X-Gitlab-Token). Deliveries with a wrong signature are rate-limited per address; a repeated delivery id is answered as a duplicate.',
+      'No token: the body must be signed with a stack\'s webhookSecret (GitHub: X-Hub-Signature-256; Gitea: X-Gitea-Signature; GitLab: X-Gitlab-Token). Deliveries with a wrong signature are rate-limited per address, and each address may have at most webhookConcurrency deliveries in flight; a repeated delivery id is answered as a duplicate.',
     tags: ['webhooks'],
     params: z.looseObject({ provider: z.string().meta({ description: 'github, gitlab or gitea.', examples: ['github'] }) }),
     responses: {
@@ -323,7 +323,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       401: e('Missing or wrong signature.'),
       404: e('No such provider.'),
       413: e('The body is larger than webhookMaxBytes.'),
-      429: e('Too many bad signatures from this address.'),
+      429: e('Too many bad signatures from this address, or webhookConcurrency deliveries already in flight from it (with Retry-After).'),
     },
   },
 };

@@ -375,6 +375,10 @@ async function renderHealthCheckInPool(check: HealthCheckSpec, vars: TemplateVar
       const err = new TemplateError(f.file, f.line, f.col, f.reason, f.undefinedVariable);
       throw new HealthCheckRenderError(describeTemplateFailure(err, { targetName, vars }), t.path, { cause: err });
     }
+    if (outcome.readSecret) {
+      // A probe's URL and command show in plans and logs: a secret has no place there.
+      throw new HealthCheckRenderError(`${t.name}: a health check cannot read a secret variable (host ${targetName})`, t.path);
+    }
     rendered.push(outcome.output);
   }
   const done = finishHealthCheck(check, rendered, targetName);

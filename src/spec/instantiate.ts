@@ -57,6 +57,12 @@ function templateId(source: TemplateSource): string {
   return id;
 }
 
+/** The outputs of one instance's templates, and which of them read a secret variable. */
+interface Rendered {
+  readonly outputs: string[];
+  readonly readSecret: boolean[];
+}
+
 /** What became of one instance. */
 type Outcome =
   | { readonly kind: 'done'; readonly resource: Resource }
@@ -86,9 +92,9 @@ export async function instantiateResources(
   const brokenSources = new Set<TemplateSource>();
   const nameOf = new Map(targets.map((t) => [t.address, t.name]));
 
-  const renderAll = async (r: Resource, requests: readonly TemplateRequest[], facts: InstanceFacts): Promise<string[] | Outcome> => {
+  const renderAll = async (r: Resource, requests: readonly TemplateRequest[], facts: InstanceFacts): Promise<Rendered | Outcome> => {
     const base = baseAddress(r.kind, r.name);
-    const rendered: string[] = [];
+    const rendered: Rendered = { outputs: [], readSecret: [] };
     for (const request of requests) {
       if (brokenSources.has(request.source) || budget.exceeded) return { kind: 'dropped' };
       const timeLimitMs = Math.min(renderTimeLimitMs, budget.left('renderTime'));
@@ -108,7 +114,8 @@ export async function instantiateResources(
       });
       budget.charge('renderTime', `${base} (${request.source.name})`, outcome.ms, at);
       if (outcome.ok) {
-        rendered.push(outcome.output);
+        rendered.outputs.push(outcome.output);
+        rendered.readSecret.push(outcome.readSecret);
         continue;
       }
       const f = outcome.failure;
@@ -146,9 +153,9 @@ export async function instantiateResources(
     };
     try {
       const requests = provider.templates?.(r.spec, facts) ?? [];
-      const rendered = requests.length === 0 ? [] : await renderAll(r, requests, facts);
-      if (!Array.isArray(rendered)) return rendered;
-      const spec: unknown = provider.instantiate(r.spec, facts, rendered);
+      const rendered = requests.length === 0 ? { outputs: [], readSecret: [] } : await renderAll(r, requests, facts);
+      if ('kind' in rendered) return rendered;
+      const spec: unknown = provider.instantiate(r.spec, facts, rendered.outputs, rendered.readSecret);
       return { kind: 'done', resource: spec === r.spec ? r : { ...r, spec } };
     } catch (e) {
       const message =

@@ -26,6 +26,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { revealVars } from './render-secrets.js';
 import type { RenderFailure, RenderReply, RenderRequest } from './render-worker.js';
 import type { TemplateVars } from './template.js';
 
@@ -46,13 +47,15 @@ export interface RenderJob {
   /** The template's name in errors (a repository path). */
   readonly name: string;
   readonly text: string;
+  /** May hold `Sensitive` values (secret vars): revealed to the worker over IPC only; an output that read one says so. */
   readonly vars: TemplateVars;
   readonly maxOutputBytes: number;
   readonly timeLimitMs: number;
 }
 
 export type RenderOutcome =
-  | { readonly ok: true; readonly output: string; readonly bytes: number; readonly ms: number }
+  /** `readSecret`: the output depends on a secret variable and must be sealed before anything shows it. */
+  | { readonly ok: true; readonly output: string; readonly bytes: number; readonly ms: number; readonly readSecret: boolean }
   | { readonly ok: false; readonly failure: RenderFailure; readonly ms: number };
 
 interface Pending {
@@ -168,13 +171,13 @@ export class RenderPool {
       if (!current || current.id !== message.id) return;
       if ('missing' in message) {
         // Evicted by the worker since: the same request again, with the text.
-        slot.worker.send({ id: current.id, ...current.pending.job } satisfies RenderRequest);
+        slot.worker.send(requestOf(current.id, current.pending.job, true));
         return;
       }
       clearTimeout(current.timer);
       slot.current = undefined;
       setRef(worker, false);
-      current.pending.resolve(message.ok ? { ok: true, output: message.output, bytes: message.bytes, ms: message.ms } : { ok: false, failure: message.failure, ms: message.ms });
+      current.pending.resolve(message.ok ? { ok: true, output: message.output, bytes: message.bytes, ms: message.ms, readSecret: message.readSecret } : { ok: false, failure: message.failure, ms: message.ms });
       this.dispatch();
     });
     worker.on('error', (err) => this.retire(slot, `the render worker failed: ${err.message}`, undefined));
@@ -193,7 +196,7 @@ export class RenderPool {
     const id = this.nextId++;
     const { job } = pending;
     // The text only the first time this worker renders this template.
-    const request: RenderRequest = slot.known.has(job.templateId) ? { id, ...job, text: undefined } : { id, ...job };
+    const request = requestOf(id, job, !slot.known.has(job.templateId));
     // Bounded: forgetting only costs sending a text again.
     if (slot.known.size >= 10_000) slot.known.clear();
     slot.known.add(job.templateId);
@@ -229,6 +232,12 @@ export class RenderPool {
   private failedOutcome(job: RenderJob, reason: string, limit: RenderFailure['limit'], ms: number): RenderOutcome {
     return { ok: false, ms, failure: { file: job.name, line: undefined, col: undefined, reason, undefinedVariable: undefined, limit, phase: 'render' } };
   }
+}
+
+/** The IPC message for `job`: its secret vars revealed (see src/spec/render-secrets.ts), its text only when `withText`. */
+function requestOf(id: number, job: RenderJob, withText: boolean): RenderRequest {
+  const { vars, secretPaths } = revealVars(job.vars);
+  return { id, templateId: job.templateId, name: job.name, text: withText ? job.text : undefined, vars, secretPaths, maxOutputBytes: job.maxOutputBytes, timeLimitMs: job.timeLimitMs };
 }
 
 let shared: RenderPool | undefined;

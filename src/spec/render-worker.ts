@@ -11,6 +11,7 @@
  * time it asks a worker for it; a worker that has evicted it since answers
  * `{ missing: true }` and the pool sends the request again with the text.
  */
+import { scrubSecrets, watchSecrets, type SecretPath } from './render-secrets.js';
 import { compileTemplate, TemplateError, TemplateLimitError, type CompiledTemplate, type TemplateLimit, type TemplateVars } from './template.js';
 
 export interface RenderRequest {
@@ -21,6 +22,8 @@ export interface RenderRequest {
   /** Left out when the pool believes the worker has the template parsed already. */
   readonly text?: string | undefined;
   readonly vars: TemplateVars;
+  /** Where `vars` holds a secret's plaintext (see src/spec/render-secrets.ts); empty for most renders. */
+  readonly secretPaths: readonly SecretPath[];
   readonly maxOutputBytes: number;
   readonly timeLimitMs: number;
 }
@@ -39,7 +42,8 @@ export interface RenderFailure {
 }
 
 export type RenderReply =
-  | { readonly id: number; readonly ok: true; readonly output: string; readonly bytes: number; readonly ms: number }
+  /** `readSecret`: the render read a secret variable, so its output is a secret too. */
+  | { readonly id: number; readonly ok: true; readonly output: string; readonly bytes: number; readonly ms: number; readonly readSecret: boolean }
   | { readonly id: number; readonly ok: false; readonly failure: RenderFailure; readonly ms: number }
   /** The request had no text and this worker does not have the template (any more). */
   | { readonly id: number; readonly missing: true };
@@ -78,13 +82,14 @@ function parsedTemplate(request: RenderRequest): Parsed | undefined {
   return parsed;
 }
 
-function failure(e: TemplateError, phase: RenderFailure['phase']): RenderFailure {
+function failure(e: TemplateError, phase: RenderFailure['phase'], secrets: readonly string[] = []): RenderFailure {
+  const scrub = (text: string) => (secrets.length === 0 ? text : scrubSecrets(text, secrets));
   return {
     file: e.file,
     line: e.line,
     col: e.col,
-    reason: e.reason,
-    undefinedVariable: e.undefinedVariable,
+    reason: scrub(e.reason),
+    undefinedVariable: e.undefinedVariable === undefined ? undefined : scrub(e.undefinedVariable),
     limit: e instanceof TemplateLimitError ? e.limit : undefined,
     phase,
   };
@@ -96,12 +101,14 @@ export function renderRequest(request: RenderRequest): RenderReply {
   const parsed = parsedTemplate(request);
   if (parsed === undefined) return { id: request.id, missing: true };
   if (!parsed.ok) return { id: request.id, ok: false, failure: failure(parsed.error, 'parse'), ms: elapsed() };
+  let readSecret = false;
+  const secrets = request.secretPaths.length === 0 ? [] : watchSecrets(request.vars, request.secretPaths, () => (readSecret = true));
   try {
     const output = parsed.template.render(request.vars, { maxOutputBytes: request.maxOutputBytes, timeLimitMs: request.timeLimitMs });
-    return { id: request.id, ok: true, output, bytes: Buffer.byteLength(output), ms: elapsed() };
+    return { id: request.id, ok: true, output, bytes: Buffer.byteLength(output), ms: elapsed(), readSecret };
   } catch (e) {
     if (!(e instanceof TemplateError)) throw e;
-    return { id: request.id, ok: false, failure: failure(e, 'render'), ms: elapsed() };
+    return { id: request.id, ok: false, failure: failure(e, 'render', secrets), ms: elapsed() };
   }
 }
 

@@ -94,11 +94,73 @@ describe('{ secret: PATH }', () => {
     expect(messages(stack).join('\n')).toMatch(/app\.yaml:9:9: File\/f: spec\.path does not take a secret \(\{ secret: ok\.age \}\)/);
   });
 
-  it('in vars: refused (templates never see secrets)', async () => {
-    await write('ok.age', await encryptAge(Buffer.from(SECRET), [recipient]));
-    await write('app.yaml', `kind: Host\nname: h\nspec:\n  transport: local\n  vars: { pw: { secret: ok.age } }\n`);
-    const stack = await load();
-    expect(messages(stack).join('\n')).toMatch(/vars cannot hold secrets/);
+  describe('in vars (template variables)', () => {
+    const templated = (hostVars: string, fileExtra = '') =>
+      `kind: Host\nname: h\nspec:\n  transport: local\n  root: /tmp/capstan-never-written\n  vars: ${hostVars}\n---\n` +
+      `kind: File\nname: conf\ntarget: h\nspec:\n  path: /etc/app.conf\n  template: app.liquid\n${fileExtra}` +
+      `---\nkind: File\nname: motd\ntarget: h\nspec:\n  path: /etc/motd\n  template: motd.liquid\n`;
+    beforeEach(async () => {
+      await write('ok.age', await encryptAge(Buffer.from(SECRET), [recipient]));
+      await write('app.liquid', 'password = {{ db.password }}\n');
+      await write('motd.liquid', 'hello {{ host.name }}\n');
+    });
+    const contentOf = (stack: Awaited<ReturnType<typeof load>>, name: string) => stack.resources.find((r) => r.name === name)!.spec as { content: unknown };
+
+    it('a template that reads a secret var renders it, and its output is sealed; one that does not stays plain', async () => {
+      await write('app.yaml', templated('{ db: { password: { secret: ok.age } } }'));
+      const stack = await load();
+      expect(messages(stack)).toEqual([]);
+      const conf = contentOf(stack, 'conf').content;
+      expect(isSensitive(conf)).toBe(true);
+      expect((conf as Sensitive<string>).reveal()).toBe(`password = ${SECRET}\n`);
+      expect(contentOf(stack, 'motd').content).toBe('hello h\n');
+      expect(JSON.stringify(stack)).not.toContain(SECRET);
+    });
+
+    it('from a HostGroup, for every member', async () => {
+      await write(
+        'app.yaml',
+        `kind: HostGroup\nname: db\nspec:\n  vars: { db: { password: { secret: ok.age } } }\n---\n` +
+          ['a', 'b'].map((h) => `kind: Host\nname: ${h}\nspec: { transport: local, root: /tmp/capstan-never-written-${h}, groups: [db] }\n---\n`).join('') +
+          `kind: File\nname: conf\ntarget: group:db\nspec:\n  path: /etc/app.conf\n  template: app.liquid\n`,
+      );
+      const stack = await load();
+      expect(messages(stack)).toEqual([]);
+      const files = stack.resources.filter((r) => r.kind === 'File');
+      expect(files.map((r) => r.address).sort()).toEqual(['File/conf@a', 'File/conf@b']);
+      for (const f of files) expect((f.spec as { content: Sensitive<string> }).content.reveal()).toBe(`password = ${SECRET}\n`);
+      expect(JSON.stringify(stack)).not.toContain(SECRET);
+    });
+
+    it('a health check cannot read one (its URL is shown in plans and logs)', async () => {
+      await write(
+        'app.yaml',
+        `kind: HostGroup\nname: db\nspec:\n  vars: { db: { password: { secret: ok.age } } }\n  rollout: { healthCheck: { http: { url: "http://x/?p={{ db.password }}" } } }\n---\n` +
+          `kind: Host\nname: a\nspec: { transport: local, root: /tmp/capstan-never-written, groups: [db] }\n`,
+      );
+      const stack = await load();
+      expect(messages(stack).join('\n')).toMatch(/a health check cannot read a secret variable \(host a\)/);
+      expect(messages(stack).join('\n')).not.toContain(SECRET);
+    });
+
+    it('sensitive: false on a template that reads one is an error at the field; the File\'s own secret vars too', async () => {
+      await write('app.yaml', templated('{ db: { password: { secret: ok.age } } }', '  sensitive: false\n'));
+      let stack = await load();
+      expect(messages(stack).join('\n')).toMatch(/app\.yaml:14:14: File\/conf: template app\.liquid reads a secret variable: .*cannot be sensitive: false/);
+      expect(messages(stack).join('\n')).not.toContain(SECRET);
+      await write('app.yaml', templated('{}', '  vars: { db: { password: { secret: ok.age } } }\n  sensitive: false\n'));
+      stack = await load();
+      expect(messages(stack).join('\n')).toMatch(/app\.yaml:15:14: .*vars hold a secret: .*cannot be sensitive: false/);
+    });
+
+    it('a Liquid error in a template with a secret var does not quote the value', async () => {
+      // A lookup by the secret: LiquidJS names the variable it did not find, value and all.
+      await write('app.liquid', 'x = {{ db[db.password] }}\n');
+      await write('app.yaml', templated('{ db: { password: { secret: ok.age } } }'));
+      const stack = await load();
+      expect(messages(stack).join('\n')).toMatch(/app\.liquid:1:8: undefined variable "db\.\(sensitive\)"/);
+      expect(JSON.stringify(stack.diagnostics)).not.toContain(SECRET);
+    });
   });
 
   it('inline sensitive: true content is sealed too, and keyed by the identity', async () => {

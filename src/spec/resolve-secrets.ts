@@ -10,8 +10,9 @@
  * file: each is an error at the reference (FILE:LINE:COL) naming the secret's
  * path, and the document's spec is dropped, so nothing can be planned from it.
  *
- * Runs on the main thread: a Sensitive never goes through a worker (a structured
- * clone would drop its value), which is also why `vars:` cannot hold secrets.
+ * Runs on the main thread. The `vars` of a Host, a HostGroup or a File may hold
+ * secrets: the render pool reveals them to its worker over IPC only, and a File
+ * whose template read one is sealed (src/spec/render-secrets.ts).
  */
 import path from 'node:path';
 import { error, type Diagnostic, type SourcePosition } from '../diag/diagnostic.js';
@@ -39,6 +40,8 @@ export interface ResolvedSecrets {
 }
 
 const MAX_DEPTH = 64;
+/** Kinds whose `spec.vars` may hold secrets: the variables of File templates (rendered output that reads one is sealed). */
+const KINDS_WITH_SECRET_VARS: ReadonlySet<string> = new Set(['Host', 'HostGroup', 'File']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** `{ secret: "..." }` and nothing else. */
@@ -90,13 +93,13 @@ export async function resolveSecrets(declared: readonly DeclaredDocument[], cont
       if (secretPath !== undefined) {
         const source = doc.positionOf(['spec', ...at]);
         references.push({ specPath: at, secretPath, source });
-        if (at.includes('vars')) {
+        if (at.includes('vars') && !(at[0] === 'vars' && KINDS_WITH_SECRET_VARS.has(doc.kind))) {
           failed = true;
           diagnostics.push(
-            error(`secret ${secretPath}: vars cannot hold secrets (templates never see secret values)`, {
+            error(`secret ${secretPath}: these vars cannot hold secrets`, {
               address,
               source,
-              detail: 'give the secret to a field that takes { secret: PATH } (File content, Exec environment, ...)',
+              detail: `secrets are template variables only in the vars of ${[...KINDS_WITH_SECRET_VARS].join(', ')} (a File template that reads one is sensitive)`,
             }),
           );
           return value;

@@ -1,7 +1,8 @@
 /**
- * Zero leaks: four known secret values (an age-encrypted File content, an
+ * Zero leaks: five known secret values (an age-encrypted File content, an
  * age-encrypted Exec environment value, inline `sensitive: true` content, an
- * age-encrypted Alertmanager webhook URL delivered to a running Alertmanager) go
+ * age-encrypted Alertmanager webhook URL delivered to a running Alertmanager, an
+ * age-encrypted Host variable rendered into a File template) go
  * through validate, plan (text, --json, --out), apply (from the saved plan, and
  * again after a secret changed), drift, history and `capstan serve` (every API
  * route, the SSE stream, /metrics, logs at trace level). Then every byte of
@@ -27,7 +28,10 @@ const AGE_VALUE_2 = 'LeakCanary-AgeFile-Rotated-d41d8c';
 const ENV_VALUE = 'LeakCanary-ExecEnv-2b8d4177';
 const INLINE_VALUE = 'LeakCanary-Inline-c0ffee42';
 const HOOK_VALUE = 'http://127.0.0.1:9/LeakCanary-AmReceiver-3b9e';
-const CANARIES = [AGE_VALUE, AGE_VALUE_2, ENV_VALUE, INLINE_VALUE, HOOK_VALUE];
+const VAR_VALUE = 'LeakCanary-TemplateVar-5e6f0a13';
+const VAR_VALUE_2 = 'LeakCanary-TemplateVar-Rotated-9a8b';
+const CANARIES = [AGE_VALUE, AGE_VALUE_2, ENV_VALUE, INLINE_VALUE, HOOK_VALUE, VAR_VALUE, VAR_VALUE_2];
+const DB_CONF = 'etc/db.conf';
 const AM_CONFIG = 'etc/alertmanager/alertmanager.yml';
 /** One Alertmanager per Host root, each running that root's configuration file. */
 const alertmanagers = new Map<string, RunningAlertmanager>();
@@ -50,7 +54,8 @@ async function run(what: string, args: string[], env: Record<string, string> = {
 function spec(root: string, withLeakyExec: boolean): Record<string, string> {
   return {
     'stack.yaml':
-      `kind: Host\nname: local\nspec: { transport: local, root: ${root} }\n---\n` +
+      `kind: Host\nname: local\nspec: { transport: local, root: ${root}, vars: { db_password: { secret: secrets/var.age } } }\n---\n` +
+      `kind: File\nname: db-conf\ntarget: local\nspec:\n  path: /${DB_CONF}\n  template: templates/db.conf.liquid\n  mode: "0600"\n---\n` +
       `kind: File\nname: db-password\ntarget: local\nspec:\n  path: /etc/db-password\n  content: { secret: secrets/db.age }\n  mode: "0600"\n---\n` +
       `kind: File\nname: inline\ntarget: local\nspec:\n  path: /etc/inline\n  content: "${INLINE_VALUE}"\n  sensitive: true\n---\n` +
       `kind: Exec\nname: uses-token\ntarget: local\ndependsOn: [File/inline]\nspec:\n  command: ["/bin/sh", "-c", "test -n \\"$TOKEN\\""]\n` +
@@ -61,6 +66,7 @@ function spec(root: string, withLeakyExec: boolean): Record<string, string> {
         : '') +
       `---\nkind: Alerting\nname: oncall\ntarget: local\nspec:\n  defaultTeam: sre\n  teams:\n    - name: sre\n      webhook: { url: { secret: secrets/hook.age } }\n` +
       `  alertmanager: { url: "${alertmanagers.get(root)!.url}", configFile: /${AM_CONFIG}, amtool: /usr/bin/amtool }\n`,
+    'templates/db.conf.liquid': 'host = db.internal\npassword = {{ db_password }}\n',
   };
 }
 
@@ -100,6 +106,7 @@ beforeAll(async () => {
   await ws.write('secrets/db.age', (await execa('age', ['-r', recipient, '-a'], { input: AGE_VALUE })).stdout + '\n');
   await encryptWithCapstan('secrets/token.age', ENV_VALUE);
   await ws.write('secrets/hook.age', (await execa('age', ['-r', recipient, '-a'], { input: HOOK_VALUE })).stdout + '\n');
+  await encryptWithCapstan('secrets/var.age', VAR_VALUE);
   for (const r of ['root-sqlite', 'root-pg', 'root-serve']) {
     const root = path.join(base, r);
     alertmanagers.set(root, await startAlertmanager(path.join(root, AM_CONFIG), path.join(base, `am-data-${r}`)));
@@ -120,6 +127,7 @@ let remote: GitRemote | undefined;
 async function cliFlow(state: string, root: string, label: string, full: boolean): Promise<void> {
   for (const [rel, text] of Object.entries(spec(root, true))) await ws.write(rel, text);
   await ws.write('secrets/db.age', (await execa('age', ['-r', recipient, '-a'], { input: AGE_VALUE })).stdout + '\n');
+  await ws.write('secrets/var.age', (await execa('age', ['-r', recipient, '-a'], { input: VAR_VALUE })).stdout + '\n');
   const id = ['--identity', idFile];
   const common = ['--state', state, ...id];
 
@@ -143,6 +151,7 @@ async function cliFlow(state: string, root: string, label: string, full: boolean
   expect(await readFile(path.join(root, 'etc/db-password'), 'utf8')).toBe(AGE_VALUE);
   expect(await readFile(path.join(root, 'etc/inline'), 'utf8')).toBe(INLINE_VALUE);
   expect(await readFile(path.join(root, AM_CONFIG), 'utf8')).toContain(`url: ${HOOK_VALUE}`);
+  expect(await readFile(path.join(root, DB_CONF), 'utf8')).toBe(`host = db.internal\npassword = ${VAR_VALUE}\n`);
   await ws.remove('stack.yaml');
   for (const [rel, t] of Object.entries(spec(root, false))) await ws.write(rel, t);
   const healed = await run(`${label} apply`, ['apply', '.', '--yes', ...common]);
@@ -153,13 +162,18 @@ async function cliFlow(state: string, root: string, label: string, full: boolean
   expect((await run(`${label} plan --out (before rotation)`, ['plan', '.', '--out', stalePlan, ...common])).exitCode).toBe(0);
   // Binary this time, as `age` writes without -a.
   await writeFile(path.join(ws.repo, 'secrets/db.age'), (await execa('age', ['-r', recipient], { input: AGE_VALUE_2, encoding: 'buffer' })).stdout);
+  await writeFile(path.join(ws.repo, 'secrets/var.age'), (await execa('age', ['-r', recipient], { input: VAR_VALUE_2, encoding: 'buffer' })).stdout);
   const changed = await run(`${label} plan (secret changed)`, ['plan', '.', ...common]);
   expect(changed.stdout).toMatch(/~ content: \(sensitive value changed\)/);
+  // Both the secret File and the template that reads the rotated variable.
+  expect(changed.stdout.match(/~ content: \(sensitive value changed\)/g)).toHaveLength(2);
+  if (full) expect((await run(`${label} plan --json (secret changed)`, ['plan', '.', '--json', ...common])).exitCode).toBe(0);
   const stale = await run(`${label} apply stale plan`, ['apply', '--plan', stalePlan, ...common]);
   expect(stale.exitCode).toBe(1);
   expect(stale.stderr).toMatch(/stale/);
   expect((await run(`${label} apply (secret changed)`, ['apply', '.', '--yes', ...common])).exitCode).toBe(0);
   expect(await readFile(path.join(root, 'etc/db-password'), 'utf8')).toBe(AGE_VALUE_2);
+  expect(await readFile(path.join(root, DB_CONF), 'utf8')).toBe(`host = db.internal\npassword = ${VAR_VALUE_2}\n`);
   const noop = await run(`${label} plan (no-op)`, ['plan', '.', '--detailed-exitcode', ...common]);
   expect(noop.exitCode, noop.stdout + noop.stderr).toBe(0);
 
@@ -170,6 +184,17 @@ async function cliFlow(state: string, root: string, label: string, full: boolean
   expect(drift.exitCode).toBe(2);
   if (full) expect((await run(`${label} history`, ['history', '--state', state])).exitCode).toBe(0);
   expect((await run(`${label} history --json`, ['history', '--json', '--state', state])).exitCode).toBe(0);
+
+  if (full) {
+    // A Liquid error that would quote the secret (a lookup by its value): the message says (sensitive).
+    await ws.write('templates/db.conf.liquid', 'password = {{ host[db_password] }}\n');
+    for (const cmd of ['validate', 'plan']) {
+      const broken = await run(`${label} ${cmd} (template error)`, [cmd, '.', ...(cmd === 'plan' ? common : id)]);
+      expect(broken.exitCode).toBe(1);
+      expect(broken.stderr).toMatch(/templates\/db\.conf\.liquid:1:\d+: undefined variable "host\.\(sensitive\)"/);
+    }
+    await ws.write('templates/db.conf.liquid', spec(root, false)['templates/db.conf.liquid']!);
+  }
 }
 
 describe('secrets never leak', () => {
@@ -201,6 +226,7 @@ describe('secrets never leak', () => {
     files['secrets/db.age'] = (await execa('age', ['-r', recipient, '-a'], { input: AGE_VALUE })).stdout + '\n';
     files['secrets/token.age'] = await readFile(path.join(ws.repo, 'secrets/token.age'), 'utf8');
     files['secrets/hook.age'] = await readFile(path.join(ws.repo, 'secrets/hook.age'), 'utf8');
+    files['secrets/var.age'] = (await execa('age', ['-r', recipient, '-a'], { input: VAR_VALUE })).stdout + '\n';
     const commit = await remote.push(files, 'secrets');
     const serveState = `sqlite:${path.join(base, 'state', 'serve.db')}`;
     const config = path.join(base, 'capstan.yaml');
@@ -229,6 +255,7 @@ describe('secrets never leak', () => {
     });
     expect(await readFile(path.join(serveRoot, 'etc/db-password'), 'utf8')).toBe(AGE_VALUE);
     expect(await readFile(path.join(serveRoot, AM_CONFIG), 'utf8')).toContain(`url: ${HOOK_VALUE}`);
+    expect(await readFile(path.join(serveRoot, DB_CONF), 'utf8')).toContain(`password = ${VAR_VALUE}`);
     // Self-heal a sensitive file changed by hand: drift seen through digests.
     await writeFile(path.join(serveRoot, 'etc/inline'), 'changed by hand\n');
     await waitFor('self-heal', async () => (await readFile(path.join(serveRoot, 'etc/inline'), 'utf8')) === INLINE_VALUE, 60_000);
@@ -271,7 +298,7 @@ describe('secrets never leak', () => {
     for (const o of outputs) found.push(...hits(o.what, o.text));
     for (const a of answers) found.push(...hits('API', a));
     found.push(...hits('SSE stream', sseText), ...hits('serve logs', serveStdout), ...hits('PostgreSQL dump', pgDump));
-    const managed = new Set(['root-sqlite', 'root-pg', 'root-serve'].flatMap((r) => ['etc/db-password', 'etc/inline', AM_CONFIG].map((f) => path.join(base, r, f))));
+    const managed = new Set(['root-sqlite', 'root-pg', 'root-serve'].flatMap((r) => ['etc/db-password', 'etc/inline', AM_CONFIG, DB_CONF].map((f) => path.join(base, r, f))));
     // Alertmanager's own data directories are not Capstan's.
     const notCapstans = (p: string): boolean => path.basename(p).startsWith('am-data-');
     const written = await filesUnder(base, (p) => managed.has(p) || notCapstans(p) || p === ws.repo || p === path.join(base, 'git-cache') || p === remote!.base);
@@ -288,5 +315,6 @@ describe('secrets never leak', () => {
     // The search itself works: the managed file holds a canary.
     expect(hits('managed', await readFile(path.join(base, 'root-sqlite/etc/db-password')))).not.toEqual([]);
     expect(hits('managed', await readFile(path.join(base, 'root-serve', AM_CONFIG)))).not.toEqual([]);
+    expect(hits('managed', await readFile(path.join(base, 'root-serve', DB_CONF)))).not.toEqual([]);
   });
 });

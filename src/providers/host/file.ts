@@ -64,6 +64,13 @@ const repoPath = (what: string) =>
     .refine((s) => !s.startsWith('/'), { error: `${what} must be a path relative to the YAML file, inside the repository` })
     .refine((s) => !s.includes('\0'), { error: `${what} must not contain a NUL character` });
 
+/** A Sensitive anywhere in `value` (a secret var, maybe inside a map or list). */
+function holdsSensitive(value: unknown, depth = 0): boolean {
+  if (isSensitive(value)) return true;
+  if (depth > 64 || typeof value !== 'object' || value === null) return false;
+  return Object.values(value).some((v) => holdsSensitive(v, depth + 1));
+}
+
 /** The fields that say what a File holds: exactly one with state: present, none with state: absent. */
 const CONTENT_FIELDS = ['content', 'source', 'template', 'contentBase64'] as const;
 /** Fields that only mean something for a file that is there. */
@@ -100,7 +107,10 @@ export const fileSchema = z
     /** Variables for `template` only; they win over the host's. */
     vars: variablesSchema
       .optional()
-      .meta({ description: "Variables for template only; they win over the host's and its groups'.", examples: [{ port: 8080 }] }),
+      .meta({
+        description: "Variables for template only; they win over the host's and its groups'. A value may be { secret: PATH }: a template that reads a secret variable is sensitive.",
+        examples: [{ port: 8080 }],
+      }),
     mode: modeField('Mode of the file, or "preserve" (with source: the mode of the repository file); 0644 when Capstan creates it and mode is omitted', modeSchemaOf({ preserve: true })),
     owner: ownerField(),
     group: groupField(),
@@ -152,6 +162,9 @@ export const fileSchema = z
     }
     if (spec.sensitive === false && isSensitive(spec.content)) {
       ctx.addIssue({ code: 'custom', path: ['sensitive'], message: 'content is a secret: it cannot be sensitive: false' });
+    }
+    if (spec.sensitive === false && spec.vars !== undefined && holdsSensitive(spec.vars)) {
+      ctx.addIssue({ code: 'custom', path: ['sensitive'], message: 'vars hold a secret: a template rendered with it is a secret, it cannot be sensitive: false' });
     }
     if (spec.vars !== undefined && spec.template === undefined) {
       ctx.addIssue({ code: 'custom', path: ['vars'], message: 'vars are for a template: add template:, or remove vars' });
@@ -210,10 +223,9 @@ async function resolveTemplate(spec: FileSpec & { template: string }, from: { fi
   if (!isUtf8(data)) throw new SpecFieldError(`template ${shown} is not UTF-8 text`, ['template']);
   const resolved: FileSpec = { ...spec };
   templateSources.set(resolved, { name: shown, text: data.toString('utf8') });
-  if (spec.sensitive === true) {
-    if (!ctx.seal) throw new SpecFieldError('sensitive: true needs a loader that seals secrets', ['sensitive']);
-    sealers.set(resolved, ctx.seal);
-  }
+  if (spec.sensitive === true && !ctx.seal) throw new SpecFieldError('sensitive: true needs a loader that seals secrets', ['sensitive']);
+  // Kept for every template: one that reads a secret variable is sealed whatever `sensitive` says.
+  if (ctx.seal) sealers.set(resolved, ctx.seal);
   return resolved;
 }
 
@@ -226,13 +238,19 @@ function fileTemplates(spec: FileSpec, instance: InstanceFacts): TemplateRequest
 }
 
 /** The instance's spec: the rendered template into `content`. */
-function instantiateFile(spec: FileSpec, _instance: InstanceFacts, rendered: readonly string[]): FileSpec {
+function instantiateFile(spec: FileSpec, _instance: InstanceFacts, rendered: readonly string[], readSecret: readonly boolean[] = []): FileSpec {
   if (spec.template === undefined) return spec;
   const content = rendered[0];
   if (content === undefined) throw new SpecFieldError(`template ${spec.template} was not rendered`, ['template']);
   const { template: _template, vars: _vars, ...rest } = spec;
+  const secret = readSecret[0] === true;
+  if (secret && spec.sensitive === false) {
+    throw new SpecFieldError(`template ${spec.template} reads a secret variable: its output is a secret, it cannot be sensitive: false`, ['sensitive']);
+  }
+  if (!secret && spec.sensitive !== true) return { ...rest, content };
   const seal = sealers.get(spec);
-  return { ...rest, content: seal ? seal(content) : content };
+  if (!seal) throw new SpecFieldError(`template ${spec.template} reads a secret: it needs a loader that seals secrets`, ['template']);
+  return { ...rest, content: seal(content) };
 }
 
 /** Inline or source content marked `sensitive: true` becomes a Sensitive, so no plan or store sees it. */
