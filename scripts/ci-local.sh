@@ -7,6 +7,7 @@
 #
 #   CI_LOCAL_REPO   the repository to clone (default: this checkout; its committed HEAD)
 #   CI_LOCAL_BASE   the commit to plan against (default: HEAD~1, the previous commit)
+#   CI_LOCAL_STATE  the state store the plan compares with (default: a new, empty one)
 #   CAPSTAN         the capstan program (default: this checkout's bin/capstan)
 #
 # Commands that are not in this build of Capstan are left out or replaced, and the
@@ -44,12 +45,11 @@ else
 fi
 
 plan_help=$(capstan plan --help)
-plan_args=("$spec")
+plan_args=("$spec" --state "${CI_LOCAL_STATE:-sqlite:$work/state.db}")
 if grep -q -- '--base' <<<"$plan_help" && grep -q -- '--offline' <<<"$plan_help"; then
   plan_args+=(--base "$base_sha" --offline)
 else
-  echo "ci-local: this capstan has no \`plan --base/--offline\`: planning against the live state with a throwaway state store instead of the previous commit"
-  plan_args+=(--state "sqlite:$work/state.db")
+  echo "ci-local: this capstan has no \`plan --base/--offline\`: planning the whole spec against the live state instead of the change since $base"
 fi
 markdown=no
 if grep -q -- '--format' <<<"$plan_help"; then

@@ -10,7 +10,7 @@ import { gitlabCiProblems } from './gitlab-ci-structure.js';
 const GITHUB = path.join(ROOT, 'ci-templates/github/capstan.yml');
 const GITLAB = path.join(ROOT, 'ci-templates/gitlab/capstan.gitlab-ci.yml');
 const MARKER = '<!-- capstan-plan -->';
-const PLAN_FLAGS = ['--offline', '--format markdown', '--out-json plan.json'];
+const PLAN_FLAGS = ['--offline', '${CAPSTAN_PLAN_STATE:+--state "$CAPSTAN_PLAN_STATE"}', '--format markdown --out-json plan.json > plan.md'];
 
 /** The errors of GitHub's workflow parser (schema workflow-v1.0) and of its conversion to a workflow. */
 async function workflowProblems(name: string, content: string): Promise<string[]> {
@@ -56,6 +56,10 @@ describe('ci-templates/github/capstan.yml', () => {
     expect(script).toContain(`const marker = '${MARKER}'`);
     expect(script).toMatch(/updateComment[\s\S]*createComment/);
     expect(workflow.concurrency.group).toContain('${{ github.ref }}');
+    expect((workflow.jobs.plan as Job & { env: Record<string, string> }).env).toEqual({
+      CAPSTAN_AGE_IDENTITY: '${{ secrets.CAPSTAN_PLAN_AGE_IDENTITY }}',
+      CAPSTAN_PLAN_STATE: '${{ secrets.CAPSTAN_PLAN_STATE }}',
+    });
   });
 
   it('on the default branch applies or asks the controller for a pass, chosen by vars.CAPSTAN_DEPLOY', () => {
@@ -74,7 +78,7 @@ describe('ci-templates/github/capstan.yml', () => {
 
 describe('ci-templates/gitlab/capstan.gitlab-ci.yml', () => {
   const text = readFileSync(GITLAB, 'utf8');
-  const pipeline = parse(text) as Record<string, { script?: string[]; rules?: { if: string }[]; extends?: string }> & { stages: string[] };
+  const pipeline = parse(text) as Record<string, { script?: string[]; before_script?: string[]; rules?: { if: string }[]; extends?: string }> & { stages: string[] };
 
   it('has only known keywords, every job in a declared stage with a script, and well-formed rules; a broken copy is reported by job', () => {
     expect(gitlabCiProblems(pipeline)).toEqual([]);
@@ -97,6 +101,8 @@ describe('ci-templates/gitlab/capstan.gitlab-ci.yml', () => {
     const mr = ['validate', 'alert-tests', 'policy-tests', 'plan'];
     for (const job of mr) expect(pipeline[job]?.extends, job).toBe('.merge-request');
     expect(pipeline['.merge-request']?.rules).toEqual([{ if: '$CI_PIPELINE_SOURCE == "merge_request_event"' }]);
+    // The plan identity, not the deploy one, in every merge-request job (alert-tests has its own before_script).
+    for (const job of ['.merge-request', 'alert-tests']) expect(pipeline[job]?.before_script?.[0], job).toBe('export CAPSTAN_AGE_IDENTITY="${CAPSTAN_PLAN_AGE_IDENTITY:-}"');
     const script = (job: string) => (pipeline[job]?.script ?? []).join('\n');
     expect(script('validate')).toContain('capstan validate "$CAPSTAN_DIR"');
     expect(script('alert-tests')).toContain('capstan test "$CAPSTAN_DIR"');
