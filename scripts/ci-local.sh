@@ -38,10 +38,12 @@ step "capstan test $spec"
 capstan test "$spec"
 
 step "capstan policy test $spec"
-if capstan policy test --help 2>&1 | grep -q '^Usage: capstan policy test'; then
-  capstan policy test "$spec"
-else
+if ! capstan policy test --help 2>&1 | grep -q '^Usage: capstan policy test'; then
   echo "ci-local: skipped: this capstan has no \`policy test\` command"
+elif ! grep -rqsE --include='*.yaml' --include='*.yml' '^kind:[[:space:]]*PolicyTest' "$spec"; then
+  echo "ci-local: skipped: no PolicyTest documents under $spec (as in the CI templates)"
+else
+  capstan policy test "$spec"
 fi
 
 plan_help=$(capstan plan --help)

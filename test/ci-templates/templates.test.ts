@@ -1,6 +1,9 @@
 /** The CI templates in ci-templates/: GitHub's own workflow parser for the Actions workflow, a structural check for GitLab. */
 import { convertWorkflowTemplate, NoOperationTraceWriter, parseWorkflow } from '@actions/workflow-parser';
+import { execa } from 'execa';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -21,7 +24,21 @@ async function workflowProblems(name: string, content: string): Promise<string[]
   return [...new Set([...problems, ...(template.errors ?? []).map((e) => e.Message)])];
 }
 
-interface Step { uses?: string; run?: string; with?: Record<string, unknown>; if?: string; env?: Record<string, string> }
+/** Runs a template's policy-test step in bash in a stack with or without a PolicyTest document, `capstan` recorded by a shell function. */
+async function policyStep(snippet: string): Promise<{ without: string; with: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-ci-policy-'));
+  try {
+    const run = async () => (await execa('bash', ['-euo', 'pipefail', '-c', `capstan() { echo "capstan $*"; }\n${snippet}`], { env: { CAPSTAN_DIR: dir } })).stdout;
+    await writeFile(path.join(dir, 'site.yaml'), 'kind: File\nname: motd\n');
+    const without = await run();
+    await writeFile(path.join(dir, 'policy-tests.yaml'), '# cases\nkind: PolicyTest\nname: sudoers\n');
+    return { without, with: await run() };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface Step { name?: string; uses?: string; run?: string; with?: Record<string, unknown>; if?: string; env?: Record<string, string> }
 interface Job { if?: string; permissions?: Record<string, string>; steps: Step[] }
 
 describe('ci-templates/github/capstan.yml', () => {
@@ -62,6 +79,13 @@ describe('ci-templates/github/capstan.yml', () => {
     });
   });
 
+  it('runs capstan policy test only on a stack with PolicyTest documents (the command fails without any)', async () => {
+    const step = workflow.jobs.plan!.steps.find((s) => s.name === 'Policy tests')!;
+    const out = await policyStep(step.run!);
+    expect(out.without).toMatch(/^No PolicyTest documents under .*: policy tests skipped$/);
+    expect(out.with).toMatch(/^capstan policy test \S+capstan-ci-policy-\w+$/);
+  });
+
   it('on the default branch applies or asks the controller for a pass, chosen by vars.CAPSTAN_DEPLOY', () => {
     const { apply, notify } = workflow.jobs;
     expect(apply?.if).toContain("vars.CAPSTAN_DEPLOY == 'apply'");
@@ -95,6 +119,12 @@ describe('ci-templates/gitlab/capstan.gitlab-ci.yml', () => {
       'notify: unknown keyword scrip',
       'notify: no script',
     ]);
+  });
+
+  it('runs capstan policy test only on a stack with PolicyTest documents, as the GitHub workflow does', async () => {
+    const out = await policyStep((pipeline['policy-tests']?.script ?? []).join('\n'));
+    expect(out.without).toMatch(/^No PolicyTest documents under .*: policy tests skipped$/);
+    expect(out.with).toMatch(/^capstan policy test \S+capstan-ci-policy-\w+$/);
   });
 
   it('runs the same checks and offline plan on merge requests and updates one note found by the marker', () => {

@@ -55,9 +55,11 @@ describe('scripts/ci-local.sh', () => {
       expect(r.stdout).toContain('this capstan has no `plan --format markdown`: the comment below wraps the text plan');
       expect(body.split('\n')[0]).toBe('```');
     }
-    if (!(await has(['policy', 'test', '--help'], /^Usage: capstan policy test/m))) {
-      expect(r.stdout).toContain('skipped: this capstan has no `policy test` command');
-    }
+    expect(r.stdout).toContain(
+      (await has(['policy', 'test', '--help'], /^Usage: capstan policy test/m))
+        ? 'skipped: no PolicyTest documents under . (as in the CI templates)'
+        : 'skipped: this capstan has no `policy test` command',
+    );
     // The clone was temporary, and the repository itself was not written to.
     expect(await git(ws.repo, 'status', '--porcelain')).toBe('');
   });
