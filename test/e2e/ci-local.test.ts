@@ -6,13 +6,15 @@ import { assertBuilt, CAPSTAN, fileDoc, git, hostDoc, ROOT, workspace, type Work
 
 const SCRIPT = path.join(ROOT, 'scripts/ci-local.sh');
 const MARKER = '<!-- capstan-plan -->';
+/** The capstan the script runs (it reads $CAPSTAN too): this checkout's, or another build given in $CAPSTAN. */
+const PROGRAM = process.env.CAPSTAN ?? CAPSTAN;
 
 let ws: Workspace;
 beforeAll(assertBuilt);
 afterEach(async () => ws?.cleanup());
 
 async function has(args: string[], pattern: RegExp): Promise<boolean> {
-  const r = await execa('node', [CAPSTAN, ...args], { reject: false, all: true });
+  const r = await execa('node', [PROGRAM, ...args], { reject: false, all: true });
   return pattern.test(r.all ?? '');
 }
 
@@ -30,7 +32,7 @@ async function twoCommitRepo(second: string): Promise<void> {
 }
 
 function runScript(): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  return execa('bash', [SCRIPT, '.'], { env: { CI_LOCAL_REPO: ws.repo }, reject: false, stdin: 'ignore' }).then((r) => ({ exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }));
+  return execa('bash', [SCRIPT, '.'], { env: { CI_LOCAL_REPO: ws.repo, CAPSTAN: PROGRAM }, reject: false, stdin: 'ignore' }).then((r) => ({ exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }));
 }
 
 function comment(stdout: string): string {
