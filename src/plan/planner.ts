@@ -15,6 +15,7 @@ import { claimCollisions, machineOfTarget, type ClaimedResource } from '../spec/
 import { readLiveState, type LiveRead } from './read-live.js';
 import { planRollouts, type RolloutInputs } from './rollout.js';
 import { groupBy } from '../util/group-by.js';
+import { inScope, type PlanScope, type ScopeSelection } from './scope.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
 
 /** The validated desired state (a LoadedStack satisfies it). */
@@ -42,6 +43,11 @@ export interface PlanOptions {
    * in place, since Capstan never created it.
    */
   readonly pruneAdopted?: boolean;
+  /**
+   * Plan only these resources (`plan --base`): the others are not read live and
+   * the plan holds no change for them; its `scope` says how many were skipped.
+   */
+  readonly scope?: ScopeSelection | undefined;
   /** How many target batches are read at once. */
   readonly readConcurrency?: number;
   readonly signal?: AbortSignal;
@@ -79,7 +85,17 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   // A spec with errors never becomes "nothing desired": no changes at all, deletes included.
   if (hasErrors(diagnostics)) return { ...base, targets: {}, changes: [], diagnostics };
 
-  const all = collectSubjects(desired, inventory, registry, diagnostics);
+  const collected = collectSubjects(desired, inventory, registry, diagnostics);
+  const selection = options.scope;
+  const all = selection ? collected.filter((s) => inScope(selection, s.address)) : collected;
+  const scope: PlanScope | undefined = selection && {
+    base: selection.base,
+    changed: all.filter((s) => selection.changed.has(s.address)).length,
+    dependents: all.filter((s) => selection.dependents.has(s.address)).length,
+    planned: all.length,
+    total: collected.length,
+    skipped: collected.length - all.length,
+  };
   // Forgetting needs no live state: the object is left as it is, wherever it is.
   const forgotten = all.filter((s) => !s.desired && s.managed?.origin === 'adopted' && !options.pruneAdopted);
   const subjects = all.filter((s) => !forgotten.includes(s));
@@ -216,7 +232,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   checkMassDelete(notified, inventory.length, options, diagnostics);
   // A health check that does not render for a host is an error diagnostic: apply refuses such a plan.
   const rollouts = planRollouts(desired, notified, registry, diagnostics);
-  return { ...base, targets, changes: notified, ...(rollouts.length > 0 ? { rollouts } : {}), diagnostics };
+  return { ...base, targets, changes: notified, ...(rollouts.length > 0 ? { rollouts } : {}), ...(scope ? { scope } : {}), diagnostics };
 }
 
 /**

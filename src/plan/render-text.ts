@@ -5,6 +5,7 @@ import type { FieldChange } from '../providers/provider.js';
 import { digestOf, SENSITIVE_TEXT } from '../secrets/sensitive.js';
 import { ACTION_SYMBOL, countActions, isChange, type Action, type Plan, type PlannedChange, type PlannedRollout } from './plan.js';
 import { describeProbe } from './rollout.js';
+import { describeScope } from './scope.js';
 
 export interface Style {
   readonly color: boolean;
@@ -43,8 +44,9 @@ export function renderPlanText(plan: Plan, style: Style = { color: false }): str
   }
   const changes = plan.changes.filter((c) => isChange(c.action) || c.adopt || c.forget);
   if (diagnostics.length > 0) out.push('');
+  if (plan.scope) out.push(describeScope(plan.scope), '');
   if (changes.length === 0) {
-    out.push('No changes. The live state matches the spec.');
+    out.push(plan.scope ? 'No changes. The live state of the planned resources matches the spec.' : 'No changes. The live state matches the spec.');
     return out.join('\n') + '\n';
   }
   out.push('Capstan will perform the following actions:', '');
