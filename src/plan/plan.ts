@@ -135,6 +135,11 @@ export interface Plan {
    * resources that diff touches and their dependents; `skipped` were not read.
    */
   readonly scope?: PlanScope | undefined;
+  /**
+   * Made by `plan --offline`: compared with the last recorded state, not read
+   * live (every `before` is null). Such a plan can never be applied.
+   */
+  readonly offline?: true | undefined;
   readonly diagnostics: readonly Diagnostic[];
 }
 

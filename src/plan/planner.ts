@@ -15,6 +15,7 @@ import { claimCollisions, machineOfTarget, type ClaimedResource } from '../spec/
 import { readLiveState, type LiveRead } from './read-live.js';
 import { planRollouts, type RolloutInputs } from './rollout.js';
 import { groupBy } from '../util/group-by.js';
+import { offlineChange } from './offline.js';
 import { inScope, type PlanScope, type ScopeSelection } from './scope.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
 
@@ -48,12 +49,20 @@ export interface PlanOptions {
    * the plan holds no change for them; its `scope` says how many were skipped.
    */
   readonly scope?: ScopeSelection | undefined;
+  /**
+   * Read nothing live (`plan --offline`): compare the spec with the last
+   * recorded state only; no target is connected. The plan has `offline: true`
+   * and can never be applied.
+   */
+  readonly offline?: boolean | undefined;
   /** How many target batches are read at once. */
   readonly readConcurrency?: number;
   readonly signal?: AbortSignal;
 }
 
 export const DEFAULT_MASS_DELETE_THRESHOLD = 0.5;
+
+const FORGET_ADOPTED_REASON = 'removed from the spec; Capstan adopted it and did not create it, so it is left in place (prune adopted resources to delete it)';
 
 /** One resource to read: desired (from the spec) or orphaned (only in the inventory). */
 interface Subject {
@@ -102,12 +111,49 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   const targets: Record<Address, PlannedTarget> = {};
   for (const s of subjects) targets[s.target.address] = { kind: s.target.kind, spec: s.target.spec };
 
+  const graph = buildResourceGraph(desired.resources, registry);
+  const finish = (changes: PlannedChange[]): Plan => {
+    changes.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const notified = markNotified(changes, desired.resources, pending);
+    checkMassDelete(notified, inventory.length, options, diagnostics);
+    // A health check that does not render for a host is an error diagnostic: apply refuses such a plan.
+    const rollouts = planRollouts(desired, notified, registry, diagnostics);
+    return {
+      ...base,
+      ...(options.offline ? { offline: true as const } : {}),
+      targets,
+      changes: notified,
+      ...(rollouts.length > 0 ? { rollouts } : {}),
+      ...(scope ? { scope } : {}),
+      diagnostics,
+    };
+  };
+  if (options.offline) {
+    return finish(
+      all.map((s) => {
+        const isForgotten = forgotten.includes(s);
+        const change = offlineChange({
+          address: s.address,
+          kind: s.kind,
+          target: s.target.address,
+          label: s.provider.describe?.((s.desired ?? s.managed)?.spec),
+          desired: s.desired && {
+            spec: s.desired.spec,
+            specHash: resourceSpecHash(s.desired),
+            dependsOn: graph.has(s.address) ? [...graph.dependenciesOf(s.address)].sort() : [],
+          },
+          managed: s.managed,
+          forgets: isForgotten || (s.managed !== undefined && s.provider.forgetsOnDelete?.(s.managed.spec) === true),
+        });
+        return isForgotten ? { ...change, reason: FORGET_ADOPTED_REASON, origin: 'adopted' as const } : change;
+      }),
+    );
+  }
   const live = await readLiveState(
     subjects.map((s) => ({ ...s, spec: s.desired ? s.desired.spec : s.managed?.spec })),
     options.targets,
     { concurrency: options.readConcurrency ?? 16, signal: options.signal ?? new AbortController().signal },
   );
-  const graph = buildResourceGraph(desired.resources, registry);
   const dependents = new Map<Address, Address[]>();
   for (const entry of inventory) {
     for (const dep of entry.dependsOn) {
@@ -128,7 +174,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
     target: s.target.address,
     action: 'noop',
     label: s.managed?.spec === undefined ? undefined : s.provider.describe?.(s.managed.spec),
-    reason: 'removed from the spec; Capstan adopted it and did not create it, so it is left in place (prune adopted resources to delete it)',
+    reason: FORGET_ADOPTED_REASON,
     before: null,
     after: null,
     prior: s.managed?.spec ?? null,
@@ -226,13 +272,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
       });
     }
   }
-  changes.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-
-  const notified = markNotified(changes, desired.resources, pending);
-  checkMassDelete(notified, inventory.length, options, diagnostics);
-  // A health check that does not render for a host is an error diagnostic: apply refuses such a plan.
-  const rollouts = planRollouts(desired, notified, registry, diagnostics);
-  return { ...base, targets, changes: notified, ...(rollouts.length > 0 ? { rollouts } : {}), ...(scope ? { scope } : {}), diagnostics };
+  return finish(changes);
 }
 
 /**

@@ -17,6 +17,7 @@ export interface PlanCommandOptions extends SourceOptions {
   allowMassDelete?: boolean;
   prune?: 'adopted';
   base?: string;
+  offline?: boolean;
 }
 
 export function registerPlanCommand(program: Command): void {
@@ -28,6 +29,7 @@ export function registerPlanCommand(program: Command): void {
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
     .option('--prune <what>', PRUNE_HELP, parsePrune)
     .option('--base <ref>', 'plan only what changed since this commit (e.g. the merge base of a pull request), and what depends on it')
+    .option('--offline', 'read nothing live: compare the spec with the last recorded state (no connection, no credentials); drift is not visible')
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
       const loaded = await loadSpec(dir, options);
       const { source, stack, registry, keyring } = loaded;
@@ -52,6 +54,7 @@ export function registerPlanCommand(program: Command): void {
           allowMassDelete: options.allowMassDelete ?? false,
           pruneAdopted: options.prune === 'adopted',
           scope,
+          offline: options.offline ?? false,
         });
         if (options.out) await writeFile(options.out, JSON.stringify(plan, null, 2) + '\n', { mode: 0o600 });
         if (options.json) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
