@@ -53,6 +53,14 @@ describe('capstan plan --base REF', () => {
     expect(text.stdout).toContain(`Planned 4 of 1,000 resources: 3 changed between HEAD~1 (${base.slice(0, 12)}) and HEAD, 1 depends on them; 996 not read`);
     expect(text.stdout).not.toContain('f300');
 
+    // Both flags at once: the same scope, against the recorded state.
+    const both = await capstan(['plan', ws.repo, '--state', ws.state, '--base', base, '--offline', '--json']);
+    expect(both.exitCode, both.stderr).toBe(0);
+    const offline = JSON.parse(both.stdout) as { offline?: boolean; scope: { skipped: number }; changes: { address: string; action: string }[] };
+    expect(offline.offline).toBe(true);
+    expect(offline.scope.skipped).toBe(996);
+    expect(offline.changes.map((c) => `${c.action} ${c.address}`)).toEqual(['update File/f0', 'noop File/f1', 'update File/f500', 'update File/f999']);
+
     // Without --base every file is read, and the drifted one shows.
     const full = await capstan(['plan', ws.repo, '--state', ws.state, '--json']);
     const all = JSON.parse(full.stdout) as { scope?: unknown; changes: { address: string; action: string }[] };
