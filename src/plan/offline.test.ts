@@ -2,27 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { applyPlan, PlanNotApplicableError } from '../apply/apply.js';
 import type { Resource } from '../spec/resource.js';
 import type { Plan } from './plan.js';
-import { planChanges } from './planner.js';
 import { renderPlanText } from './render-text.js';
 import { OFFLINE_BANNER } from './offline.js';
-import { testActor, testSource, useMemoryEngine } from './testing/engine.js';
-import { bucket, item } from './testing/memory-provider.js';
+import { planInMemory, testActor, useMemoryEngine } from './testing/engine.js';
+import { item } from './testing/memory-provider.js';
 
 const engine = useMemoryEngine('capstan-offline-');
 
-function plan(resources: Resource[], offline: boolean): Promise<Plan> {
-  return engine.withTargets((targets, registry) =>
-    planChanges({
-      stack: 's',
-      desired: { targets: [bucket('b')], resources, specHash: String(resources.length), diagnostics: [] },
-      source: testSource,
-      registry,
-      store: engine.store,
-      targets,
-      offline,
-    }),
-  );
-}
+const plan = (resources: Resource[], offline: boolean): Promise<Plan> => planInMemory(engine, resources, { offline });
 
 const apply = (p: Plan) => engine.withTargets((targets, registry) => applyPlan({ plan: p, registry, store: engine.store, targets, actor: testActor, parallelism: 2 }));
 

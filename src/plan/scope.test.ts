@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { applyPlan } from '../apply/apply.js';
 import type { Resource } from '../spec/resource.js';
 import type { Plan } from './plan.js';
-import { planChanges } from './planner.js';
 import { renderPlanText } from './render-text.js';
 import { describeScope, selectTouched, type ScopeSelection } from './scope.js';
-import { testActor, testSource, useMemoryEngine } from './testing/engine.js';
+import { planInMemory, testActor, useMemoryEngine } from './testing/engine.js';
 import { bucket, item } from './testing/memory-provider.js';
 
 const engine = useMemoryEngine('capstan-scope-');
@@ -15,19 +14,7 @@ function side(resources: Resource[]) {
   return { targets: [bucket('b')], resources };
 }
 
-async function plan(resources: Resource[], scope?: ScopeSelection): Promise<Plan> {
-  return engine.withTargets((targets, registry) =>
-    planChanges({
-      stack: 's',
-      desired: { targets: [bucket('b')], resources, specHash: String(resources.length), diagnostics: [] },
-      source: testSource,
-      registry,
-      store: engine.store,
-      targets,
-      scope,
-    }),
-  );
-}
+const plan = (resources: Resource[], scope?: ScopeSelection): Promise<Plan> => planInMemory(engine, resources, { scope });
 
 function fleet(n: number, overrides: Record<string, string> = {}): Resource[] {
   const out: Resource[] = [];
