@@ -6,6 +6,7 @@
  * it can never be applied (apply refuses a plan with `offline: true`).
  */
 import type { FieldChange } from '../providers/provider.js';
+import { digestOf, UNREAD_DIGEST_PREFIX } from '../secrets/sensitive.js';
 import { canonicalJson } from './canonical.js';
 import type { PlannedChange } from './plan.js';
 
@@ -48,20 +49,40 @@ export function offlineChange(s: RecordedSubject): PlannedChange {
   if (s.managed === undefined) {
     return { ...base, action: 'create', reason: 'not in the recorded state', fields: specFields(undefined, spec), recordOnly: false };
   }
-  if (s.managed.specHash === specHash) {
+  const unread = holdsUnreadSecret(spec);
+  if (s.managed.specHash === specHash || (unread && masked(s.managed.spec) === masked(spec))) {
     const recordOnly = canonicalJson(s.managed.dependsOn) !== canonicalJson(dependsOn);
-    return { ...base, action: 'noop', fields: [], recordOnly };
+    const reason = unread && s.managed.specHash !== specHash ? UNREAD_REASON : undefined;
+    return { ...base, action: 'noop', ...(reason ? { reason } : {}), fields: [], recordOnly };
   }
-  return { ...base, action: 'update', reason: 'the spec differs from the one last applied', fields: specFields(s.managed.spec, spec), recordOnly: false };
+  const fields = specFields(s.managed.spec, spec, unread);
+  return { ...base, action: 'update', reason: 'the spec differs from the one last applied', fields, recordOnly: false };
 }
 
-/** Top-level fields of the spec that differ between the recorded and the desired one. */
-function specFields(before: unknown, after: unknown): FieldChange[] {
+export const UNREAD_REASON = 'its secrets were not decrypted (no age identity): they are unknown and taken as unchanged';
+
+/** Whether a spec holds a secret left encrypted (`Keyring.unread`). */
+export function holdsUnreadSecret(spec: unknown): boolean {
+  let found = false;
+  canonicalJson(spec, (v) => {
+    if (digestOf(v)?.startsWith(UNREAD_DIGEST_PREFIX)) found = true;
+    return v;
+  });
+  return found;
+}
+
+/** The canonical JSON with every secret replaced by one marker: what can be compared without the values. */
+function masked(value: unknown): string {
+  return canonicalJson(value, (v) => (digestOf(v) !== undefined ? '(secret)' : v));
+}
+
+/** Top-level fields of the spec that differ between the recorded and the desired one (secrets masked when unread). */
+function specFields(before: unknown, after: unknown, unread = false): FieldChange[] {
   const b = isRecord(before) ? before : {};
   const a = isRecord(after) ? after : {};
   const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].sort();
   return keys
-    .filter((k) => canonicalJson(b[k]) !== canonicalJson(a[k]))
+    .filter((k) => (unread ? masked(b[k]) !== masked(a[k]) : canonicalJson(b[k]) !== canonicalJson(a[k])))
     .map((k) => ({ path: k, before: b[k] ?? null, after: a[k] ?? null, ...(isMultiline(a[k]) || isMultiline(b[k]) ? { format: 'text' as const } : {}) }));
 }
 

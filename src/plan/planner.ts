@@ -15,7 +15,7 @@ import { claimCollisions, machineOfTarget, type ClaimedResource } from '../spec/
 import { readLiveState, type LiveRead } from './read-live.js';
 import { planRollouts, type RolloutInputs } from './rollout.js';
 import { groupBy } from '../util/group-by.js';
-import { offlineChange } from './offline.js';
+import { holdsUnreadSecret, offlineChange } from './offline.js';
 import { inScope, type PlanScope, type ScopeSelection } from './scope.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
 
@@ -129,6 +129,14 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
     };
   };
   if (options.offline) {
+    const unread = all.filter((s) => s.desired && holdsUnreadSecret(s.desired.spec)).length;
+    if (unread > 0) {
+      diagnostics.push(
+        warning(`no age identity: the secrets of ${unread} resource(s) were not decrypted; their values are unknown and taken as unchanged`, {
+          detail: 'a changed reference or secret file is still seen by --base; give --identity to compare the values',
+        }),
+      );
+    }
     return finish(
       all.map((s) => {
         const isForgotten = forgotten.includes(s);

@@ -2,7 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, capstan, fileDoc, freePort, hostDoc, workspace, type Workspace } from './harness.js';
+import { execa } from 'execa';
+import { assertBuilt, ageIdentity, capstan, fileDoc, freePort, git, hostDoc, workspace, type Workspace } from './harness.js';
 
 beforeAll(assertBuilt);
 
@@ -82,5 +83,49 @@ describe('capstan plan --offline', () => {
     const refused = await capstan(['apply', ws.repo, '--state', ws.state, '--plan', saved]);
     expect(refused.exitCode).toBe(1);
     expect(refused.stderr).toContain('made offline');
+  }, 120_000);
+
+  it('without an age identity leaves secrets encrypted: unknown and taken as unchanged, said so; --base still sees a re-encrypted file', async () => {
+    ws = await workspace();
+    const identity = await ageIdentity(path.dirname(ws.repo));
+    const PLAIN = 'offline-plan-secret-4711';
+    const encrypt = async () => {
+      await execa('age', ['-r', identity.recipient, '-o', path.join(ws!.repo, 'motd.age')], { input: PLAIN });
+    };
+    await encrypt();
+    await ws.write('hosts.yaml', hostDoc('web-1', ws.root));
+    await ws.write('s.yaml', 'kind: File\nname: s\ntarget: web-1\nspec:\n  path: /s\n  content: { secret: motd.age }\n');
+    await ws.write('p.yaml', fileDoc('p', 'web-1', { path: '/p', content: 'one\n' }));
+    const applied = await capstan(['apply', ws.repo, '--state', ws.state, '--yes', '--identity', identity.file]);
+    expect(applied.exitCode, applied.stderr).toBe(0);
+    await git(ws.repo, 'init', '-q');
+    await git(ws.repo, 'add', '-A');
+    await git(ws.repo, 'commit', '-q', '-m', 'applied');
+    const base = (await git(ws.repo, 'rev-parse', 'HEAD')).trim();
+
+    // Without --offline and without an identity, the plan fails as always.
+    const online = await capstan(['plan', ws.repo, '--state', ws.state]);
+    expect(online.exitCode).toBe(1);
+
+    await ws.write('p.yaml', fileDoc('p', 'web-1', { path: '/p', content: 'two\n' }));
+    const text = await capstan(['plan', ws.repo, '--state', ws.state, '--offline']);
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stdout).toContain(BANNER);
+    expect(text.stdout).toContain('no age identity: the secrets of 1 resource(s) were not decrypted');
+    const json = await capstan(['plan', ws.repo, '--state', ws.state, '--offline', '--json']);
+    const plan = JSON.parse(json.stdout) as { changes: { address: string; action: string; reason?: string }[] };
+    expect(plan.changes.map((c) => `${c.action} ${c.address}`)).toEqual(['update File/p', 'noop File/s']);
+    expect(plan.changes[1]!.reason).toContain('not decrypted');
+    for (const out of [text.stdout, text.stderr, json.stdout, json.stderr]) expect(out).not.toContain(PLAIN);
+
+    // A re-encrypted file (same value, new ciphertext) is a changed file: --base plans it, without decrypting.
+    await encrypt();
+    await git(ws.repo, 'add', '-A');
+    await git(ws.repo, 'commit', '-q', '-m', 'rotate');
+    const scoped = await capstan(['plan', ws.repo, '--state', ws.state, '--offline', '--base', base, '--json']);
+    expect(scoped.exitCode, scoped.stderr).toBe(0);
+    const narrowed = JSON.parse(scoped.stdout) as { scope: { changed: number; skipped: number }; changes: { address: string }[] };
+    expect(narrowed.scope).toMatchObject({ changed: 2, skipped: 0 });
+    expect(scoped.stdout).not.toContain(PLAIN);
   }, 120_000);
 });

@@ -31,7 +31,7 @@ export function registerPlanCommand(program: Command): void {
     .option('--base <ref>', 'plan only what changed since this commit (e.g. the merge base of a pull request), and what depends on it')
     .option('--offline', 'read nothing live: compare the spec with the last recorded state (no connection, no credentials); drift is not visible')
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
-      const loaded = await loadSpec(dir, options);
+      const loaded = await loadSpec(dir, options, { unreadSecrets: options.offline === true });
       const { source, stack, registry, keyring } = loaded;
       const scope = options.base === undefined ? undefined : await selectByBase(loaded, options.base, options);
       // A plan changes nothing: without a store yet it plans against an empty one and creates none.
