@@ -93,6 +93,7 @@ type Node = ChangeNode | GateNode;
 export async function applyPlan(options: ApplyOptions): Promise<ApplyResult> {
   const { plan, registry, store, targets } = options;
   if (hasErrors(plan.diagnostics)) throw new PlanNotApplicableError('the plan has errors and cannot be applied');
+  if (plan.offline) throw new PlanNotApplicableError('the plan was made offline (against the last recorded state, not the live targets) and cannot be applied: make it again without --offline');
   const signal = options.signal ?? new AbortController().signal;
   const cancel = options.cancel ?? new AbortController().signal;
   const reporter = options.reporter ?? silentReporter;

@@ -60,7 +60,8 @@ export interface LoadedSpec {
 }
 
 /** `workTree: false`: a local directory's git commit is not read (validate needs none). */
-export async function loadSpec(dir: string | undefined, options: SourceOptions, how: { workTree?: boolean } = {}): Promise<LoadedSpec> {
+/** `unreadSecrets`: without an age identity, leave secrets encrypted instead of failing (`plan --offline`). */
+export async function loadSpec(dir: string | undefined, options: SourceOptions, how: { workTree?: boolean; unreadSecrets?: boolean } = {}): Promise<LoadedSpec> {
   const [{ resolveSource }, { loadStack }, { defaultRegistry }] = await Promise.all([
     import('../source/source.js'),
     import('../spec/load.js'),
@@ -70,7 +71,8 @@ export async function loadSpec(dir: string | undefined, options: SourceOptions, 
     ? await resolveSource({ repo: options.repo, ref: options.ref ?? 'HEAD', path: options.path ?? '.' })
     : await resolveSource({ dir: path.resolve(dir ?? '.'), workTree: how.workTree });
   const registry = defaultRegistry();
-  const keyring = await loadKeyring(options);
+  let keyring = await loadKeyring(options);
+  if (how.unreadSecrets && keyring.identities === undefined) keyring = (await import('../secrets/keyring.js')).Keyring.unread();
   const stack = await loadStack(info.dir, registry, { keyring });
   return { source: info, stack, registry, keyring };
 }

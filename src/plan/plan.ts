@@ -7,6 +7,7 @@ import type { Diagnostic } from '../diag/diagnostic.js';
 import type { FieldChange } from '../providers/provider.js';
 import type { RenderedHealthCheck } from '../spec/host-group.js';
 import type { Address } from '../spec/resource.js';
+import type { PlanScope } from './scope.js';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -129,6 +130,16 @@ export interface Plan {
   readonly changes: readonly PlannedChange[];
   /** Absent in plans made before rollouts existed: read it as none. */
   readonly rollouts?: readonly PlannedRollout[] | undefined;
+  /**
+   * Present on a plan scoped to a diff (`plan --base REF`): it holds only the
+   * resources that diff touches and their dependents; `skipped` were not read.
+   */
+  readonly scope?: PlanScope | undefined;
+  /**
+   * Made by `plan --offline`: compared with the last recorded state, not read
+   * live (every `before` is null). Such a plan can never be applied.
+   */
+  readonly offline?: true | undefined;
   readonly diagnostics: readonly Diagnostic[];
 }
 

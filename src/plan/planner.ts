@@ -15,6 +15,8 @@ import { claimCollisions, machineOfTarget, type ClaimedResource } from '../spec/
 import { readLiveState, type LiveRead } from './read-live.js';
 import { planRollouts, type RolloutInputs } from './rollout.js';
 import { groupBy } from '../util/group-by.js';
+import { holdsUnreadSecret, offlineChange } from './offline.js';
+import { inScope, type PlanScope, type ScopeSelection } from './scope.js';
 import { PLAN_FORMAT_VERSION, type Plan, type PlanSource, type PlannedChange, type PlannedTarget } from './plan.js';
 
 /** The validated desired state (a LoadedStack satisfies it). */
@@ -42,12 +44,25 @@ export interface PlanOptions {
    * in place, since Capstan never created it.
    */
   readonly pruneAdopted?: boolean;
+  /**
+   * Plan only these resources (`plan --base`): the others are not read live and
+   * the plan holds no change for them; its `scope` says how many were skipped.
+   */
+  readonly scope?: ScopeSelection | undefined;
+  /**
+   * Read nothing live (`plan --offline`): compare the spec with the last
+   * recorded state only; no target is connected. The plan has `offline: true`
+   * and can never be applied.
+   */
+  readonly offline?: boolean | undefined;
   /** How many target batches are read at once. */
   readonly readConcurrency?: number;
   readonly signal?: AbortSignal;
 }
 
 export const DEFAULT_MASS_DELETE_THRESHOLD = 0.5;
+
+const FORGET_ADOPTED_REASON = 'removed from the spec; Capstan adopted it and did not create it, so it is left in place (prune adopted resources to delete it)';
 
 /** One resource to read: desired (from the spec) or orphaned (only in the inventory). */
 interface Subject {
@@ -79,19 +94,74 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
   // A spec with errors never becomes "nothing desired": no changes at all, deletes included.
   if (hasErrors(diagnostics)) return { ...base, targets: {}, changes: [], diagnostics };
 
-  const all = collectSubjects(desired, inventory, registry, diagnostics);
+  const collected = collectSubjects(desired, inventory, registry, diagnostics);
+  const selection = options.scope;
+  const all = selection ? collected.filter((s) => inScope(selection, s.address)) : collected;
+  const scope: PlanScope | undefined = selection && {
+    base: selection.base,
+    changed: all.filter((s) => selection.changed.has(s.address)).length,
+    dependents: all.filter((s) => selection.dependents.has(s.address)).length,
+    planned: all.length,
+    total: collected.length,
+    skipped: collected.length - all.length,
+  };
   // Forgetting needs no live state: the object is left as it is, wherever it is.
   const forgotten = all.filter((s) => !s.desired && s.managed?.origin === 'adopted' && !options.pruneAdopted);
   const subjects = all.filter((s) => !forgotten.includes(s));
   const targets: Record<Address, PlannedTarget> = {};
   for (const s of subjects) targets[s.target.address] = { kind: s.target.kind, spec: s.target.spec };
 
+  const graph = buildResourceGraph(desired.resources, registry);
+  const finish = (changes: PlannedChange[]): Plan => {
+    changes.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const notified = markNotified(changes, desired.resources, pending);
+    checkMassDelete(notified, inventory.length, options, diagnostics);
+    // A health check that does not render for a host is an error diagnostic: apply refuses such a plan.
+    const rollouts = planRollouts(desired, notified, registry, diagnostics);
+    return {
+      ...base,
+      ...(options.offline ? { offline: true as const } : {}),
+      targets,
+      changes: notified,
+      ...(rollouts.length > 0 ? { rollouts } : {}),
+      ...(scope ? { scope } : {}),
+      diagnostics,
+    };
+  };
+  if (options.offline) {
+    const unread = all.filter((s) => s.desired && holdsUnreadSecret(s.desired.spec)).length;
+    if (unread > 0) {
+      diagnostics.push(
+        warning(`no age identity: the secrets of ${unread} resource(s) were not decrypted; their values are unknown and taken as unchanged`, {
+          detail: 'a changed reference or secret file is still seen by --base; give --identity to compare the values',
+        }),
+      );
+    }
+    return finish(
+      all.map((s) => {
+        const isForgotten = forgotten.includes(s);
+        const change = offlineChange({
+          address: s.address,
+          kind: s.kind,
+          target: s.target.address,
+          label: s.provider.describe?.((s.desired ?? s.managed)?.spec),
+          desired: s.desired && {
+            spec: s.desired.spec,
+            specHash: resourceSpecHash(s.desired),
+            dependsOn: graph.has(s.address) ? [...graph.dependenciesOf(s.address)].sort() : [],
+          },
+          managed: s.managed,
+          forgets: isForgotten || (s.managed !== undefined && s.provider.forgetsOnDelete?.(s.managed.spec) === true),
+        });
+        return isForgotten ? { ...change, reason: FORGET_ADOPTED_REASON, origin: 'adopted' as const } : change;
+      }),
+    );
+  }
   const live = await readLiveState(
     subjects.map((s) => ({ ...s, spec: s.desired ? s.desired.spec : s.managed?.spec })),
     options.targets,
     { concurrency: options.readConcurrency ?? 16, signal: options.signal ?? new AbortController().signal },
   );
-  const graph = buildResourceGraph(desired.resources, registry);
   const dependents = new Map<Address, Address[]>();
   for (const entry of inventory) {
     for (const dep of entry.dependsOn) {
@@ -112,7 +182,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
     target: s.target.address,
     action: 'noop',
     label: s.managed?.spec === undefined ? undefined : s.provider.describe?.(s.managed.spec),
-    reason: 'removed from the spec; Capstan adopted it and did not create it, so it is left in place (prune adopted resources to delete it)',
+    reason: FORGET_ADOPTED_REASON,
     before: null,
     after: null,
     prior: s.managed?.spec ?? null,
@@ -210,13 +280,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
       });
     }
   }
-  changes.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-
-  const notified = markNotified(changes, desired.resources, pending);
-  checkMassDelete(notified, inventory.length, options, diagnostics);
-  // A health check that does not render for a host is an error diagnostic: apply refuses such a plan.
-  const rollouts = planRollouts(desired, notified, registry, diagnostics);
-  return { ...base, targets, changes: notified, ...(rollouts.length > 0 ? { rollouts } : {}), diagnostics };
+  return finish(changes);
 }
 
 /**

@@ -5,6 +5,8 @@ import type { FieldChange } from '../providers/provider.js';
 import { digestOf, SENSITIVE_TEXT } from '../secrets/sensitive.js';
 import { ACTION_SYMBOL, countActions, isChange, type Action, type Plan, type PlannedChange, type PlannedRollout } from './plan.js';
 import { describeProbe } from './rollout.js';
+import { describeScope } from './scope.js';
+import { OFFLINE_BANNER, OFFLINE_NO_STATE } from './offline.js';
 
 export interface Style {
   readonly color: boolean;
@@ -34,7 +36,7 @@ export function isSensitiveField(f: FieldChange): boolean {
 
 export function renderPlanText(plan: Plan, style: Style = { color: false }): string {
   const paint = (code: string, text: string): string => (style.color && code ? `${code}${text}${ANSI.reset}` : text);
-  const out: string[] = [];
+  const out: string[] = plan.offline ? [paint(ANSI.bold, OFFLINE_BANNER), ...(plan.priorSerial === 0 ? [OFFLINE_NO_STATE] : []), ''] : [];
   const diagnostics = sortDiagnostics(plan.diagnostics);
   for (const d of diagnostics) out.push(paint(d.severity === 'error' ? ANSI.red : ANSI.yellow, formatDiagnostic(d)));
   if (diagnostics.some((d) => d.severity === 'error')) {
@@ -43,8 +45,15 @@ export function renderPlanText(plan: Plan, style: Style = { color: false }): str
   }
   const changes = plan.changes.filter((c) => isChange(c.action) || c.adopt || c.forget);
   if (diagnostics.length > 0) out.push('');
+  if (plan.scope) out.push(describeScope(plan.scope), '');
   if (changes.length === 0) {
-    out.push('No changes. The live state matches the spec.');
+    out.push(
+      plan.offline
+        ? 'No changes. The spec matches the last recorded state.'
+        : plan.scope
+          ? 'No changes. The live state of the planned resources matches the spec.'
+          : 'No changes. The live state matches the spec.',
+    );
     return out.join('\n') + '\n';
   }
   out.push('Capstan will perform the following actions:', '');

@@ -6,12 +6,17 @@
 import { decryptAge } from './age-file.js';
 import { SecretDigester } from './digest.js';
 import { loadIdentities, type AgeIdentities, type IdentityOptions } from './identity.js';
-import { Sensitive } from './sensitive.js';
+import { createHash } from 'node:crypto';
+import { Sensitive, UNREAD_DIGEST_PREFIX, UnreadSecret } from './sensitive.js';
 
 export class Keyring {
   readonly digester: SecretDigester;
 
-  constructor(readonly identities: AgeIdentities | undefined) {
+  constructor(
+    readonly identities: AgeIdentities | undefined,
+    /** Secrets are left encrypted (an UnreadSecret each) instead of failing: for `plan --offline` without an identity. */
+    readonly leavesSecretsUnread = false,
+  ) {
     this.digester = SecretDigester.forIdentity(identities?.keys[0]);
   }
 
@@ -22,6 +27,16 @@ export class Keyring {
   /** A keyring without identities: inline `sensitive: true` values only; decrypting fails. */
   static none(): Keyring {
     return new Keyring(undefined);
+  }
+
+  /** A keyring without identities that leaves every secret unread rather than failing (`plan --offline`). */
+  static unread(): Keyring {
+    return new Keyring(undefined, true);
+  }
+
+  /** The stand-in for a secret this keyring does not decrypt: it changes when its path or its file does. */
+  unreadSecret(secretPath: string, data: Uint8Array): UnreadSecret {
+    return new UnreadSecret(UNREAD_DIGEST_PREFIX + createHash('sha256').update(secretPath).update('\0').update(data).digest('hex'));
   }
 
   /** Decrypts an age file; throws SecretFileError. */

@@ -73,6 +73,23 @@ export function digestOf(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A secret that was not decrypted (`plan --offline` without an age identity):
+ * its digest is `unread:` + a hash of its path and its encrypted file, so it
+ * tells only whether the reference or the file changed, never the value.
+ */
+export class UnreadSecret extends Sensitive<string> {
+  constructor(digest: string) {
+    super('', digest);
+  }
+
+  override reveal(): string {
+    throw new SecretUnavailableError('the secret was not decrypted (offline plan without an age identity)');
+  }
+}
+
+export const UNREAD_DIGEST_PREFIX = 'unread:';
+
 /** A secret whose value is not here: only its digest was stored (a saved plan, the state store). */
 export class SecretUnavailableError extends Error {
   constructor(message = 'the secret value is not available here: only its digest was stored; load the spec again (with the age identity)') {

@@ -64,6 +64,7 @@ export async function resolveSecrets(declared: readonly DeclaredDocument[], cont
     if (!found) {
       found = (async () => {
         const data = await context.readFile(secretPath, fromFile);
+        if (keyring.leavesSecretsUnread) return keyring.unreadSecret(path.relative(context.repoDir, key), data);
         const plain = await keyring.decrypt(data);
         let text: string;
         try {

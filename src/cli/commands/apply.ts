@@ -156,6 +156,7 @@ async function readSavedPlan(file: string): Promise<Plan> {
     throw new UsageError(`${file} is not a Capstan plan (format ${PLAN_FORMAT_VERSION})`);
   }
   if (hasErrors(plan.diagnostics ?? [])) throw new UsageError(`the saved plan ${file} has errors and cannot be applied`);
+  if (plan.offline) throw new UsageError(`the saved plan ${file} was made offline (against the last recorded state, not the live targets) and cannot be applied: make it again without --offline`);
   return { ...plan, source: { ...plan.source, dir: path.resolve(plan.source.dir) } };
 }
 

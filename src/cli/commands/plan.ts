@@ -7,6 +7,7 @@ import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
 import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { RecoveryFiles } from '../../apply/recovery.js';
+import { selectByBase } from '../base-scope.js';
 import { addSourceOptions, loadSpec, openStateStore, stateUrl, useColor, type SourceOptions } from '../context.js';
 
 export interface PlanCommandOptions extends SourceOptions {
@@ -15,6 +16,8 @@ export interface PlanCommandOptions extends SourceOptions {
   detailedExitcode?: boolean;
   allowMassDelete?: boolean;
   prune?: 'adopted';
+  base?: string;
+  offline?: boolean;
 }
 
 export function registerPlanCommand(program: Command): void {
@@ -25,8 +28,12 @@ export function registerPlanCommand(program: Command): void {
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
     .option('--allow-mass-delete', 'allow deleting more than half of the managed resources')
     .option('--prune <what>', PRUNE_HELP, parsePrune)
+    .option('--base <ref>', 'plan only what changed since this commit (e.g. the merge base of a pull request), and what depends on it')
+    .option('--offline', 'read nothing live: compare the spec with the last recorded state (no connection, no credentials); drift is not visible')
     .action(async (dir: string | undefined, options: PlanCommandOptions) => {
-      const { source, stack, registry, keyring } = await loadSpec(dir, options);
+      const loaded = await loadSpec(dir, options, { unreadSecrets: options.offline === true });
+      const { source, stack, registry, keyring } = loaded;
+      const scope = options.base === undefined ? undefined : await selectByBase(loaded, options.base, options);
       // A plan changes nothing: without a store yet it plans against an empty one and creates none.
       const store = await openStateStore(dir, options, { ifMissing: 'empty' });
       const targets = new TargetPool(registry, { signal: new AbortController().signal, repoDir: source.dir, digester: keyring.digester });
@@ -46,6 +53,8 @@ export function registerPlanCommand(program: Command): void {
           targets,
           allowMassDelete: options.allowMassDelete ?? false,
           pruneAdopted: options.prune === 'adopted',
+          scope,
+          offline: options.offline ?? false,
         });
         if (options.out) await writeFile(options.out, JSON.stringify(plan, null, 2) + '\n', { mode: 0o600 });
         if (options.json) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');

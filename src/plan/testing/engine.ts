@@ -11,8 +11,10 @@ import { TargetPool } from '../../providers/target-pool.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import { SqliteStore } from '../../state/sqlite/sqlite-store.js';
 import type { Store } from '../../state/store.js';
-import type { PlanSource } from '../plan.js';
-import { memoryRegistry, memoryWorld, type MemoryWorld } from './memory-provider.js';
+import type { Resource } from '../../spec/resource.js';
+import type { Plan, PlanSource } from '../plan.js';
+import { planChanges, type PlanOptions } from '../planner.js';
+import { bucket, memoryRegistry, memoryWorld, type MemoryWorld } from './memory-provider.js';
 
 export const testActor = { user: 'tester', host: os.hostname(), pid: process.pid };
 export const testSource: PlanSource = { dir: '/repo', repo: null, ref: null, commit: 'a'.repeat(40), author: 'A <a@x>', message: 'msg', dirty: false };
@@ -57,4 +59,19 @@ export function useMemoryEngine(prefix: string): MemoryEngine {
     },
   };
   return engine;
+}
+
+/** A plan of `resources` on bucket `b` of this test's world, with any other planner option. */
+export function planInMemory(engine: MemoryEngine, resources: Resource[], extra: Partial<Omit<PlanOptions, 'desired' | 'registry' | 'store' | 'targets'>> = {}): Promise<Plan> {
+  return engine.withTargets((targets, registry) =>
+    planChanges({
+      stack: 's',
+      desired: { targets: [bucket('b')], resources, specHash: String(resources.length), diagnostics: [] },
+      source: testSource,
+      registry,
+      store: engine.store,
+      targets,
+      ...extra,
+    }),
+  );
 }

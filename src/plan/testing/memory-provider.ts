@@ -24,6 +24,8 @@ export interface MemoryWorld {
   readonly notes: Map<string, string>;
   readonly applied: string[];
   readCalls: number;
+  /** Every key read, one entry per resource per read. */
+  readonly readKeys: string[];
 }
 
 export interface MemoryHandle extends TargetHandle {
@@ -31,7 +33,7 @@ export interface MemoryHandle extends TargetHandle {
 }
 
 export function memoryWorld(): MemoryWorld {
-  return { data: new Map(), failing: new Set(), notes: new Map(), applied: [], readCalls: 0 };
+  return { data: new Map(), failing: new Set(), notes: new Map(), applied: [], readCalls: 0, readKeys: [] };
 }
 
 export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
@@ -57,6 +59,7 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
     references: (spec) => (spec.needs === undefined ? [] : [{ key: `key:${spec.needs}`, field: ['needs'], label: `key ${spec.needs}` }]),
     async read(handle, specs, ctx) {
       world.readCalls += 1;
+      world.readKeys.push(...specs.map((s) => s.key));
       specs.forEach((s, i) => {
         if (s.needs !== undefined && !handle.bucket.has(s.needs)) ctx.unresolved?.(i, itemProvider.references!(s));
       });
