@@ -152,7 +152,7 @@ function detailed(c: PlannedChange): { full: string; brief: string } {
   const body = lines.map((l) => l + '\n').join('');
   const fence = fenceFor(body);
   const summary = `<code>${escapeHtml(symbol)}</code> <b>${escapeHtml(c.address)}</b>${where}: ${phrase}${reason}`;
-  return { full: `<details><summary>${summary}</summary>\n\n${fence}diff\n${body}${fence}\n\n</details>\n`, brief };
+  return { full: `<details><summary>${summary}</summary>\n\n${fence}diff\n${body}${fence}\n\n</details>\n\n`, brief };
 }
 
 /** The text plan's field lines, moved to the left margin so that `+` and `-` lines colour as a diff. */
