@@ -100,6 +100,17 @@ describe('capstan plan --format markdown', () => {
     await expectGolden('secret-and-deletions.md', normalise(md.stdout, ws, sha));
   }, 120_000);
 
+  it('puts the errors of an invalid spec at the top of the comment and exits 1', async () => {
+    ws = await workspace();
+    await commit(ws, `${hostDoc('web-1', ws.root)}---\n${fileDoc('motd', 'web-1', { path: '/etc/motd', content: 'hi\n', mode: '9999' })}`, 'a bad mode');
+    const md = await plan(ws, '--format', 'markdown');
+    expect(md.exitCode).toBe(1);
+    expect(md.stdout).toMatch(/^<!-- capstan-plan -->\n/);
+    expect(md.stdout).toMatch(/> \[!CAUTION\]\n> The plan has 1 error\.\n\n```text\nstack\.yaml:\d+:\d+: File\/motd: .*mode/);
+    expect(md.stdout).toContain('The plan has errors: nothing can be applied until they are fixed.');
+    expect(md.stdout).not.toContain('#### Resources');
+  }, 120_000);
+
   it('shortens a plan of 3,000 Files past the comment limit, naming the JSON artefact (golden)', async () => {
     ws = await workspace();
     const files = Array.from({ length: 3_000 }, (_, i) =>
