@@ -7,7 +7,7 @@
  */
 import { formatDiagnostic, sortDiagnostics } from '../diag/diagnostic.js';
 import { isChange, type Plan, type PlannedChange } from './plan.js';
-import { CONTENT_INDENT, FIELD_INDENT, headline, renderFieldChanges, summaryLine } from './render-text.js';
+import { CONTENT_INDENT, FIELD_INDENT, headline, renderFieldChanges, renderRollout, summaryLine } from './render-text.js';
 
 /** GitHub's limit on the body of an issue or pull-request comment, in characters. */
 export const COMMENT_LIMIT = 65_536;
@@ -49,6 +49,8 @@ export function renderPlanMarkdown(plan: Plan, options: MarkdownOptions = {}): s
     sections.push(summarySection(plan, changes));
     const warnings = warningSection(changes, destructive);
     if (warnings) sections.push(warnings);
+    const rollouts = rolloutSection(plan);
+    if (rollouts) sections.push(rollouts);
   }
   const resources = failed ? [] : changes;
   const full = top + sections.map(whole).join('') + closing + resourcesSection(resources.map(detailed));
@@ -139,6 +141,14 @@ function warningSection(changes: readonly PlannedChange[], destructive: Readonly
     tail: '\n',
     more: (left) => `> - … and ${left} more\n`,
   };
+}
+
+/** The rollouts as the text plan shows them, in a text block. */
+function rolloutSection(plan: Plan): Section | undefined {
+  const items = (plan.rollouts ?? []).map((r) => renderRollout(r).join('\n') + '\n');
+  if (items.length === 0) return undefined;
+  const fence = fenceFor(items.join(''));
+  return { head: `${fence}text\n`, items, tail: `${fence}\n\n`, more: (left) => `... ${plural(left, 'more rollout')}\n` };
 }
 
 /** One resource, collapsible, with its field changes and content diffs. */

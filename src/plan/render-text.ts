@@ -61,7 +61,8 @@ export function renderPlanText(plan: Plan, style: Style = { color: false }): str
   return out.join('\n') + '\n';
 }
 
-function renderRollout(r: PlannedRollout): string[] {
+/** A rollout as the plan shows it: its batches, the check between them, when it stops. */
+export function renderRollout(r: PlannedRollout): string[] {
   const host = (a: string) => a.slice(a.indexOf('/') + 1);
   const checks = r.healthChecks ? Object.values(r.healthChecks) : [];
   const check = checks[0];
