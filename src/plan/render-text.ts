@@ -26,6 +26,10 @@ const ACTION_PHRASE: Record<Action, string> = {
 
 const MAX_CONTENT_LINES = 80;
 
+/** The indent of a field line in the plan, and of the lines of a content diff under it. */
+export const FIELD_INDENT = '      ';
+export const CONTENT_INDENT = `${FIELD_INDENT}    `;
+
 export { SENSITIVE_TEXT };
 export const SENSITIVE_CHANGED_TEXT = '(sensitive value changed)';
 
@@ -66,7 +70,8 @@ export function renderPlanText(plan: Plan, style: Style = { color: false }): str
   return out.join('\n') + '\n';
 }
 
-function renderRollout(r: PlannedRollout): string[] {
+/** A rollout as the plan shows it: its batches, the check between them, when it stops. */
+export function renderRollout(r: PlannedRollout): string[] {
   const host = (a: string) => a.slice(a.indexOf('/') + 1);
   const checks = r.healthChecks ? Object.values(r.healthChecks) : [];
   const check = checks[0];
@@ -91,7 +96,7 @@ export function summaryLine(plan: Plan): string {
  * Adopting and forgetting change nothing live, only what Capstan manages, so
  * they show as words rather than a change symbol.
  */
-function headline(c: PlannedChange): { phrase: string; symbol: string } {
+export function headline(c: PlannedChange): { phrase: string; symbol: string } {
   if (c.forget) return { phrase: 'will be forgotten, not deleted', symbol: 'forget' };
   if (c.adopt && c.action === 'noop') return { phrase: 'will be adopted: it already exists and matches the spec', symbol: 'adopt' };
   const phrase = c.refresh ? 'will be refreshed' : ACTION_PHRASE[c.action];
@@ -120,7 +125,7 @@ export function renderFieldChanges(fields: readonly FieldChange[], action: Actio
 }
 
 function renderField(f: FieldChange, action: Action, paint: Paint): string[] {
-  const indent = '      ';
+  const indent = FIELD_INDENT;
   if (isSensitiveField(f)) {
     // Never the value, nor its digest: only whether it is new or changed.
     if (f.before === undefined || f.before === null) return [`${indent}${paint(ANSI.green, '+')} ${f.path}: ${SENSITIVE_TEXT}`];
@@ -129,7 +134,7 @@ function renderField(f: FieldChange, action: Action, paint: Paint): string[] {
   }
   if (f.format === 'text' && (typeof f.before === 'string' || typeof f.after === 'string')) {
     const header = `${indent}${paint(ACTION_COLOR[action] || ANSI.yellow, fieldSymbol(f))} ${f.path}:`;
-    return [header, ...textDiff(f.before, f.after, `${indent}    `, paint)];
+    return [header, ...textDiff(f.before, f.after, CONTENT_INDENT, paint)];
   }
   if (f.before === undefined || f.before === null) {
     return [`${indent}${paint(ANSI.green, '+')} ${f.path}: ${show(f.after)}`];
