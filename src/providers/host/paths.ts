@@ -18,6 +18,7 @@ import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import type { Address, Resource } from '../../spec/resource.js';
 import { describePathType, isSpecialPathType, type PathInfo, type PathType } from '../../transport/transport.js';
 import { PartialReadError, ProviderError, type Claim, type ReadContext, type Reference, type ResourceDiff } from '../provider.js';
+import { inspectWithHostAccounts } from './account-ids.js';
 import type { HostHandle } from './host.js';
 
 /** Live file content is read (and shown in diffs) up to this size; larger files are compared by hash only. */
@@ -90,7 +91,7 @@ export async function inspectEach(
   options: { content: boolean; signal?: AbortSignal | undefined },
 ): Promise<ConfinedPath[]> {
   const real = specPaths.map((p) => realPathOf(handle.root, p));
-  const infos = await handle.transport.inspect(real, {
+  const infos = await inspectWithHostAccounts(handle, real, {
     content: options.content,
     maxContentBytes: MAX_CONTENT_BYTES,
     confineTo: handle.realRoot,
