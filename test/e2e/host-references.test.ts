@@ -15,7 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -121,11 +121,14 @@ describe('a File and the accounts it is owned by', () => {
         `kind: User\nname: app\ntarget: box\nspec: { name: ${user}, uid: ${uid}, group: ${group}, createHome: false }\n`,
         `kind: Group\nname: app\ntarget: box\nspec: { name: ${group}, gid: ${gid} }\n`,
         fileDoc('conf', 'box', { path: '/etc/app.conf', content: 'x=1\n', mode: '0640', owner: user, group }),
-        `kind: Directory\nname: data\ntarget: box\nspec: { path: /srv/data, owner: ${user}, group: ${group}, mode: "0750" }\n`,
+        `kind: Directory\nname: data\ntarget: box\nspec: { path: /srv/data, owner: ${user}, group: ${group}, mode: "0750", recurse: true }\n`,
         `kind: Symlink\nname: link\ntarget: box\nspec: { path: /srv/current, target: /srv/data, owner: ${user}, group: ${group} }\n`,
       ].join('---\n'),
     );
     expect(exists('passwd', user)).toBe(false);
+    // A file already below the Directory, root's: recurse: true gives it the Directory's owner.
+    await mkdir(path.join(w.root, 'srv/data'), { recursive: true });
+    await writeFile(path.join(w.root, 'srv/data/inner.txt'), 'y\n');
 
     const applied = await apply(w);
     expect(applied.stderr).toBe('');
@@ -134,7 +137,7 @@ describe('a File and the accounts it is owned by', () => {
     const groupLine = (await readFile(path.join(w.root, 'etc/group'), 'utf8')).split('\n').find((l) => l.startsWith(`${group}:`));
     expect(Number(passwd?.split(':')[2])).toBe(uid);
     expect(Number(groupLine?.split(':')[2])).toBe(gid);
-    for (const rel of ['etc/app.conf', 'srv/data', 'srv/current']) {
+    for (const rel of ['etc/app.conf', 'srv/data', 'srv/current', 'srv/data/inner.txt']) {
       const st = await lstat(path.join(w.root, rel));
       expect({ rel, uid: st.uid, gid: st.gid }).toEqual({ rel, uid, gid });
     }

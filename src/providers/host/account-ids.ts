@@ -12,6 +12,9 @@ import { describePathType, type AccountIds, type InspectOptions, type PathInfo }
 import { ProviderError } from '../provider.js';
 import type { HostHandle } from './host.js';
 
+/** passwd and group are small; this bounds a read of one that is not. */
+const MAX_DATABASE_BYTES = 64 * 1024 * 1024;
+
 interface IdDatabase {
   readonly ids: Map<string, number>;
   readonly names: Map<number, string>;
@@ -24,16 +27,16 @@ interface RootDatabases {
 }
 
 /** Where a rooted Host's databases are: `<root>/etc/passwd`, `<root>/etc/group`. */
-export function rootDatabasePaths(handle: HostHandle): readonly [string, string] | null {
+function rootDatabasePaths(handle: HostHandle): readonly [string, string] | null {
   if (handle.root === '/') return null;
   return [posix.join(handle.realRoot, 'etc/passwd'), posix.join(handle.realRoot, 'etc/group')];
 }
 
 /** The two databases from an inspection of `rootDatabasePaths` with content. */
-export function parseRootDatabases(handle: HostHandle, infos: readonly PathInfo[]): RootDatabases {
+function parseRootDatabases(handle: HostHandle, infos: readonly PathInfo[]): RootDatabases {
   const [users, groups] = infos.map((info) => {
-    if (info.escape !== null) throw new ProviderError(`cannot read ${info.path} on ${handle.address}: it leads outside the Host's root`);
-    if (info.type === 'absent') return null;
+    // One reached through a link out of the root is not the root's: the paths it would name are refused on their own.
+    if (info.escape !== null || info.type === 'absent') return null;
     if (info.type !== 'file' || info.content === null) {
       throw new ProviderError(`cannot read ${info.path} on ${handle.address}: it is ${info.type === 'file' ? 'a file too large to read' : describePathType(info.type)}`);
     }
@@ -50,10 +53,9 @@ async function readRootDatabases(handle: HostHandle, files: readonly [string, st
 export async function resolveHostAccounts(
   handle: HostHandle,
   query: { users: readonly string[]; groups: readonly string[] },
-  maxContentBytes = 64 * 1024 * 1024,
 ): Promise<AccountIds> {
   const files = rootDatabasePaths(handle);
-  const root = files ? await readRootDatabases(handle, files, { maxContentBytes }) : { users: null, groups: null };
+  const root = files ? await readRootDatabases(handle, files, { maxContentBytes: MAX_DATABASE_BYTES }) : { users: null, groups: null };
   const machine = root.users && root.groups ? null : await handle.transport.resolveAccounts(query);
   return {
     users: new Map(query.users.map((u) => [u, root.users ? (root.users.ids.get(u) ?? null) : (machine!.users.get(u) ?? null)])),
@@ -61,8 +63,15 @@ export async function resolveHostAccounts(
   };
 }
 
-/** `infos` with `owner` and `group` named from the root's databases (the transport names them from the machine's). */
-export function withRootAccountNames(infos: readonly PathInfo[], root: RootDatabases): PathInfo[] {
+interface Owned {
+  readonly uid: number | null;
+  readonly gid: number | null;
+  readonly owner: string | null;
+  readonly group: string | null;
+}
+
+/** `infos` with `owner` and `group` named from the root's databases (the transport and `find` name them from the machine's). */
+function withRootAccountNames<T extends Owned>(infos: readonly T[], root: RootDatabases): T[] {
   if (!root.users && !root.groups) return [...infos];
   return infos.map((info) => ({
     ...info,
@@ -86,4 +95,11 @@ export async function inspectWithHostAccounts(handle: HostHandle, real: readonly
   const infos = await handle.transport.inspect(real, options);
   if (infos.every((info) => info.uid === null && info.gid === null)) return infos;
   return withRootAccountNames(infos, await readRootDatabases(handle, files, options));
+}
+
+/** `entries` (of `find` on the Host) with owner and group named from its databases; unchanged on a Host at `/`. */
+export async function nameByHostAccounts<T extends Owned>(handle: HostHandle, entries: readonly T[], signal?: AbortSignal): Promise<T[]> {
+  const files = rootDatabasePaths(handle);
+  if (!files || entries.length === 0) return [...entries];
+  return withRootAccountNames(entries, await readRootDatabases(handle, files, { maxContentBytes: MAX_DATABASE_BYTES, signal }));
 }
