@@ -110,6 +110,17 @@ describe('planChanges and applyPlan', () => {
     expect((await plan([item('a', '1', { needs: 'z' }), item('z', '2')])).diagnostics).toEqual([]);
   });
 
+  it("shows in a create's fields what the provider's read says the create will give, in place of the spec's value", async () => {
+    world.creates.set('a', 'resolved-2.1');
+    world.creates.set('b', 'resolved-9');
+    world.data.set('Bucket/b', new Map([['b', 'old']]));
+    const p = await plan([item('a', 'pattern-2.*'), item('b', 'pattern-9.*')]);
+    expect(p.changes.find((c) => c.address === 'Item/a')).toMatchObject({ action: 'create', fields: [{ path: 'value', before: null, after: 'resolved-2.1' }] });
+    // Only for a resource read as absent: an update shows the provider's own diff.
+    expect(p.changes.find((c) => c.address === 'Item/b')).toMatchObject({ action: 'update', fields: [{ path: 'value', before: 'old', after: 'pattern-9.*' }] });
+    expect(renderPlanText(p)).toContain('+ value: "resolved-2.1"');
+  });
+
   it('makes a reference that nothing on the target provides a plan error, which apply refuses', async () => {
     const p = await plan([item('a', '1', { needs: 'nowhere' })]);
     expect(p.diagnostics).toEqual([

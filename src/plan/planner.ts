@@ -5,7 +5,7 @@
  */
 import { error, hasErrors, warning, type Diagnostic } from '../diag/diagnostic.js';
 import { buildResourceGraph, groupByTarget, providedOnTarget } from '../graph/resource-graph.js';
-import type { AnyResourceProvider, Reference, ResourceDiff } from '../providers/provider.js';
+import type { AnyResourceProvider, FieldChange, Reference, ResourceDiff } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { storedTarget, type TargetPool } from '../providers/target-pool.js';
 import type { Address, Resource } from '../spec/resource.js';
@@ -208,7 +208,7 @@ export async function planChanges(options: PlanOptions): Promise<Plan> {
     }
     const prior = s.managed ? s.managed.spec : null;
     if (s.desired) {
-      const diff = s.provider.diff(s.desired.spec, read.live, prior);
+      const diff = withCreateFields(s.provider.diff(s.desired.spec, read.live, prior), read.creates);
       diagnostics.push(...refusalDiagnostics(s.desired, diff), ...unresolvedDiagnostics(s.desired, read.unresolved, providedByTarget));
       const dependsOn = graph.has(s.address) ? [...graph.dependenciesOf(s.address)].sort() : [];
       const specHash = resourceSpecHash(s.desired);
@@ -339,6 +339,13 @@ function refusalDiagnostics(resource: Resource, diff: ResourceDiff): Diagnostic[
   if (!diff.refusal) return [];
   const { message, field } = diff.refusal;
   return [error(message, { address: resource.address, source: field ? resource.positionOf(['spec', ...field]) : resource.source })];
+}
+
+/** A diff of a resource read as absent, showing what its create will give where the provider reported it (`ReadContext.creates`). */
+function withCreateFields(diff: ResourceDiff, creates: readonly FieldChange[] | undefined): ResourceDiff {
+  if (!creates?.length || (diff.action !== 'create' && diff.action !== 'replace')) return diff;
+  const byPath = new Map(creates.map((f) => [f.path, f]));
+  return { ...diff, fields: diff.fields.map((f) => byPath.get(f.path) ?? f) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { PartialReadError, type AnyResourceProvider, type Claim, type Reference, type TargetHandle } from '../providers/provider.js';
+import { PartialReadError, type AnyResourceProvider, type Claim, type FieldChange, type Reference, type TargetHandle } from '../providers/provider.js';
 import type { TargetPool } from '../providers/target-pool.js';
 import type { Address, Resource } from '../spec/resource.js';
 
@@ -16,7 +16,13 @@ export interface LiveSubject {
  * its claims as found live, its references the target lacks), or why it failed.
  */
 export type LiveRead =
-  | { readonly live: unknown; readonly located?: readonly Claim[] | undefined; readonly unresolved?: readonly Reference[] | undefined }
+  | {
+      readonly live: unknown;
+      readonly located?: readonly Claim[] | undefined;
+      readonly unresolved?: readonly Reference[] | undefined;
+      /** What a create of a resource read as absent will give (`ReadContext.creates`). */
+      readonly creates?: readonly FieldChange[] | undefined;
+    }
   | { readonly error: string };
 
 /**
@@ -52,10 +58,12 @@ export async function readLiveState(
     }
     const located = new Map<number, readonly Claim[]>();
     const unresolved = new Map<number, readonly Reference[]>();
+    const creates = new Map<number, readonly FieldChange[]>();
     const live = (i: number, value: unknown): LiveRead => {
       const claims = located.get(i);
       const missing = unresolved.get(i);
-      return { live: value ?? null, ...(claims ? { located: claims } : {}), ...(missing ? { unresolved: missing } : {}) };
+      const created = value == null ? creates.get(i) : undefined;
+      return { live: value ?? null, ...(claims ? { located: claims } : {}), ...(missing ? { unresolved: missing } : {}), ...(created ? { creates: created } : {}) };
     };
     try {
       const lives = await first.provider.read(
@@ -65,6 +73,7 @@ export async function readLiveState(
           ...pool.contextFor(options.signal),
           located: (i, claims) => located.set(i, claims),
           unresolved: (i, references) => unresolved.set(i, references),
+          creates: (i, fields) => creates.set(i, fields),
         },
       );
       if (lives.length !== batch.length) {

@@ -114,6 +114,14 @@ export interface ReadContext extends ProviderContext {
    * it at most once per index, during `read`.
    */
   readonly unresolved?: ((index: number, references: readonly Reference[]) => void) | undefined;
+  /**
+   * (given by the planner; absent in other callers) Reports, for a resource at
+   * `index` that `read` finds absent (null), what its create will give that the
+   * spec alone does not say, e.g. the version `state: latest` installs. The plan
+   * shows these fields in place of the create diff's fields of the same path.
+   * Call it at most once per index, during `read`.
+   */
+  readonly creates?: ((index: number, fields: readonly FieldChange[]) => void) | undefined;
 }
 
 /** One name by which a resource's spec refers to an object on its target (see `ResourceProvider.references`). */

@@ -15,10 +15,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { populateAccounts } from '../../src/providers/system/testing/accounts.js';
 import { assertBuilt, capstan, fileDoc, hostDoc, workspace, type Workspace } from './harness.js';
 
 // Each test runs the CLI several times; on a loaded 2-core machine one call can take seconds.
@@ -99,6 +100,50 @@ describe('a File and the accounts it is owned by', () => {
     const st = await stat(target);
     expect({ uid: st.uid, gid: st.gid, mode: st.mode & 0o777 }).toEqual({ uid, gid, mode: 0o640 });
 
+    const again = await plan(w, '--detailed-exitcode');
+    expect(again.stdout).toContain('No changes');
+    expect(again.exitCode).toBe(0);
+  });
+
+  it('converges on the first apply on a Host with a root: owner and group resolve in <root>/etc/passwd and <root>/etc/group, not the machine', async () => {
+    const w = (ws = await workspace());
+    await populateAccounts(w.root);
+    const suffix = randomBytes(4).toString('hex');
+    const user = `capst-rown-${suffix}`;
+    const group = `capst-rgrp-${suffix}`;
+    // Ids no account of this machine has, so only <root>'s databases can give them.
+    const uid = 40_000 + (Number.parseInt(suffix.slice(0, 4), 16) % 10_000);
+    const gid = uid + 1;
+    await w.write('host.yaml', hostDoc('box', w.root));
+    await w.write(
+      'stack.yaml',
+      [
+        `kind: User\nname: app\ntarget: box\nspec: { name: ${user}, uid: ${uid}, group: ${group}, createHome: false }\n`,
+        `kind: Group\nname: app\ntarget: box\nspec: { name: ${group}, gid: ${gid} }\n`,
+        fileDoc('conf', 'box', { path: '/etc/app.conf', content: 'x=1\n', mode: '0640', owner: user, group }),
+        `kind: Directory\nname: data\ntarget: box\nspec: { path: /srv/data, owner: ${user}, group: ${group}, mode: "0750", recurse: true }\n`,
+        `kind: Symlink\nname: link\ntarget: box\nspec: { path: /srv/current, target: /srv/data, owner: ${user}, group: ${group} }\n`,
+      ].join('---\n'),
+    );
+    expect(exists('passwd', user)).toBe(false);
+    // A file already below the Directory, root's: recurse: true gives it the Directory's owner.
+    await mkdir(path.join(w.root, 'srv/data'), { recursive: true });
+    await writeFile(path.join(w.root, 'srv/data/inner.txt'), 'y\n');
+
+    const applied = await apply(w);
+    expect(applied.stderr).toBe('');
+    expect(applied.exitCode).toBe(0);
+    const passwd = (await readFile(path.join(w.root, 'etc/passwd'), 'utf8')).split('\n').find((l) => l.startsWith(`${user}:`));
+    const groupLine = (await readFile(path.join(w.root, 'etc/group'), 'utf8')).split('\n').find((l) => l.startsWith(`${group}:`));
+    expect(Number(passwd?.split(':')[2])).toBe(uid);
+    expect(Number(groupLine?.split(':')[2])).toBe(gid);
+    for (const rel of ['etc/app.conf', 'srv/data', 'srv/current', 'srv/data/inner.txt']) {
+      const st = await lstat(path.join(w.root, rel));
+      expect({ rel, uid: st.uid, gid: st.gid }).toEqual({ rel, uid, gid });
+    }
+    expect(exists('passwd', user)).toBe(false);
+
+    // The live owner reads back by <root>'s names: nothing to change.
     const again = await plan(w, '--detailed-exitcode');
     expect(again.stdout).toContain('No changes');
     expect(again.exitCode).toBe(0);

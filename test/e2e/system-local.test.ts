@@ -129,6 +129,12 @@ describe('Package through apt on the local machine, from a file: repository buil
       ].join('---\n');
 
     await stack(docs('1h', '2.*'));
+    // Not installed yet: the plan shows the versions apt will install, not "candidate" or the pattern.
+    const first = await cli('plan');
+    expect(first.exitCode).toBe(0);
+    expect(first.stdout).toMatch(/Package\/a on Host\/local\n\s+\+ version: "2\.0-1"\n/);
+    expect(first.stdout).toMatch(/Package\/b on Host\/local\n\s+\+ version: "2\.1-1"\n/);
+    expect(first.stdout).not.toMatch(/candidate|"2\.\*"/);
     const applied = await cli('apply', '--yes');
     expect(applied.stderr).toBe('');
     expect(applied.exitCode).toBe(0);

@@ -22,6 +22,8 @@ export interface MemoryWorld {
   readonly failing: Set<string>;
   /** Keys whose apply leaves this note (`ProviderContext.note`). */
   readonly notes: Map<string, string>;
+  /** Absent keys whose read reports what their create will give (`ReadContext.creates`), e.g. a version apt resolves. */
+  readonly creates: Map<string, string>;
   readonly applied: string[];
   readCalls: number;
   /** Every key read, one entry per resource per read. */
@@ -33,7 +35,7 @@ export interface MemoryHandle extends TargetHandle {
 }
 
 export function memoryWorld(): MemoryWorld {
-  return { data: new Map(), failing: new Set(), notes: new Map(), applied: [], readCalls: 0, readKeys: [] };
+  return { data: new Map(), failing: new Set(), notes: new Map(), creates: new Map(), applied: [], readCalls: 0, readKeys: [] };
 }
 
 export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
@@ -62,6 +64,8 @@ export function memoryRegistry(world: MemoryWorld): ProviderRegistry {
       world.readKeys.push(...specs.map((s) => s.key));
       specs.forEach((s, i) => {
         if (s.needs !== undefined && !handle.bucket.has(s.needs)) ctx.unresolved?.(i, itemProvider.references!(s));
+        const created = world.creates.get(s.key);
+        if (created !== undefined && !handle.bucket.has(s.key)) ctx.creates?.(i, [{ path: 'value', before: null, after: created }]);
       });
       return specs.map((s) => (handle.bucket.has(s.key) ? { value: handle.bucket.get(s.key)! } : null));
     },

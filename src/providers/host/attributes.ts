@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { PathInfo } from '../../transport/transport.js';
 import { ProviderError, type FieldChange, type ReadContext, type Reference } from '../provider.js';
+import { resolveHostAccounts } from './account-ids.js';
 import type { HostHandle } from './host.js';
 
 /** A user or group by name, or by numeric id. */
@@ -215,7 +216,7 @@ export async function reportUnresolvedAccounts(handle: HostHandle, specs: readon
   const users = new Set(specs.flatMap((s) => (typeof s.owner === 'string' ? [s.owner] : [])));
   const groups = new Set(specs.flatMap((s) => (typeof s.group === 'string' ? [s.group] : [])));
   if (users.size === 0 && groups.size === 0) return;
-  const ids = await handle.transport.resolveAccounts({ users: [...users], groups: [...groups] });
+  const ids = await resolveHostAccounts(handle, { users: [...users], groups: [...groups] });
   specs.forEach((spec, i) => {
     const missing = accountReferences(spec).filter((ref) =>
       ref.field[0] === 'owner' ? ids.users.get(spec.owner as string) == null : ids.groups.get(spec.group as string) == null,
@@ -224,7 +225,7 @@ export async function reportUnresolvedAccounts(handle: HostHandle, specs: readon
   });
 }
 
-/** Numeric ids of the managed owner and group on the host; ProviderError naming any that do not exist there. */
+/** Numeric ids of the managed owner and group on the host (its root's databases when the root has them); ProviderError naming any that do not exist there. */
 export async function resolveOwnership(
   handle: HostHandle,
   desired: ManagedAttributes,
@@ -234,7 +235,7 @@ export async function resolveOwnership(
   let uid = typeof desired.owner === 'number' ? desired.owner : undefined;
   let gid = typeof desired.group === 'number' ? desired.group : undefined;
   if (users.length > 0 || groups.length > 0) {
-    const ids = await handle.transport.resolveAccounts({ users, groups });
+    const ids = await resolveHostAccounts(handle, { users, groups });
     if (typeof desired.owner === 'string') {
       const found = ids.users.get(desired.owner);
       if (found == null) throw new ProviderError(`user "${desired.owner}" does not exist on ${handle.address}`);

@@ -242,7 +242,7 @@ async function applyDirectory(
       if (errorCode(err) !== 'ENOTEMPTY' && errorCode(err) !== 'EEXIST') throw err;
     }
   }
-  const [after] = await inspectConfined(handle, [desired.path], { content: false, signal });
+  const [after] = await inspectConfined(handle, [desired.path], { content: false, signal, accountNames: true });
   const [live] = await addTrees(handle, [desired], [toLive(desired.path, after!)], signal);
   return live ?? null;
 }

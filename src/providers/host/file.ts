@@ -458,7 +458,7 @@ async function applyFile(
   if (oldPath !== null && (oldInfo?.type === 'file' || oldInfo?.type === 'symlink')) {
     await transport.remove(realPathOf(handle.root, oldPath), { type: oldInfo.type });
   }
-  const [after] = await inspectConfined(handle, [desired.path], { content: true, signal });
+  const [after] = await inspectConfined(handle, [desired.path], { content: true, signal, accountNames: true });
   return toLive(desired.path, after!, isSensitiveFile(desired), digester);
 }
 

@@ -18,6 +18,7 @@ import { error, type Diagnostic } from '../../diag/diagnostic.js';
 import type { Address, Resource } from '../../spec/resource.js';
 import { describePathType, isSpecialPathType, type PathInfo, type PathType } from '../../transport/transport.js';
 import { PartialReadError, ProviderError, type Claim, type ReadContext, type Reference, type ResourceDiff } from '../provider.js';
+import { inspectWithHostAccounts, nameByHostAccounts } from './account-ids.js';
 import type { HostHandle } from './host.js';
 
 /** Live file content is read (and shown in diffs) up to this size; larger files are compared by hash only. */
@@ -79,23 +80,29 @@ export function specPathOf(root: string, realPath: string): string {
 /** One path of a batch: what is there, or why it may not be used. */
 export type ConfinedPath = { readonly info: PathInfo } | { readonly error: ProviderError };
 
+export interface InspectPathsOptions {
+  readonly content: boolean;
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Name owners and groups from the Host's account databases (`<root>/etc/passwd`
+   * on a rooted Host; see account-ids.ts), as File, Directory and Symlink
+   * compare them. Without content that costs a second transport call on a
+   * rooted Host, so only the kinds that show owner names ask for it; the others
+   * get the machine's names.
+   */
+  readonly accountNames?: boolean | undefined;
+}
+
 /**
- * Inspects spec paths on the host in ONE transport call and answers for each
- * path on its own: its PathInfo, or the refusal of that path when its parent
- * chain escapes the root. Results are in the order of `specPaths`.
+ * Inspects spec paths on the host in ONE transport call (two with
+ * `accountNames` and no content, on a rooted Host) and answers for each path
+ * on its own: its PathInfo, or the refusal of that path when its parent chain
+ * escapes the root. Results are in the order of `specPaths`.
  */
-export async function inspectEach(
-  handle: HostHandle,
-  specPaths: readonly string[],
-  options: { content: boolean; signal?: AbortSignal | undefined },
-): Promise<ConfinedPath[]> {
+export async function inspectEach(handle: HostHandle, specPaths: readonly string[], options: InspectPathsOptions): Promise<ConfinedPath[]> {
   const real = specPaths.map((p) => realPathOf(handle.root, p));
-  const infos = await handle.transport.inspect(real, {
-    content: options.content,
-    maxContentBytes: MAX_CONTENT_BYTES,
-    confineTo: handle.realRoot,
-    signal: options.signal,
-  });
+  const inspectOptions = { content: options.content, maxContentBytes: MAX_CONTENT_BYTES, confineTo: handle.realRoot, signal: options.signal };
+  const infos = options.accountNames ? await inspectWithHostAccounts(handle, real, inspectOptions) : await handle.transport.inspect(real, inspectOptions);
   return infos.map((info, i) => (info.escape === null ? { info } : { error: escapeError(handle, specPaths[i]!, info) }));
 }
 
@@ -103,11 +110,7 @@ export async function inspectEach(
  * Like `inspectEach`, for a provider's own use in apply: rejects with the first
  * refused path's error.
  */
-export async function inspectConfined(
-  handle: HostHandle,
-  specPaths: readonly string[],
-  options: { content: boolean; signal?: AbortSignal | undefined },
-): Promise<PathInfo[]> {
+export async function inspectConfined(handle: HostHandle, specPaths: readonly string[], options: InspectPathsOptions): Promise<PathInfo[]> {
   return (await inspectEach(handle, specPaths, options)).map((r) => {
     if ('error' in r) throw r.error;
     return r.info;
@@ -153,7 +156,7 @@ export async function readPaths<Spec extends { readonly path: string }, Live>(
   const answers = await inspectEach(
     handle,
     specs.map((s) => s.path),
-    { content: options.content, signal: ctx.signal },
+    { content: options.content, signal: ctx.signal, accountNames: true },
   );
   const results = answers.map((a, i) => ('error' in a ? a : { live: toLive(specs[i]!, a.info) }));
   answers.forEach((a, i) => {
@@ -408,7 +411,11 @@ export async function listTrees(handle: HostHandle, specPaths: readonly string[]
       group: group === gid ? null : group,
     });
   }
-  return real.map((r) => below.get(r)!.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0)));
+  const sorted = real.map((r) => below.get(r)!.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0)));
+  // find names owners from the machine's databases; a rooted Host's are its root's.
+  const named = await nameByHostAccounts(handle, sorted.flat(), signal);
+  let at = 0;
+  return sorted.map((tree) => named.slice(at, (at += tree.length)));
 }
 
 /** A TreeSummary of sorted paths. */

@@ -190,7 +190,7 @@ async function applySymlink(
   if (oldPath !== null && oldInfo?.type === 'symlink') {
     await transport.remove(realPathOf(handle.root, oldPath), { type: 'symlink' });
   }
-  const [after] = await inspectConfined(handle, [desired.path], { content: false, signal });
+  const [after] = await inspectConfined(handle, [desired.path], { content: false, signal, accountNames: true });
   return toLive(desired.path, after!);
 }
 

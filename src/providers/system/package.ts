@@ -17,7 +17,7 @@ import type { Resource } from '../../spec/resource.js';
 import { describePathType } from '../../transport/transport.js';
 import type { HostHandle } from '../host/host.js';
 import { inspectConfined, pathReference, realPathOf, specPathSchema } from '../host/paths.js';
-import { ProviderError, type ApplyRequest, type FieldChange, type ResourceDiff, type ResourceProvider } from '../provider.js';
+import { ProviderError, type ApplyRequest, type FieldChange, type ReadContext, type ResourceDiff, type ResourceProvider } from '../provider.js';
 import { commandError, hostLabel, runChecked, validateUnique } from './command.js';
 
 // Debian policy 5.6.1 (lowercase, digits, + - .), with an optional `:arch` qualifier.
@@ -250,7 +250,12 @@ function needsApt(spec: PackageSpec, live: PackageLive | null): boolean {
 }
 
 /** The live state of each spec: dpkg's answer for its package, with the version its source gives where the spec needs one. */
-async function readPackageSpecs(handle: HostHandle, specs: readonly PackageSpec[], signal: AbortSignal): Promise<(PackageLive | null)[]> {
+async function readPackageSpecs(
+  handle: HostHandle,
+  specs: readonly PackageSpec[],
+  signal: AbortSignal,
+  creates?: ReadContext['creates'],
+): Promise<(PackageLive | null)[]> {
   const purged = new Set(specs.filter((s) => s.purge).map((s) => s.name));
   const found = await readPackages(
     handle,
@@ -277,7 +282,14 @@ async function readPackageSpecs(handle: HostHandle, specs: readonly PackageSpec[
   return Promise.all(
     specs.map(async (s, i) => {
       const live = lives[i]!;
-      if (live === null) return null;
+      if (live === null) {
+        // Not installed yet: the plan shows the version apt will install.
+        if (creates && needsPolicy(s, null)) {
+          const version = s.state === 'latest' ? policies.get(s.name)?.candidate : pickVersion(handle, s, policies.get(s.name));
+          if (version) creates(i, [{ path: 'version', before: null, after: version }]);
+        }
+        return null;
+      }
       if (s.state === 'latest') return { ...live, resolvedVersion: policies.get(s.name)?.candidate ?? null };
       if (isPattern(s.version)) {
         if (versionMatches(s.version, live.version)) return { ...live, resolvedVersion: live.version };
@@ -550,7 +562,7 @@ export const packageProvider: ResourceProvider<PackageSpec, PackageLive, HostHan
     validateUnique(resource, sameTarget, (s) => s.name, (name) => `package ${name}`, ['name']),
   // A .deb that a File of the same Host writes is installed after it.
   references: (spec) => (spec.deb === undefined ? [] : pathReference(spec.deb, ['deb'], `file ${spec.deb}`)),
-  read: (handle, specs, ctx) => readPackageSpecs(handle, specs, ctx.signal),
+  read: (handle, specs, ctx) => readPackageSpecs(handle, specs, ctx.signal, ctx.creates),
   diff: diffPackage,
   apply: (handle, request, ctx) => applyPackage(handle, request, ctx.signal),
 };

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFleet, type Fleet } from '../../../../test/e2e/fleet/netns.js';
 import { SshTransport } from '../../../transport/ssh.js';
+import { fileProvider } from '../../host/file.js';
 import { hostSchema, hostTarget, type HostHandle } from '../../host/host.js';
 import { testResource } from '../../host/testing/sandbox.js';
 import { runProviderConformance } from '../../testing/conformance.js';
@@ -271,6 +272,24 @@ export function runSystemConformanceOverSsh(): void {
     invalidSpecs: [{ spec: { name: 'Deploy' }, message: /lowercase/ }],
     makeDrift: (handle) => fs.chmod(`${handle.realRoot}/home/deploy/.ssh/authorized_keys`, 0o644),
     driftedField: 'authorizedKeys.mode',
+  });
+
+  describe('A File owned by a User and Group of the Host\'s root, over ssh', () => {
+    it('chowns it to the ids of <root>/etc/passwd and <root>/etc/group, which the fleet host itself lacks, and reads back as converged', async () => {
+      const { handle, cleanup } = await connect(populateAccounts);
+      try {
+        await converge(groupProvider, handle, groupProvider.schema.parse({ name: 'capst-ssh-grp', gid: 43_210 }));
+        await converge(userProvider, handle, userProvider.schema.parse({ name: 'capst-ssh-own', uid: 43_211, group: 'capst-ssh-grp', createHome: false }));
+        const spec = fileProvider.schema.parse({ path: '/etc/owned.conf', content: 'x=1\n', mode: '0640', owner: 'capst-ssh-own', group: 'capst-ssh-grp' });
+        const { diff } = await converge(fileProvider, handle, spec);
+        expect(diff.action).toBe('create');
+        const st = await fs.stat(`${handle.realRoot}/etc/owned.conf`);
+        expect({ uid: st.uid, gid: st.gid }).toEqual({ uid: 43_211, gid: 43_210 });
+        expect((await converge(fileProvider, handle, spec)).diff.action).toBe('noop');
+      } finally {
+        await cleanup();
+      }
+    });
   });
 
   runProviderConformance({
