@@ -5,6 +5,7 @@ import { hasChanges } from '../../plan/plan.js';
 import { planChanges } from '../../plan/planner.js';
 import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
+import { checkPlanPolicies } from '../policy-gate.js';
 import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { RecoveryFiles } from '../../apply/recovery.js';
 import { addSourceOptions, loadSpec, openStateStore, stateUrl, useColor, type SourceOptions } from '../context.js';
@@ -56,7 +57,9 @@ export function registerPlanCommand(program: Command): void {
             process.stdout.write(`\nSaved the plan to ${options.out}. Apply exactly this plan with: capstan apply --plan ${options.out}\n`);
           }
         }
-        if (hasErrors(plan.diagnostics)) process.exitCode = 1;
+        const policy = checkPlanPolicies(plan, stack);
+        if (policy.denied) process.stderr.write('apply would refuse this plan: a policy denies it\n');
+        if (hasErrors(plan.diagnostics) || policy.denied) process.exitCode = 1;
         else process.exitCode = options.detailedExitcode && hasChanges(plan) ? 2 : 0;
       } finally {
         await targets.close();
