@@ -104,7 +104,7 @@ function inputOf(change: PolicyChange, context: PolicyContext): PolicyInput {
     before: toCel(digestSecrets(change.before)),
     after: toCel(digestSecrets(change.after)),
     stack: context.stack,
-    approvals: context.approvals,
+    approvals: [...new Set(context.approvals)],
   };
 }
 
