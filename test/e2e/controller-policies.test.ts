@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { api, createToken, gitRemote, hostYaml, killAll, serve, serveConfig, stackYaml, waitFor, type GitRemote } from './controller-harness.js';
+import { api, createToken, fileYaml, gitRemote, hostYaml, killAll, serve, serveConfig, stackYaml, waitFor, type GitRemote } from './controller-harness.js';
 import { assertBuilt, ROOT } from './harness.js';
 
 vi.setConfig({ testTimeout: 240_000 });
@@ -47,5 +47,31 @@ describe('capstan serve with policies', () => {
     const c2 = await remote.push({ 'stack/sudoers.yaml': sudoersFile('0440') }, 'sudoers 0440');
     await waitFor('the fixed commit applied', async () => (await stackOf()).lastAppliedCommit === c2);
     expect((await stat(path.join(root, 'etc/sudoers.d/deploy'))).mode & 0o777).toBe(0o440);
+  });
+});
+
+describe('capstan serve: policies see the stack labels and the approver', () => {
+  it('an approved plan of a stack labelled prod is denied with one approver, and not applied', async () => {
+    remote = await gitRemote();
+    const { config, state, root } = await serveConfig(remote, stackYaml('payments', { path: 'stack', policy: 'approve', interval: '2s', labels: '{ prod: "" }' }));
+    const policy = await readFile(path.join(ROOT, 'examples/policies/prod-approvals.yaml'), 'utf8');
+    await remote.push({ 'stack/hosts.yaml': hostYaml('web-1', root), 'stack/policies.yaml': policy, 'stack/motd.yaml': fileYaml('motd', 'web-1', '/etc/motd', 'hello\n') }, 'motd');
+    const viewer = await createToken(state, 'viewer', 'vera');
+    const operator = await createToken(state, 'operator', 'otto');
+    const served = await serve(config);
+
+    type StackView = { name: string; status: string; error: string | null; lastAppliedCommit: string | null };
+    const stackOf = async () => (await api<StackView[]>(served, '/api/stacks', { token: viewer })).body.find((s) => s.name === 'payments')!;
+    await waitFor('the plan awaiting approval', async () => (await stackOf()).status === 'awaiting-approval');
+    expect((await api(served, '/api/stacks/payments/approve', { method: 'POST', token: operator, body: {} })).status).toBe(202);
+    const denied = await waitFor('the approved plan denied by policy', async () => {
+      const s = await stackOf();
+      return s.status === 'denied' ? s : undefined;
+    });
+    expect(denied.error).toBe('denied by policy: stack payments is labelled prod: File/motd needs two distinct approvers');
+    expect(denied.lastAppliedCommit).toBeNull();
+    expect(existsSync(path.join(root, 'etc/motd'))).toBe(false);
+    const events = await api<{ type: string; message: string }[]>(served, '/api/stacks/payments/events', { token: viewer });
+    expect(events.body.find((e) => e.type === 'plan.denied')?.message).toMatch(/^the approved plan \w+ is denied by policy: /);
   });
 });
