@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   serve: async () => (await import('./commands/serve.js')).registerServeCommand,
   token: async () => (await import('./commands/token.js')).registerTokenCommand,
   secret: async () => (await import('./commands/secret.js')).registerSecretCommand,
+  policy: async () => (await import('./commands/policy.js')).registerPolicyCommand,
   // A running controller, through its HTTP API: no server code is loaded.
   stacks: async () => (await import('./commands/stacks.js')).registerStacksCommand,
   runs: async () => (await import('./commands/runs.js')).registerRunsCommand,

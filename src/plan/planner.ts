@@ -12,6 +12,7 @@ import type { Address, Resource } from '../spec/resource.js';
 import type { InventoryEntry, PendingRefresh, Store } from '../state/store.js';
 import { canonicalJson, fingerprint, sha256 } from './canonical.js';
 import { claimCollisions, machineOfTarget, type ClaimedResource } from '../spec/claims.js';
+import type { Policy } from '../policy/policy.js';
 import { readLiveState, type LiveRead } from './read-live.js';
 import { planRollouts, type RolloutInputs } from './rollout.js';
 import { groupBy } from '../util/group-by.js';
@@ -25,6 +26,8 @@ export interface DesiredState extends RolloutInputs {
   readonly resources: readonly Resource[];
   readonly specHash: string;
   readonly diagnostics: readonly Diagnostic[];
+  /** Checked against every plan before it is applied (src/policy/); absent: none. */
+  readonly policies?: readonly Policy[] | undefined;
 }
 
 export interface PlanOptions {

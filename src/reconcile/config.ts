@@ -76,6 +76,8 @@ export interface StackConfig {
   readonly pruneAdopted: boolean;
   readonly parallelism: number;
   readonly webhookSecret: Secret | undefined;
+  /** What policies see as `stack.labels` (docs/policies.md); absent: none. */
+  readonly labels?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface ControllerConfig {
@@ -169,6 +171,7 @@ const stackSchema = z.strictObject({
   prune: z.enum(['adopted']).optional(),
   parallelism: z.number().int().positive().default(10),
   webhookSecret: secretRef.optional(),
+  labels: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'a label name is letters, digits, ".", "_", "/" and "-"'), z.string()).default({}),
 });
 
 const configSchema = z
@@ -280,6 +283,7 @@ export async function parseControllerConfig(text: string, file: string, env: Nod
       pruneAdopted: s.prune === 'adopted',
       parallelism: s.parallelism,
       webhookSecret,
+      labels: s.labels,
     };
   });
   if (diagnostics.length > 0) throw new DiagnosticsError(diagnostics);

@@ -10,6 +10,7 @@ export type ControllerEventType =
   | 'plan.pending'
   | 'plan.approved'
   | 'plan.stale'
+  | 'plan.denied'
   | 'drift.detected'
   | 'apply.started'
   | 'apply.finished'

@@ -17,6 +17,8 @@ export type PassOutcome =
   | 'awaiting-approval'
   | 'planned'
   | 'drifted'
+  /** A policy denies the plan: nothing was applied (the stack's status says why). */
+  | 'denied'
   /** Another replica holds the stack. */
   | 'not-owner'
   /** An operator paused the stack: nothing was read or changed. */

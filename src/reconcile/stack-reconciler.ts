@@ -34,6 +34,7 @@ import { formatDiagnostic, hasErrors, sortDiagnostics, type Diagnostic } from '.
 import { countActions, hasChanges, isChange, type Plan } from '../plan/plan.js';
 import type { DesiredState } from '../plan/planner.js';
 import { renderPlanText } from '../plan/render-text.js';
+import { changesOf, evaluatePolicies, type PolicyReport } from '../policy/evaluate.js';
 import type { SourceInfo } from '../source/source.js';
 import type { Actor, ControllerStore, StackLock, StackPlanRecord, StackPlanState, StackStatusPatch, StackStatusRecord, Store } from '../state/store.js';
 import { jittered } from './backoff.js';
@@ -178,6 +179,12 @@ export class StackReconciler {
       const restored = restoreSecrets(input.approved.plan as Plan, input.desired);
       const saved = restored.plan;
       const reasons = [...restored.reasons, ...(await session.staleness(saved, input.desired.specHash))];
+      // An approved plan is checked with who approved it: a policy may ask for approvers.
+      const report = reasons.length === 0 ? checkPolicies(input.desired, stack, saved, input.approved.decidedBy ? [input.approved.decidedBy] : []) : undefined;
+      if (report?.denied) {
+        await cs.transitionPlan(stack.name, 'approved', 'stale', { id: input.approved.id });
+        return this.#deny(stack, ctx, saved, report, `the approved plan ${input.approved.id}`);
+      }
       if (reasons.length === 0) {
         const result = await this.#apply(stack, ctx, session, saved, input.approved.decidedBy ?? 'approved', 'approved plan');
         await cs.transitionPlan(stack.name, 'approved', 'applied', { id: input.approved.id });
@@ -229,6 +236,8 @@ export class StackReconciler {
       // The spec is what was applied last: every change is drift.
       this.#emit(stack, ctx, { type: 'drift.detected', runId: null, message: `${changed} resource(s) drifted from commit ${short(source.commit)}`, data: { addresses: plan.changes.filter((c) => isChange(c.action)).map((c) => c.address) } });
       if (stack.policy === 'auto' && stack.selfHeal) {
+        const report = checkPolicies(input.desired, stack, plan, []);
+        if (report.denied) return this.#deny(stack, ctx, plan, report, 'the self-heal plan');
         const result = await this.#apply(stack, ctx, session, plan, 'controller', 'self-heal');
         await this.#afterApply(stack, result, plan, { drifted: 0, storePlan: true });
         return 'healed';
@@ -249,6 +258,8 @@ export class StackReconciler {
           ctx.log.warn({ ...move }, 'the branch moved backwards and the plan deletes resources: waiting for approval although the policy is auto');
           return 'awaiting-approval';
         }
+        const report = checkPolicies(input.desired, stack, plan, []);
+        if (report.denied) return this.#deny(stack, ctx, plan, report, `the plan of commit ${short(source.commit)}`);
         const result = await this.#apply(stack, ctx, session, plan, 'controller', `commit ${short(source.commit)}`);
         await this.#afterApply(stack, result, plan, { drifted: 0, storePlan: true });
         return 'applied';
@@ -262,6 +273,17 @@ export class StackReconciler {
         await cs.updateStackStatus(stack.name, { status: 'out-of-sync', error: null, owner: this.#deps.replicaId });
         return 'planned';
     }
+  }
+
+  /** A plan a policy denies: stored as the latest plan, not applied; the status and an event say why. */
+  async #deny(stack: StackConfig, ctx: PassContext, plan: Plan, report: PolicyReport, what: string): Promise<'denied'> {
+    const denials = report.verdicts.filter((v) => v.effect === 'deny');
+    const message = `${what} is denied by policy: ${denials.map((v) => `${v.message} (Policy/${v.policy})`).join('; ')}`;
+    await this.#putPlan(stack, plan, 'latest');
+    await this.#deps.controllerStore.updateStackStatus(stack.name, { status: 'denied', error: `denied by policy: ${denials.map((v) => v.message).join('; ')}`, owner: this.#deps.replicaId });
+    this.#emit(stack, ctx, { type: 'plan.denied', runId: null, message, data: { verdicts: report.verdicts } });
+    ctx.log.warn({ verdicts: report.verdicts.length }, 'plan denied by policy; not applied');
+    return 'denied';
   }
 
   /** Stores the plan as pending approval, unless the same plan already waits. Returns true. */
@@ -421,4 +443,9 @@ function firstError(diagnostics: readonly Diagnostic[]): string {
 
 export function short(commit: string | null | undefined): string {
   return commit ? commit.slice(0, 12) : '(none)';
+}
+
+/** The stack's policies against a plan, with the approvers recorded for it. */
+function checkPolicies(desired: DesiredState, stack: StackConfig, plan: Plan, approvals: readonly string[]): PolicyReport {
+  return evaluatePolicies(desired.policies ?? [], changesOf(plan), { stack: { name: stack.name, labels: stack.labels ?? {} }, approvals });
 }

@@ -62,7 +62,7 @@ const planSummary = z.looseObject({
 const stack = z
   .looseObject({
     name: z.string(),
-    status: z.string().meta({ description: 'pending, reconciling, synced, out-of-sync, awaiting-approval, drifted, failed, invalid, ...' }),
+    status: z.string().meta({ description: 'pending, reconciling, synced, out-of-sync, awaiting-approval, drifted, denied (by policy), failed, invalid, ...' }),
     lastAppliedCommit: commit.nullable(),
     headCommit: commit.nullable(),
     policy: z.enum(['auto', 'approve', 'plan-only']),

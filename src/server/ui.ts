@@ -13,7 +13,7 @@ export const UI_HTML = `<!doctype html>
   table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
   th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #ddd; }
   code { font: 12px ui-monospace, monospace; }
-  .synced { color: #17803d; } .failed, .invalid { color: #b42318; } .drifted, .awaiting-approval, .out-of-sync { color: #b54708; }
+  .synced { color: #17803d; } .failed, .invalid, .denied { color: #b42318; } .drifted, .awaiting-approval, .out-of-sync { color: #b54708; }
   #error { color: #b42318; }
   input { width: 28rem; }
 </style>

@@ -211,7 +211,7 @@ describe('loadStack on testdata', () => {
     const stack = await load('many-errors');
     expect(messages(stack)).toEqual([
       'stack.yaml:3:9: Host/web-1: Host is a target kind: it cannot have a target (remove target:)',
-      'stack.yaml:6:7: Fiel/typo-kind: unknown kind "Fiel" (did you mean "File"?) (known kinds: Database, Directory, File, Host, HostGroup, Table)',
+      'stack.yaml:6:7: Fiel/typo-kind: unknown kind "Fiel" (did you mean "File"?) (known kinds: Database, Directory, File, Host, HostGroup, Policy, PolicyTest, Table)',
       'stack.yaml:12:7: name "Bad_Name" is not valid (lowercase letters, digits, ".", "_" and "-", starting and ending with a letter or digit)',
       'stack.yaml:19:1: File/extra-keys: unknown key "depends_on" (did you mean "dependsOn"?) (a document has only kind, name, target, dependsOn, notify, spec; the kind\'s own fields go under spec)',
       'stack.yaml:22:3: File/extra-keys: spec.contnet: unknown key (did you mean "content"?) (known keys: content, mode, path, source)',

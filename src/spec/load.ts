@@ -19,6 +19,7 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import { readEnvelope } from './envelope.js';
 import { expandResources, targetResource, TargetIndex, type CheckedResourceDocument, type CheckedTargetDocument } from './expand.js';
 import { checkHostGroups, healthCheckRenderer, type HostGroupSpec } from './host-group.js';
+import type { Policy } from '../policy/policy.js';
 import { instantiateResources } from './instantiate.js';
 import { MAX_ALIAS_COUNT, MAX_DOCUMENTS, MAX_FILE_BYTES, parseYamlDocuments } from './parse-yaml.js';
 import { sharedRenderPool, type RenderPool } from './render-pool.js';
@@ -74,6 +75,8 @@ export interface LoadedStack {
    * without a HostGroup document is not here: it has no vars and no rollout settings.
    */
   readonly hostGroups: Readonly<Record<string, HostGroupSpec>>;
+  /** Policy documents without errors, compiled, in document order: every plan is checked against them. */
+  readonly policies: readonly Policy[];
   /**
    * Members of every group, by group name: target addresses sorted by name (valid targets only).
    */
@@ -198,6 +201,7 @@ export async function loadStack(dir: string, registry: ProviderRegistry, options
     targets,
     resources,
     hostGroups,
+    policies: checked.policies,
     groupMembers: groupMembers(targets, index),
     varsByTarget,
     diagnostics: sortDiagnostics(diagnostics),
@@ -320,7 +324,7 @@ interface Listing {
  * A symlinked file is read when it stays inside the repository; a symlinked
  * directory is not followed.
  */
-async function listYamlFiles(repoDir: string): Promise<Listing> {
+export async function listYamlFiles(repoDir: string): Promise<Listing> {
   const files: string[] = [];
   const diagnostics: Diagnostic[] = [];
   const realRoot = await realpath(repoDir);
@@ -398,7 +402,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * direct system calls each cost a fraction of the promise API's round trips
  * through the thread pool; the caller yields to the event loop between batches.
  */
-function readYamlText(repoDir: string, file: string, maxBytes: number): string | Diagnostic {
+export function readYamlText(repoDir: string, file: string, maxBytes: number): string | Diagnostic {
   const where = { file, line: 1, col: 1 };
   let fd: number;
   try {

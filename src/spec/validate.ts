@@ -19,6 +19,7 @@ import { didYouMean, GROUP_PREFIX, parseSpec, type EnvelopeKey, type LoadedDocum
 import type { CheckedResourceDocument, CheckedTargetDocument, TargetIndex } from './expand.js';
 import { claimCollisions, specClaims } from './claims.js';
 import { checkHostGroupDocument, HOST_GROUP_KIND, type CheckedHostGroup } from './host-group.js';
+import { checkPolicyDocument, POLICY_KIND, POLICY_TEST_KIND, type Policy } from '../policy/policy.js';
 import { baseAddress, parseAddress, type Address, type Resource } from './resource.js';
 
 /** A document as far as it could be read: its identity, and the document when its envelope could be read. */
@@ -40,6 +41,8 @@ export interface DocumentChecks {
   readonly resources: CheckedResourceDocument[];
   /** HostGroup documents whose spec parsed, in document order. */
   readonly hostGroups: CheckedHostGroup[];
+  /** Policy documents whose rule compiled, in document order. */
+  readonly policies: Policy[];
   /** Base addresses of every document with a valid kind and name, valid or not (HostGroups aside: nothing refers to them by address). */
   readonly declared: ReadonlySet<Address>;
   /** Target kinds with a document whose spec is unknown: its groups are unknown, so an empty group is not reported. */
@@ -47,14 +50,18 @@ export interface DocumentChecks {
   readonly diagnostics: Diagnostic[];
 }
 
+/** Kinds the spec layer reads itself: never planned, and nothing refers to them by address. */
+const INVENTORY_KINDS: readonly string[] = [HOST_GROUP_KIND, POLICY_KIND, POLICY_TEST_KIND];
+
 export function checkDocuments(documents: readonly DeclaredDocument[], registry: ProviderRegistry): DocumentChecks {
   const diagnostics: Diagnostic[] = [];
   const firstAt = new Map<Address, DeclaredDocument>();
   const targets: CheckedTargetDocument[] = [];
   const resources: CheckedResourceDocument[] = [];
   const hostGroups: CheckedHostGroup[] = [];
+  const policies: Policy[] = [];
   const invalidTargetKinds = new Set<string>();
-  const knownKinds = [...registry.kinds(), HOST_GROUP_KIND].sort();
+  const knownKinds = [...registry.kinds(), ...INVENTORY_KINDS].sort();
 
   for (const declared of documents) {
     const address = baseAddress(declared.kind, declared.name);
@@ -79,6 +86,15 @@ export function checkDocuments(documents: readonly DeclaredDocument[], registry:
       if (checked.group) hostGroups.push(checked.group);
       continue;
     }
+    if (declared.kind === POLICY_KIND) {
+      if (!doc) continue;
+      const checked = checkPolicyDocument(doc, declared.invalidKeys.has('target'));
+      diagnostics.push(...checked.diagnostics);
+      if (checked.policy && declared.valid) policies.push(checked.policy);
+      continue;
+    }
+    // Fixtures of `capstan policy test`: read by that command only.
+    if (declared.kind === POLICY_TEST_KIND) continue;
     const provider = registry.get(declared.kind);
     if (!provider) {
       if (doc) {
@@ -145,8 +161,8 @@ export function checkDocuments(documents: readonly DeclaredDocument[], registry:
       resources.push({ doc, provider, spec, specOk, valid });
     }
   }
-  const addresses = [...firstAt.keys()].filter((a) => parseAddress(a)?.kind !== HOST_GROUP_KIND);
-  return { targets, resources, hostGroups, declared: new Set(addresses), invalidTargetKinds, diagnostics };
+  const addresses = [...firstAt.keys()].filter((a) => !INVENTORY_KINDS.includes(parseAddress(a)?.kind ?? ''));
+  return { targets, resources, hostGroups, policies, declared: new Set(addresses), invalidTargetKinds, diagnostics };
 }
 
 function nameSource(declared: DeclaredDocument): SourcePosition {

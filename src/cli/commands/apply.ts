@@ -27,6 +27,7 @@ import {
 import { groupByMissingProgram } from '../../util/prerequisites.js';
 import { applySummary, OutcomeTally } from '../apply-summary.js';
 import { progressReporter } from '../progress.js';
+import { checkPlanPolicies } from '../policy-gate.js';
 import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { trapInterrupts } from '../signals.js';
 import { nameOf, type RolloutOutcome } from '../../apply/rollout.js';
@@ -89,6 +90,13 @@ export function registerApplyCommand(program: Command): void {
             return;
           }
           process.stdout.write(text);
+        }
+        if (checkPlanPolicies(plan, stack).denied) {
+          process.stderr.write('\nApply refused: a policy denies this plan; nothing was changed.\n');
+          process.exitCode = 1;
+          return;
+        }
+        if (!saved) {
           if (hasChanges(plan) && !options.yes) {
             if (!process.stdin.isTTY) throw new UsageError('refusing to apply without confirmation: pass --yes, or apply a saved plan with --plan');
             if (!(await confirm('\nDo you want to perform these actions?'))) {

@@ -6,6 +6,7 @@ import { planChanges } from '../../plan/planner.js';
 import { renderPlanMarkdown } from '../../plan/render-markdown.js';
 import { renderPlanText } from '../../plan/render-text.js';
 import { TargetPool } from '../../providers/target-pool.js';
+import { checkPlanPolicies } from '../policy-gate.js';
 import { parsePrune, PRUNE_HELP } from '../prune-option.js';
 import { RecoveryFiles } from '../../apply/recovery.js';
 import { selectByBase } from '../base-scope.js';
@@ -78,7 +79,9 @@ export function registerPlanCommand(program: Command): void {
             process.stdout.write(`\nSaved the plan to ${options.out}. Apply exactly this plan with: capstan apply --plan ${options.out}\n`);
           }
         }
-        if (hasErrors(plan.diagnostics)) process.exitCode = 1;
+        const policy = checkPlanPolicies(plan, stack);
+        if (policy.denied) process.stderr.write('apply would refuse this plan: a policy denies it\n');
+        if (hasErrors(plan.diagnostics) || policy.denied) process.exitCode = 1;
         else process.exitCode = options.detailedExitcode && hasChanges(plan) ? 2 : 0;
       } finally {
         await targets.close();
