@@ -130,6 +130,14 @@ describe('controller configuration: audit retention and lazy secrets', () => {
     expect(await problems(base + 'audit: { retention: soon }\n')).toMatch(/:5:21: audit.retention: /);
   });
 
+  it('stack labels (what policies see as stack.labels): a map of strings, {} by default', async () => {
+    const file = path.join(dir, 'serve.yaml');
+    const text = (labels: string) => `state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n${labels}`;
+    expect((await parseControllerConfig(text('    labels: { prod: "", team: payments }\n'), file, {})).stacks[0]!.labels).toEqual({ prod: '', team: 'payments' });
+    expect((await parseControllerConfig(text(''), file, {})).stacks[0]!.labels).toEqual({});
+    expect(await problems(text('    labels: { "bad name": x }\n'))).toMatch(/stacks\.0\.labels/);
+  });
+
   it('secrets: lazy reads a secret only when it is revealed, and names FILE:LINE:COL then', async () => {
     const text = 'state: sqlite:x.db\nstacks:\n  - name: a\n    repo: /r\n    webhookSecret: { env: HOOK_SECRET }\n';
     const file = path.join(dir, 'serve.yaml');

@@ -76,8 +76,8 @@ export interface StackConfig {
   readonly pruneAdopted: boolean;
   readonly parallelism: number;
   readonly webhookSecret: Secret | undefined;
-  /** What policies see as `stack.labels` (docs/policies.md); absent: none. */
-  readonly labels?: Readonly<Record<string, string>> | undefined;
+  /** What policies see as `stack.labels` (docs/policies.md); `{}`: none. */
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 export interface ControllerConfig {

@@ -25,6 +25,7 @@ function stackConfig(overrides: Partial<StackConfig> = {}): StackConfig {
     pruneAdopted: false,
     parallelism: 4,
     webhookSecret: undefined,
+    labels: {},
     ...overrides,
   };
 }

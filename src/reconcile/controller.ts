@@ -384,5 +384,14 @@ export class Controller {
 
 function sameStack(a: StackConfig, b: StackConfig): boolean {
   const keys = Object.keys({ ...a, ...b }) as (keyof StackConfig)[];
-  return keys.every((k) => (k === 'webhookSecret' ? a.webhookSecret?.reveal() === b.webhookSecret?.reveal() : a[k] === b[k]));
+  return keys.every((k) => {
+    if (k === 'webhookSecret') return a.webhookSecret?.reveal() === b.webhookSecret?.reveal();
+    if (k === 'labels') return sameLabels(a.labels, b.labels);
+    return a[k] === b[k];
+  });
+}
+
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }

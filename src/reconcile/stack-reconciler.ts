@@ -447,5 +447,5 @@ export function short(commit: string | null | undefined): string {
 
 /** The stack's policies against a plan, with the approvers recorded for it. */
 function checkPolicies(desired: DesiredState, stack: StackConfig, plan: Plan, approvals: readonly string[]): PolicyReport {
-  return evaluatePolicies(desired.policies ?? [], changesOf(plan), { stack: { name: stack.name, labels: stack.labels ?? {} }, approvals });
+  return evaluatePolicies(desired.policies ?? [], changesOf(plan), { stack: { name: stack.name, labels: stack.labels }, approvals });
 }

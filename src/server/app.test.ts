@@ -32,6 +32,7 @@ function stack(overrides: Partial<StackConfig>): StackConfig {
     pruneAdopted: false,
     parallelism: 4,
     webhookSecret: new Secret(SECRET),
+    labels: {},
     ...overrides,
   };
 }
