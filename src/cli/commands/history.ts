@@ -57,7 +57,12 @@ export interface Rollback {
 export function findRollbacks(runs: readonly RunRecord[]): Map<number, Rollback> {
   const found = new Map<number, Rollback>();
   const byStack = new Map<string, RunRecord[]>();
-  for (const r of runs) if (r.kind === 'apply' && r.commit) byStack.set(r.stack, [...(byStack.get(r.stack) ?? []), r]);
+  for (const r of runs) {
+    if (r.kind !== 'apply' || !r.commit) continue;
+    const list = byStack.get(r.stack);
+    if (list) list.push(r);
+    else byStack.set(r.stack, [r]);
+  }
   for (const list of byStack.values()) {
     list.sort((a, b) => a.id - b.id);
     const lastApplied = new Map<string, number>();
